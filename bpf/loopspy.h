@@ -1,0 +1,60 @@
+/* Structures shared by the BPF programs (loopspy.bpf.c) and the user-space loader (sampler.cpp).
+ * Plain C with fixed-width types so both compilers lay them out identically. */
+#ifndef LOOPSPY_BPF_SHARED_H
+#define LOOPSPY_BPF_SHARED_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Frames walked per sample. Deeper stacks keep their innermost frames and carry
+ * LOOPSPY_SAMPLE_TRUNCATED. A power of two, so an index can be masked for the verifier. */
+#define LOOPSPY_MAX_FRAMES 256
+/* Bytes of one _PyInterpreterFrame read at once (a version's fields all lie below this). */
+#define LOOPSPY_FRAME_READ_MAX 128
+
+enum loopspy_event_kind {
+    LOOPSPY_EVENT_ON_CPU = 1, /* a perf_event cpu-clock sample of a target thread */
+};
+
+enum loopspy_sample_flags {
+    LOOPSPY_SAMPLE_TRUNCATED = 1,  /* more frames than LOOPSPY_MAX_FRAMES: the outermost are missing */
+    LOOPSPY_SAMPLE_READ_ERROR = 2, /* a frame read failed mid-walk: the frames kept are the inner ones */
+};
+
+/* One Python frame as seen in the kernel: no strings, just what user space needs to name it. */
+struct loopspy_frame {
+    __u64 code;      /* PyCodeObject address (f_code / f_executable with tag bits cleared) */
+    __s32 offset;    /* byte offset of the current instruction in co_code (-2 before the first) */
+    __u32 owner;     /* the frame's owner byte (thread, generator, frame object, ...) */
+};
+
+struct loopspy_sample_header {
+    __u32 kind;      /* enum loopspy_event_kind */
+    __u32 tid;
+    __u64 ts_ns;     /* CLOCK_MONOTONIC */
+    __u32 flags;     /* enum loopspy_sample_flags */
+    __u32 nframes;   /* frames that follow, innermost first */
+};
+
+struct loopspy_sample {
+    struct loopspy_sample_header h;
+    struct loopspy_frame frames[LOOPSPY_MAX_FRAMES];
+};
+
+/* Counters, one slot each in a per-CPU array; user space sums them. */
+enum loopspy_stat {
+    LOOPSPY_STAT_SAMPLES = 0,     /* samples that hit a thread of the target */
+    LOOPSPY_STAT_EMITTED,         /* samples written to the ring buffer */
+    LOOPSPY_STAT_LOST_RINGBUF,    /* ring buffer full */
+    LOOPSPY_STAT_LOST_READ,       /* thread state or current frame unreadable */
+    LOOPSPY_STAT_NO_TSTATE,       /* tid not (yet) known to be a Python thread */
+    LOOPSPY_STAT_PARTIAL,         /* emitted with LOOPSPY_SAMPLE_READ_ERROR */
+    LOOPSPY_STAT_TRUNCATED,       /* emitted with LOOPSPY_SAMPLE_TRUNCATED */
+    LOOPSPY_STAT__COUNT,
+};
+
+#define LOOPSPY_NO_OFFSET 0xffffffffu
+#define LOOPSPY_NO_OWNER 0xffu
+
+#endif

@@ -1,0 +1,270 @@
+#include "bpf/sampler.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "core/unique_fd.hpp"
+#include "loopspy.skel.h"
+
+namespace loopspy {
+namespace {
+
+std::string& libbpf_log() {
+    static std::string log;
+    return log;
+}
+
+int capture_libbpf_output(enum libbpf_print_level level, const char* fmt, va_list args) {
+    if (level == LIBBPF_DEBUG && !std::getenv("LOOPSPY_BPF_DEBUG")) return 0;
+    char line[1024];
+    int n = std::vsnprintf(line, sizeof(line), fmt, args);
+    if (std::getenv("LOOPSPY_BPF_DEBUG")) std::fputs(line, stderr);
+    std::string& log = libbpf_log();
+    if (log.size() < 64 * 1024) log.append(line);
+    return n;
+}
+
+/// The last libbpf message worth showing: its last non-empty line.
+std::string last_libbpf_message() {
+    const std::string& log = libbpf_log();
+    std::size_t end = log.find_last_not_of("\n ");
+    if (end == std::string::npos) return {};
+    std::size_t begin = log.rfind('\n', end);
+    begin = begin == std::string::npos ? 0 : begin + 1;
+    return log.substr(begin, end - begin + 1);
+}
+
+Error bpf_error(const char* what, int err) {
+    err = err < 0 ? -err : err;
+    if (err == EPERM || err == EACCES) {
+        return make_error(ErrorKind::NoPrivilege,
+                          std::string(what) + ": permission denied (need root, or CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE)");
+    }
+    std::string msg = std::string(what) + ": " + std::strerror(err);
+    if (std::string detail = last_libbpf_message(); !detail.empty()) msg += " (" + detail + ")";
+    return make_error(ErrorKind::Bpf, msg);
+}
+
+std::vector<int> online_cpus() {
+    std::vector<int> cpus;
+    std::ifstream in("/sys/devices/system/cpu/online");
+    std::string text;
+    std::getline(in, text);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t comma = text.find(',', pos);
+        std::string part = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        std::size_t dash = part.find('-');
+        try {
+            int lo = std::stoi(part.substr(0, dash));
+            int hi = dash == std::string::npos ? lo : std::stoi(part.substr(dash + 1));
+            for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+        } catch (...) {
+        }
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    if (cpus.empty()) {
+        for (int c = 0; c < libbpf_num_possible_cpus(); ++c) cpus.push_back(c);
+    }
+    return cpus;
+}
+
+struct SkeletonDeleter {
+    void operator()(loopspy_bpf* skel) const { loopspy_bpf__destroy(skel); }
+};
+struct LinkDeleter {
+    void operator()(bpf_link* link) const { bpf_link__destroy(link); }
+};
+struct RingBufferDeleter {
+    void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+};
+
+}  // namespace
+
+struct Sampler::Impl {
+    SamplerOptions options;
+    std::unique_ptr<loopspy_bpf, SkeletonDeleter> skel;
+    std::unique_ptr<ring_buffer, RingBufferDeleter> ring;
+    // Links before fds: a link is destroyed (detached) before its perf event fd is closed.
+    std::vector<UniqueFd> perf_fds;
+    std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links;
+    const Callback* callback = nullptr;
+
+    ~Impl() {
+        links.clear();
+        perf_fds.clear();
+    }
+
+    Result<void> attach_event(int pid, int cpu) {
+        perf_event_attr attr{};
+        attr.size = sizeof(attr);
+        attr.type = PERF_TYPE_SOFTWARE;
+        attr.config = PERF_COUNT_SW_CPU_CLOCK;
+        attr.sample_period = 1'000'000'000ull / static_cast<unsigned>(options.rate_hz);
+        attr.freq = 0;
+        int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+        if (fd < 0) {
+            int err = errno;
+            // A thread that exited between listing and attaching is not an error.
+            if (pid > 0 && err == ESRCH) return {};
+            return bpf_error("perf_event_open", err);
+        }
+        UniqueFd owned(fd);
+        bpf_link* link = bpf_program__attach_perf_event(skel->progs.on_cpu_sample, fd);
+        if (!link) return bpf_error("attaching the sampler", errno);
+        perf_fds.push_back(std::move(owned));
+        links.emplace_back(link);
+        return {};
+    }
+
+    static int on_event(void* ctx, void* data, size_t size) {
+        auto* self = static_cast<Impl*>(ctx);
+        if (size < sizeof(loopspy_sample_header)) return 0;
+        const auto* ev = static_cast<const loopspy_sample*>(data);
+        std::size_t nframes = ev->h.nframes;
+        std::size_t room = (size - sizeof(loopspy_sample_header)) / sizeof(loopspy_frame);
+        if (nframes > room) nframes = room;
+        RawSample sample;
+        sample.kind = ev->h.kind;
+        sample.tid = Tid{static_cast<std::int32_t>(ev->h.tid)};
+        sample.timestamp = Nanoseconds{static_cast<std::int64_t>(ev->h.ts_ns)};
+        sample.flags = ev->h.flags;
+        sample.frames = std::span<const loopspy_frame>(ev->frames, nframes);
+        (*self->callback)(sample);
+        return 0;
+    }
+};
+
+Sampler::Sampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sampler::~Sampler() = default;
+
+Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
+    libbpf_set_print(capture_libbpf_output);
+    if (options.rate_hz <= 0 || options.rate_hz > 1'000'000) {
+        return make_error(ErrorKind::BadInput, "rate must be between 1 and 1000000 Hz");
+    }
+    auto impl = std::make_unique<Impl>();
+    impl->options = options;
+    impl->skel.reset(loopspy_bpf__open());
+    if (!impl->skel) return bpf_error("opening the BPF object", errno);
+
+    auto* ro = impl->skel->rodata;
+    const FrameWalkLayout& l = options.layout;
+    ro->target_tgid = static_cast<__u32>(options.pid.value);
+    ro->off_tstate_current_frame = l.tstate_current_frame;
+    ro->off_tstate_cframe = l.tstate_cframe;
+    ro->off_cframe_current_frame = l.cframe_current_frame;
+    ro->off_frame_code = l.frame_code;
+    ro->off_frame_previous = l.frame_previous;
+    ro->off_frame_instr = l.frame_instr;
+    ro->off_frame_owner = l.frame_owner;
+    ro->off_code_adaptive = l.code_adaptive;
+    ro->code_tag_mask = l.code_tag_mask;
+    ro->owner_cstack = l.owner_cstack;
+    std::uint32_t read_size = std::max({l.frame_code, l.frame_previous, l.frame_instr}) + 8;
+    read_size = std::max(read_size, l.frame_owner + 1);
+    if (read_size > LOOPSPY_FRAME_READ_MAX) {
+        return make_error(ErrorKind::UnsupportedPython, "frame layout does not fit the BPF frame buffer");
+    }
+    ro->frame_read_size = read_size;
+
+    if (int err = loopspy_bpf__load(impl->skel.get()); err) return bpf_error("loading the BPF programs", err);
+
+    impl->ring.reset(ring_buffer__new(bpf_map__fd(impl->skel->maps.events), &Impl::on_event, impl.get(), nullptr));
+    if (!impl->ring) return bpf_error("creating the ring buffer", errno);
+    return std::unique_ptr<Sampler>(new Sampler(std::move(impl)));
+}
+
+Result<void> Sampler::start(std::span<const Tid> threads) {
+    if (impl_->options.mode == SamplingMode::PerCpu) {
+        for (int cpu : online_cpus()) LOOPSPY_CHECK(impl_->attach_event(-1, cpu));
+    } else {
+        for (Tid tid : threads) LOOPSPY_CHECK(impl_->attach_event(tid.value, -1));
+    }
+    return {};
+}
+
+Result<void> Sampler::add_thread(Tid tid) {
+    if (impl_->options.mode != SamplingMode::PerThread) return {};
+    return impl_->attach_event(tid.value, -1);
+}
+
+Result<void> Sampler::publish_thread_state(Tid tid, RemoteAddr tstate) {
+    __u32 key = static_cast<__u32>(tid.value);
+    __u64 value = tstate.value;
+    if (bpf_map__update_elem(impl_->skel->maps.thread_states, &key, sizeof(key), &value, sizeof(value), BPF_ANY)) {
+        return bpf_error("publishing a thread state", errno);
+    }
+    return {};
+}
+
+void Sampler::forget_thread_state(Tid tid) {
+    __u32 key = static_cast<__u32>(tid.value);
+    bpf_map__delete_elem(impl_->skel->maps.thread_states, &key, sizeof(key), 0);
+}
+
+Result<int> Sampler::poll(int timeout_ms, const Callback& callback) {
+    impl_->callback = &callback;
+    int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
+    impl_->callback = nullptr;
+    if (n < 0 && n != -EINTR) return bpf_error("reading samples", n);
+    return n < 0 ? 0 : n;
+}
+
+SamplerStats Sampler::stats() const {
+    SamplerStats s;
+    int ncpus = libbpf_num_possible_cpus();
+    std::vector<__u64> values(static_cast<std::size_t>(ncpus > 0 ? ncpus : 1));
+    auto read = [&](__u32 key) -> std::uint64_t {
+        if (bpf_map__lookup_elem(impl_->skel->maps.stats, &key, sizeof(key), values.data(),
+                                 values.size() * sizeof(__u64), 0)) {
+            return 0;
+        }
+        std::uint64_t sum = 0;
+        for (__u64 v : values) sum += v;
+        return sum;
+    };
+    s.samples = read(LOOPSPY_STAT_SAMPLES);
+    s.emitted = read(LOOPSPY_STAT_EMITTED);
+    s.lost_ringbuf = read(LOOPSPY_STAT_LOST_RINGBUF);
+    s.lost_read = read(LOOPSPY_STAT_LOST_READ);
+    s.no_tstate = read(LOOPSPY_STAT_NO_TSTATE);
+    s.partial = read(LOOPSPY_STAT_PARTIAL);
+    s.truncated = read(LOOPSPY_STAT_TRUNCATED);
+    return s;
+}
+
+std::vector<std::pair<Tid, std::uint64_t>> Sampler::take_unknown_thread_samples() {
+    std::vector<std::pair<Tid, std::uint64_t>> out;
+    bpf_map* map = impl_->skel->maps.unknown_tids;
+    __u32 key = 0, next = 0;
+    std::vector<__u32> keys;
+    const void* prev = nullptr;
+    while (bpf_map__get_next_key(map, prev, &next, sizeof(next)) == 0) {
+        keys.push_back(next);
+        key = next;
+        prev = &key;
+        if (keys.size() > 65536) break;
+    }
+    for (__u32 k : keys) {
+        __u64 v = 0;
+        if (bpf_map__lookup_and_delete_elem(map, &k, sizeof(k), &v, sizeof(v), 0) == 0 ||
+            bpf_map__lookup_elem(map, &k, sizeof(k), &v, sizeof(v), 0) == 0) {
+            bpf_map__delete_elem(map, &k, sizeof(k), 0);
+            out.emplace_back(Tid{static_cast<std::int32_t>(k)}, v);
+        }
+    }
+    return out;
+}
+
+}  // namespace loopspy

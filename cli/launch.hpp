@@ -1,0 +1,42 @@
+// Launching the command to profile (`loopspy record -- python app.py`).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/types.hpp"
+
+namespace loopspy {
+
+class Child {
+public:
+    /// Forks and execs `argv` (searching PATH). Returns once the exec succeeded; an exec failure
+    /// ("no such file") is an error.
+    static Result<Child> spawn(const std::vector<std::string>& argv);
+
+    Child(Child&&) noexcept;
+    Child& operator=(Child&&) = delete;
+    Child(const Child&) = delete;
+    ~Child();  // a child still running when its owner goes is terminated and reaped
+
+    Pid pid() const { return pid_; }
+    /// Non-blocking: true once the child has exited (and was reaped).
+    bool exited();
+    /// Sends SIGTERM, waits up to `grace_ms`, then SIGKILL; reaps it.
+    void terminate(int grace_ms);
+    /// The exit status as a shell reports it: the code, or 128+signal.
+    std::optional<int> exit_status() const { return status_; }
+    /// "exited with status 0" / "was killed by signal 9 (Killed)".
+    std::string describe_exit() const;
+
+private:
+    explicit Child(Pid pid) : pid_(pid) {}
+    Pid pid_;
+    std::optional<int> status_;
+    int raw_status_ = 0;
+    bool reaped_ = false;
+};
+
+}  // namespace loopspy

@@ -1,0 +1,72 @@
+// loopspy's entry point: parses the command line and is the one place that prints errors.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include "cli/record_command.hpp"
+
+namespace {
+
+int exit_code_for(loopspy::ErrorKind kind) {
+    using loopspy::ErrorKind;
+    switch (kind) {
+        case ErrorKind::BadInput: return 2;
+        case ErrorKind::NoSuchProcess: return 3;
+        case ErrorKind::NotPython: return 4;
+        case ErrorKind::UnsupportedPython: return 5;
+        case ErrorKind::NoPrivilege: return 6;
+        case ErrorKind::NoBtf: return 7;
+        default: return 1;
+    }
+}
+
+std::string join_argv(int argc, char** argv) {
+    std::string s;
+    for (int i = 0; i < argc; ++i) {
+        if (i) s += ' ';
+        s += argv[i];
+    }
+    return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"loopspy: a sampling profiler for Python asyncio programs, built on eBPF.\n"
+                 "Attaches to a running process (or launches one) without stopping it, walks the\n"
+                 "Python stacks in the kernel, and writes flame graphs."};
+    app.set_version_flag("-V,--version", std::string("loopspy ") + LOOPSPY_VERSION);
+    app.require_subcommand(1);
+
+    loopspy::RecordArgs rec;
+    auto* record = app.add_subcommand("record", "Sample a Python process and write a flame graph and/or collapsed stacks");
+    int pid = 0;
+    auto* pid_opt = record->add_option("-p,--pid", pid, "Process id of a running Python program to attach to");
+    record->add_option("-d,--duration", rec.duration_s,
+                       "Seconds to record (default: until the target exits or Ctrl-C)")->check(CLI::NonNegativeNumber);
+    record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, 100000));
+    record->add_option("--flamegraph", rec.flamegraph, "Write an interactive flame graph (SVG) to FILE");
+    record->add_option("--collapsed", rec.collapsed,
+                       "Write collapsed stacks to FILE: `frame;frame;... WEIGHT_US` per line");
+    record->add_option("--sampling", rec.sampling,
+                       "How cpu-clock sampling is attached: per-cpu (default) or per-thread")
+        ->check(CLI::IsMember({"per-cpu", "per-thread"}));
+    record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
+    record->add_option("command", rec.command, "Command to launch and profile (after --)");
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (*pid_opt) rec.pid = pid;
+    rec.self_command_line = join_argv(argc, argv);
+
+    if (record->parsed()) {
+        auto result = loopspy::run_record(rec);
+        if (!result) {
+            std::fprintf(stderr, "loopspy: error: %s\n", result.error().message.c_str());
+            return exit_code_for(result.error().kind);
+        }
+        return result.value();
+    }
+    return 0;
+}

@@ -1,0 +1,187 @@
+#include "cli/record_command.hpp"
+
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include "cli/launch.hpp"
+#include "cli/output_files.hpp"
+#include "cli/preflight.hpp"
+#include "cli/recorder.hpp"
+#include "reports/collapsed.hpp"
+#include "reports/flamegraph.hpp"
+#include "reports/profile_stacks.hpp"
+#include "symbolizer/proc_maps.hpp"
+
+namespace loopspy {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_stop_signal(int) { g_stop.store(true); }
+
+void install_stop_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: a blocking poll returns at once
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+std::string kernel_release() {
+    utsname u{};
+    if (::uname(&u) != 0) return {};
+    return std::string(u.sysname) + " " + u.release;
+}
+
+std::string timestamp_for_file_name() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    ::localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+    return buf;
+}
+
+/// Waits for a freshly launched command's interpreter to be mapped. Polls, because the dynamic
+/// loader maps libpython after exec returns.
+Result<Interpreter> wait_for_interpreter(Child& child, const RemoteMemory& memory) {
+    using Clock = std::chrono::steady_clock;
+    auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (true) {
+        auto interp = find_interpreter(child.pid(), memory);
+        if (interp) return interp;
+        ErrorKind kind = interp.error().kind;
+        if (kind == ErrorKind::UnsupportedPython || kind == ErrorKind::NoPrivilege) return interp.error();
+        if (child.exited()) {
+            return make_error(ErrorKind::NotPython, "the command " + child.describe_exit() +
+                                                        " before a Python interpreter could be found in it");
+        }
+        if (Clock::now() > deadline || g_stop.load()) return interp.error();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+}
+
+std::string percent(std::uint64_t part, std::uint64_t whole) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.1f%%", whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 100.0);
+    return buf;
+}
+
+Result<void> write_outputs(const RecordArgs& args, const Profile& profile, const std::string& default_svg) {
+    auto stacks = profile_stacks(profile);
+    if (!args.collapsed.empty()) {
+        LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
+        std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());
+    }
+    std::string svg = args.flamegraph.empty() && args.collapsed.empty() ? default_svg : args.flamegraph;
+    if (!svg.empty()) {
+        FlameGraphOptions fo;
+        fo.title = "loopspy: " + (profile.info.target_command.empty() ? std::string("pid ") + std::to_string(profile.info.pid.value)
+                                                                      : profile.info.target_command);
+        char sub[256];
+        std::snprintf(sub, sizeof(sub), "pid %d, Python %s, %d Hz, %.1f s, %zu samples", profile.info.pid.value,
+                      format_version(profile.info.python).c_str(), profile.info.rate_hz,
+                      (profile.info.end - profile.info.start).seconds(), profile.samples().size());
+        fo.subtitle = sub;
+        fo.count_name = "on-CPU time";
+        LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo)));
+        std::fprintf(stderr, "loopspy: wrote flame graph to %s\n", svg.c_str());
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<int> run_record(const RecordArgs& args) {
+    if (args.pid && !args.command.empty()) {
+        return make_error(ErrorKind::BadInput, "give either --pid or a command after --, not both");
+    }
+    if (!args.pid && args.command.empty()) {
+        return make_error(ErrorKind::BadInput, "nothing to record: give --pid PID or a command after --");
+    }
+    if (args.rate_hz <= 0 || args.rate_hz > 100000) {
+        return make_error(ErrorKind::BadInput, "--rate must be between 1 and 100000 Hz");
+    }
+    if (args.duration_s < 0 || !std::isfinite(args.duration_s)) {
+        return make_error(ErrorKind::BadInput, "--duration must be a positive number of seconds");
+    }
+    if (args.pid && !process_exists(Pid{*args.pid})) {
+        return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(*args.pid));
+    }
+    LOOPSPY_CHECK(check_privileges());
+    LOOPSPY_CHECK(check_btf());
+    install_stop_handlers();
+
+    std::optional<Child> child;
+    Pid pid;
+    if (args.pid) {
+        pid = Pid{*args.pid};
+    } else {
+        LOOPSPY_TRY(Child spawned, Child::spawn(args.command));
+        child.emplace(std::move(spawned));
+        pid = child->pid();
+    }
+    RemoteMemory memory(pid);
+    Result<Interpreter> found = child ? wait_for_interpreter(*child, memory) : find_interpreter(pid, memory);
+    if (!found) return found.error();
+    Interpreter interp = std::move(found).value();
+
+    Profile profile;
+    profile.info.tool_version = LOOPSPY_VERSION;
+    profile.info.command_line = args.self_command_line;
+    profile.info.pid = pid;
+    profile.info.target_command = process_cmdline(pid);
+    profile.info.python = interp.version;
+    profile.info.python_binary = interp.binary_path;
+    profile.info.kernel = kernel_release();
+    profile.info.rate_hz = args.rate_hz;
+
+    RecorderOptions ro;
+    ro.rate_hz = args.rate_hz;
+    ro.mode = args.sampling == "per-thread" ? SamplingMode::PerThread : SamplingMode::PerCpu;
+    if (args.duration_s > 0) ro.duration = Nanoseconds{static_cast<std::int64_t>(args.duration_s * 1e9)};
+    ro.live_status = !args.no_status && ::isatty(STDERR_FILENO);
+
+    std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
+                 format_version(interp.version).c_str(), interp.binary_path.c_str(), args.rate_hz,
+                 ro.live_status ? "; Ctrl-C to stop" : "");
+    LOOPSPY_TRY(auto recorder, Recorder::start(pid, interp, ro, profile));
+    auto alive = [&]() { return child ? !child->exited() : process_exists(pid); };
+    LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive));
+    recorder.reset();  // detach before writing
+
+    std::uint64_t lost = profile.lost.total();
+    std::fprintf(stderr,
+                 "loopspy: %llu samples (%s fully symbolized), %llu lost (%llu ring buffer full, %llu unreadable, "
+                 "%llu before the thread was known), %zu Python threads seen, %.2f s\n",
+                 static_cast<unsigned long long>(summary.samples),
+                 percent(summary.fully_symbolized, summary.samples).c_str(), static_cast<unsigned long long>(lost),
+                 static_cast<unsigned long long>(profile.lost.ringbuf_full),
+                 static_cast<unsigned long long>(profile.lost.read_failed),
+                 static_cast<unsigned long long>(profile.lost.no_thread_state), summary.threads_seen,
+                 summary.elapsed.seconds());
+
+    int exit_code = 0;
+    if (child) {
+        if (summary.reason != StopReason::TargetExited) child->terminate(2000);
+        else child->exited();
+        std::fprintf(stderr, "loopspy: the command %s\n", child->describe_exit().c_str());
+        if (summary.reason == StopReason::TargetExited) exit_code = child->exit_status().value_or(0);
+    } else if (summary.reason == StopReason::TargetExited) {
+        std::fprintf(stderr, "loopspy: process %d exited\n", pid.value);
+    }
+    std::string default_svg = "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".svg";
+    LOOPSPY_CHECK(write_outputs(args, profile, default_svg));
+    return exit_code;
+}
+
+}  // namespace loopspy

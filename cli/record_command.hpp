@@ -1,0 +1,28 @@
+// `loopspy record`: attach to a pid or launch a command, sample it, and write the outputs.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bpf/sampler.hpp"
+#include "core/result.hpp"
+
+namespace loopspy {
+
+struct RecordArgs {
+    std::optional<int> pid;
+    std::vector<std::string> command;  // after `--`
+    double duration_s = 0;             // 0: until the target exits or Ctrl-C
+    int rate_hz = 1000;
+    std::string flamegraph;            // --flamegraph FILE.svg
+    std::string collapsed;             // --collapsed FILE
+    std::string sampling = "per-cpu";  // --sampling per-cpu|per-thread
+    bool no_status = false;
+    std::string self_command_line;
+};
+
+/// Runs the record command; returns the process exit code.
+Result<int> run_record(const RecordArgs& args);
+
+}  // namespace loopspy

@@ -1,0 +1,232 @@
+#include "cli/recorder.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "symbolizer/proc_maps.hpp"
+#include "symbolizer/thread_states.hpp"
+
+namespace loopspy {
+namespace {
+
+Nanoseconds monotonic_now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
+}
+
+FrameWalkLayout frame_walk_layout(const GeneratedLayout& l) {
+    auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<std::uint32_t>(v); };
+    FrameWalkLayout w;
+    w.tstate_current_frame = u32(l.tstate_current_frame);
+    w.tstate_cframe = u32(l.tstate_cframe);
+    w.cframe_current_frame = u32(l.cframe_current_frame);
+    w.frame_code = u32(l.frame_code);
+    w.frame_previous = u32(l.frame_previous);
+    w.frame_instr = u32(l.frame_instr);
+    w.frame_owner = u32(l.frame_owner);
+    w.code_adaptive = u32(l.code_code_adaptive);
+    w.code_tag_mask = l.executable_tag_bits;
+    w.owner_cstack = l.owner_cstack;
+    return w;
+}
+
+constexpr auto kThreadRescan = std::chrono::milliseconds(250);
+// Cached code objects are checked again (one small read each) when first used after this long,
+// so a freed code object whose address was reused is misnamed for at most this long...
+constexpr auto kGeneration = std::chrono::milliseconds(100);
+// ...and raw stacks, which skip the symbolizer altogether, are forgotten this often.
+constexpr auto kStackCacheLifetime = std::chrono::seconds(1);
+constexpr int kPollMs = 50;
+
+}  // namespace
+
+Recorder::Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile)
+    : pid_(pid),
+      interp_(std::move(interp)),
+      options_(options),
+      profile_(profile),
+      memory_(pid),
+      symbolizer_(memory_, interp_),
+      resolver_(symbolizer_, interp_.layout),
+      period_(Nanoseconds{1'000'000'000 / options.rate_hz}) {}
+
+Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, const RecorderOptions& options,
+                                                  Profile& profile) {
+    std::unique_ptr<Recorder> r(new Recorder(pid, std::move(interp), options, profile));
+    SamplerOptions so;
+    so.pid = pid;
+    so.rate_hz = options.rate_hz;
+    so.mode = options.mode;
+    so.layout = frame_walk_layout(r->interp_.layout);
+    LOOPSPY_TRY(r->sampler_, Sampler::load(so));
+    LOOPSPY_CHECK(r->refresh_threads());
+    std::vector<Tid> tids;
+    for (const auto& [tid, ts] : r->published_) tids.push_back(tid);
+    LOOPSPY_CHECK(r->sampler_->start(tids));
+    return r;
+}
+
+Result<void> Recorder::refresh_threads() {
+    auto states = read_thread_states(memory_, interp_);
+    if (!states) return {};  // the target may be exiting; try again next time
+    std::unordered_map<Tid, RemoteAddr> now;
+    for (const auto& ts : *states) now[ts.tid] = ts.tstate;
+    for (const auto& [tid, tstate] : now) {
+        auto it = published_.find(tid);
+        if (it != published_.end() && it->second == tstate) continue;
+        LOOPSPY_CHECK(sampler_->publish_thread_state(tid, tstate));
+        if (it == published_.end() && sampler_) {
+            // A new thread: in per-thread mode it needs its own perf event.
+            if (!python_threads_.count(tid)) LOOPSPY_CHECK(sampler_->add_thread(tid));
+        }
+        python_threads_.insert(tid);
+        std::string name = thread_name(pid_, tid);
+        if (!name.empty()) profile_.set_thread_name(tid, name);
+    }
+    for (const auto& [tid, tstate] : published_) {
+        if (!now.count(tid)) sampler_->forget_thread_state(tid);
+    }
+    published_ = std::move(now);
+    return {};
+}
+
+void Recorder::account_unknown_threads() {
+    for (const auto& [tid, n] : sampler_->take_unknown_thread_samples()) {
+        if (python_threads_.count(tid)) profile_.lost.no_thread_state += n;
+        else native_thread_samples_ += n;
+    }
+}
+
+void Recorder::on_sample(const RawSample& raw) {
+    // The same raw stack (same code objects at the same offsets) names the same way within a
+    // validation generation, so it is resolved once.
+    key_.assign(reinterpret_cast<const char*>(raw.frames.data()), raw.frames.size_bytes());
+    key_.append(reinterpret_cast<const char*>(&raw.flags), sizeof(raw.flags));
+    auto it = stack_cache_.find(key_);
+    if (it == stack_cache_.end()) {
+        std::uint64_t invalidations = symbolizer_.invalidations();
+        bool named = resolver_.resolve(raw.frames, resolved_);
+        // Naming this stack found a cached code object dead: stacks cached with it are stale.
+        if (symbolizer_.invalidations() != invalidations) stack_cache_.clear();
+        std::uint32_t flags = named ? 0 : kSampleUnnamed;
+        frame_ids_.clear();
+        if (raw.flags & LOOPSPY_SAMPLE_TRUNCATED) {
+            flags |= kSampleTruncated;
+            frame_ids_.push_back(profile_.intern_frame("<truncated>", "", 0, kFrameSpecial));
+        }
+        if (raw.flags & LOOPSPY_SAMPLE_READ_ERROR) {
+            flags |= kSamplePartial;
+            frame_ids_.push_back(profile_.intern_frame("<unreadable frames>", "", 0, kFrameSpecial));
+        }
+        for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) {
+            if (!f->code) {
+                frame_ids_.push_back(profile_.intern_frame("<unknown>", "", 0, kFrameSpecial));
+                continue;
+            }
+            frame_ids_.push_back(profile_.intern_frame(f->code->qualname, f->code->filename, f->line,
+                                                       f->coroutine() ? kFrameCoroutine : 0));
+        }
+        StackId stack = profile_.intern_stack(frame_ids_);
+        it = stack_cache_.emplace(key_, std::make_pair(stack, flags)).first;
+    }
+    SampleRecord s;
+    s.tid = raw.tid;
+    s.time = raw.timestamp;
+    s.weight = period_;
+    s.stack = it->second.first;
+    s.flags = it->second.second;
+    s.kind = SampleKind::OnCpu;
+    profile_.add_sample(s);
+    ++samples_;
+    if (s.flags == 0) ++fully_symbolized_;
+}
+
+void Recorder::print_status(Nanoseconds elapsed, bool final_line) {
+    if (!options_.live_status) return;
+    SamplerStats st = sampler_->stats();
+    std::uint64_t lost = st.lost_ringbuf + st.lost_read + profile_.lost.no_thread_state;
+    std::fprintf(stderr, "\r\033[Kloopspy: recording pid %d  %.1fs  %llu samples  %llu lost  %zu threads%s",
+                 pid_.value, elapsed.seconds(), static_cast<unsigned long long>(samples_),
+                 static_cast<unsigned long long>(lost), published_.size(), final_line ? "\n" : "");
+    std::fflush(stderr);
+}
+
+Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive) {
+    using Clock = std::chrono::steady_clock;
+    RecordSummary summary;
+    Nanoseconds start = monotonic_now();
+    profile_.info.start = start;
+    auto next_rescan = Clock::now() + kThreadRescan;
+    auto next_generation = Clock::now() + kGeneration;
+    auto next_stack_cache_clear = Clock::now() + kStackCacheLifetime;
+    auto next_status = Clock::now();
+    Sampler::Callback cb = [this](const RawSample& raw) { on_sample(raw); };
+
+    while (true) {
+        if (stop_requested.load()) {
+            summary.reason = StopReason::Signal;
+            break;
+        }
+        if (options_.duration && monotonic_now() - start >= *options_.duration) {
+            summary.reason = StopReason::Duration;
+            break;
+        }
+        if (!target_alive()) {
+            summary.reason = StopReason::TargetExited;
+            break;
+        }
+        LOOPSPY_CHECK(sampler_->poll(kPollMs, cb));
+        auto now = Clock::now();
+        // A sample of a thread the kernel has no thread state for means a new Python thread (or
+        // a native one): look again at once rather than at the next periodic rescan.
+        std::uint64_t no_tstate = sampler_->stats().no_tstate;
+        if (now >= next_rescan || no_tstate != last_no_tstate_) {
+            last_no_tstate_ = no_tstate;
+            LOOPSPY_CHECK(refresh_threads());
+            account_unknown_threads();
+            next_rescan = now + kThreadRescan;
+        }
+        if (now >= next_generation) {
+            std::uint64_t invalidations = symbolizer_.invalidations();
+            symbolizer_.new_generation();
+            // A cached stack may name a code object that has just been found dead.
+            if (symbolizer_.invalidations() != invalidations) stack_cache_.clear();
+            next_generation = now + kGeneration;
+        }
+        if (now >= next_stack_cache_clear) {
+            stack_cache_.clear();
+            next_stack_cache_clear = now + kStackCacheLifetime;
+        }
+        if (now >= next_status) {
+            print_status(monotonic_now() - start, false);
+            next_status = now + std::chrono::milliseconds(250);
+        }
+    }
+    // Drain what the kernel already emitted.
+    for (int i = 0; i < 64; ++i) {
+        auto n = sampler_->poll(0, cb);
+        if (!n || *n == 0) break;
+    }
+    (void)refresh_threads();
+    account_unknown_threads();
+    Nanoseconds end = monotonic_now();
+    profile_.info.end = end;
+    print_status(end - start, true);
+
+    SamplerStats st = sampler_->stats();
+    profile_.lost.ringbuf_full = st.lost_ringbuf;
+    profile_.lost.read_failed = st.lost_read;
+    summary.samples = samples_;
+    summary.fully_symbolized = fully_symbolized_;
+    summary.native_thread_samples = native_thread_samples_;
+    summary.threads_seen = python_threads_.size();
+    summary.elapsed = end - start;
+    return summary;
+}
+
+}  // namespace loopspy

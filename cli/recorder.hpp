@@ -1,0 +1,76 @@
+// A recording session: keeps the kernel's view of the target's threads current, drains samples,
+// names them, and fills a Profile.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "bpf/sampler.hpp"
+#include "recording/profile.hpp"
+#include "symbolizer/code_symbolizer.hpp"
+#include "symbolizer/interpreter.hpp"
+#include "symbolizer/stack_resolver.hpp"
+
+namespace loopspy {
+
+struct RecorderOptions {
+    int rate_hz = 1000;
+    SamplingMode mode = SamplingMode::PerCpu;
+    std::optional<Nanoseconds> duration;
+    bool live_status = false;  // a one-line status on stderr, refreshed in place
+};
+
+enum class StopReason { Duration, Signal, TargetExited };
+
+struct RecordSummary {
+    StopReason reason = StopReason::Duration;
+    std::uint64_t samples = 0;
+    std::uint64_t fully_symbolized = 0;
+    std::uint64_t native_thread_samples = 0;  // samples of threads that never ran Python
+    std::size_t threads_seen = 0;
+    Nanoseconds elapsed;
+};
+
+class Recorder {
+public:
+    /// Loads and attaches the sampler to `pid`, whose interpreter is `interp`.
+    static Result<std::unique_ptr<Recorder>> start(Pid pid, Interpreter interp, const RecorderOptions& options,
+                                                   Profile& profile);
+
+    /// Records until the duration ends, `stop_requested` becomes true, or `target_alive` says no.
+    Result<RecordSummary> run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive);
+
+private:
+    Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile);
+    Result<void> refresh_threads();
+    void on_sample(const RawSample& raw);
+    void account_unknown_threads();
+    void print_status(Nanoseconds elapsed, bool final_line);
+
+    Pid pid_;
+    Interpreter interp_;
+    RecorderOptions options_;
+    Profile& profile_;
+    RemoteMemory memory_;
+    CodeSymbolizer symbolizer_;
+    StackResolver resolver_;
+    std::unique_ptr<Sampler> sampler_;
+
+    std::unordered_map<Tid, RemoteAddr> published_;  // thread states the kernel knows
+    std::set<Tid> python_threads_;                     // every thread ever seen with a thread state
+    std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache_;  // raw frames -> stack, flags
+    std::vector<ResolvedFrame> resolved_;
+    std::vector<FrameId> frame_ids_;
+    std::string key_;
+    Nanoseconds period_;
+    std::uint64_t samples_ = 0;
+    std::uint64_t fully_symbolized_ = 0;
+    std::uint64_t native_thread_samples_ = 0;
+    std::uint64_t last_no_tstate_ = 0;
+};
+
+}  // namespace loopspy

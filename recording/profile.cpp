@@ -1,0 +1,54 @@
+#include "recording/profile.hpp"
+
+namespace loopspy {
+
+StringId Profile::intern_string(std::string_view s) {
+    auto it = string_ids_.find(std::string(s));
+    if (it != string_ids_.end()) return it->second;
+    StringId id = static_cast<StringId>(strings_.size());
+    strings_.emplace_back(s);
+    string_ids_.emplace(strings_.back(), id);
+    return id;
+}
+
+FrameId Profile::intern_frame(std::string_view name, std::string_view file, std::int32_t line, std::uint32_t flags) {
+    FrameRecord rec{intern_string(name), intern_string(file), line, flags};
+    auto [it, inserted] = frame_ids_.emplace(rec, static_cast<FrameId>(frames_.size()));
+    if (inserted) frames_.push_back(rec);
+    return it->second;
+}
+
+StackId Profile::intern_stack(std::span<const FrameId> frames) {
+    std::string key(reinterpret_cast<const char*>(frames.data()), frames.size_bytes());
+    auto [it, inserted] = stack_ids_.emplace(std::move(key), static_cast<StackId>(stack_offsets_.size()));
+    if (inserted) {
+        stack_offsets_.emplace_back(static_cast<std::uint32_t>(stack_frames_.size()),
+                                    static_cast<std::uint32_t>(frames.size()));
+        stack_frames_.insert(stack_frames_.end(), frames.begin(), frames.end());
+    }
+    return it->second;
+}
+
+std::span<const FrameId> Profile::stack(StackId id) const {
+    auto [begin, size] = stack_offsets_[id];
+    return std::span<const FrameId>(stack_frames_.data() + begin, size);
+}
+
+std::string Profile::thread_name(Tid tid) const {
+    auto it = threads_.find(tid);
+    return it == threads_.end() ? std::string() : it->second;
+}
+
+std::string Profile::format_frame(FrameId id) const {
+    const FrameRecord& f = frames_[id];
+    std::string out(string(f.name));
+    if (f.flags & kFrameSpecial) return out;
+    out += " (";
+    out += string(f.file);
+    out += ':';
+    out += std::to_string(f.line);
+    out += ')';
+    return out;
+}
+
+}  // namespace loopspy

@@ -1,0 +1,116 @@
+// The in-memory model of a recording: deduplicated strings, frames and stacks, and the samples
+// that point at them. The recorder fills it; every report reads it. (The file format that
+// persists it lives beside it in recording/.)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace loopspy {
+
+using StringId = std::uint32_t;
+using FrameId = std::uint32_t;
+using StackId = std::uint32_t;
+
+/// Frame flags.
+inline constexpr std::uint32_t kFrameCoroutine = 1;  // code is a coroutine / async generator / generator
+inline constexpr std::uint32_t kFrameSpecial = 2;    // a marker such as <truncated> or <unknown>, not Python code
+
+struct FrameRecord {
+    StringId name = 0;  // qualname
+    StringId file = 0;
+    std::int32_t line = 0;
+    std::uint32_t flags = 0;
+    auto operator<=>(const FrameRecord&) const = default;
+};
+
+enum class SampleKind : std::uint8_t {
+    OnCpu = 1,
+};
+
+/// Sample flags.
+inline constexpr std::uint32_t kSampleTruncated = 1;   // deeper than the kernel walks: outermost frames missing
+inline constexpr std::uint32_t kSamplePartial = 2;     // a frame read failed: outer frames missing
+inline constexpr std::uint32_t kSampleUnnamed = 4;     // at least one frame could not be named
+
+struct SampleRecord {
+    Tid tid;
+    Nanoseconds time;    // CLOCK_MONOTONIC
+    Nanoseconds weight;  // on-CPU: the sampling period
+    StackId stack = 0;
+    SampleKind kind = SampleKind::OnCpu;
+    std::uint32_t flags = 0;
+};
+
+struct ProfileInfo {
+    std::string tool_version;
+    std::string command_line;    // loopspy's own
+    Pid pid;
+    std::string target_command;  // the target's command line
+    PythonVersion python;
+    std::string python_binary;
+    std::string kernel;
+    int rate_hz = 0;
+    Nanoseconds start;
+    Nanoseconds end;
+};
+
+struct LossCounters {
+    std::uint64_t ringbuf_full = 0;     // the ring buffer had no room
+    std::uint64_t read_failed = 0;      // the thread's frame chain could not be read at all
+    std::uint64_t no_thread_state = 0;  // a Python thread sampled before loopspy knew its thread state
+    std::uint64_t total() const { return ringbuf_full + read_failed + no_thread_state; }
+};
+
+class Profile {
+public:
+    ProfileInfo info;
+    LossCounters lost;
+
+    StringId intern_string(std::string_view s);
+    FrameId intern_frame(std::string_view name, std::string_view file, std::int32_t line, std::uint32_t flags);
+    /// Frames outermost first.
+    StackId intern_stack(std::span<const FrameId> frames);
+    void add_sample(const SampleRecord& s) { samples_.push_back(s); }
+    void set_thread_name(Tid tid, std::string name) { threads_[tid] = std::move(name); }
+
+    std::string_view string(StringId id) const { return strings_[id]; }
+    const FrameRecord& frame(FrameId id) const { return frames_[id]; }
+    std::span<const FrameId> stack(StackId id) const;
+    const std::vector<SampleRecord>& samples() const { return samples_; }
+    const std::map<Tid, std::string>& threads() const { return threads_; }
+    std::string thread_name(Tid tid) const;
+
+    /// "qualname (file:line)", or the bare name of a special frame.
+    std::string format_frame(FrameId id) const;
+
+    std::size_t string_count() const { return strings_.size(); }
+    std::size_t frame_count() const { return frames_.size(); }
+    std::size_t stack_count() const { return stack_offsets_.size(); }
+
+private:
+    struct FrameHash {
+        std::size_t operator()(const FrameRecord& f) const noexcept {
+            return (static_cast<std::size_t>(f.name) * 1000003u) ^ (static_cast<std::size_t>(f.file) * 7919u) ^
+                   static_cast<std::size_t>(f.line) ^ (static_cast<std::size_t>(f.flags) << 29);
+        }
+    };
+    std::vector<std::string> strings_;
+    std::unordered_map<std::string, StringId> string_ids_;
+    std::vector<FrameRecord> frames_;
+    std::unordered_map<FrameRecord, FrameId, FrameHash> frame_ids_;
+    std::vector<FrameId> stack_frames_;                      // all stacks, concatenated
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> stack_offsets_;  // (begin, size) per stack
+    std::unordered_map<std::string, StackId> stack_ids_;    // key: the frame ids' bytes
+    std::vector<SampleRecord> samples_;
+    std::map<Tid, std::string> threads_;
+};
+
+}  // namespace loopspy

@@ -1,0 +1,42 @@
+// /proc/PID/maps and friends: what a process has mapped, its threads, their names.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/types.hpp"
+
+namespace loopspy {
+
+struct Mapping {
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+    std::uint64_t offset = 0;  // file offset of `start`
+    std::string perms;         // "r-xp"
+    std::uint64_t inode = 0;
+    std::string path;          // empty for anonymous mappings
+};
+
+/// Parses the text of a /proc/PID/maps file (exposed for tests).
+std::vector<Mapping> parse_proc_maps(std::string_view text);
+
+/// Reads /proc/PID/maps. NoSuchProcess if the process is gone.
+Result<std::vector<Mapping>> read_proc_maps(Pid pid);
+
+bool process_exists(Pid pid);
+/// The tids of the process's threads (from /proc/PID/task).
+std::vector<Tid> list_threads(Pid pid);
+/// The thread's name (/proc/PID/task/TID/comm), or an empty string.
+std::string thread_name(Pid pid, Tid tid);
+/// The process's command line with arguments joined by spaces.
+std::string process_cmdline(Pid pid);
+
+/// A path that opens the file behind a mapping even across mount namespaces or when deleted:
+/// /proc/PID/map_files/START-END when it exists, else /proc/PID/root/PATH.
+std::string mapping_file_path(Pid pid, const Mapping& m);
+
+}  // namespace loopspy

@@ -1,0 +1,54 @@
+// Bounded reads of another process's memory with process_vm_readv. Every read may fail (the
+// target runs on, memory is freed); callers treat a failure as "unknown", never as fatal.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace loopspy {
+
+class RemoteMemory {
+public:
+    /// Largest single read; anything asking for more is refused.
+    static constexpr std::size_t kMaxRead = 1 << 20;
+
+    explicit RemoteMemory(Pid pid) : pid_(pid) {}
+    Pid pid() const { return pid_; }
+
+    /// Reads exactly out.size() bytes at addr; false on any failure (partial reads count as failure).
+    bool read(RemoteAddr addr, std::span<std::byte> out) const;
+    /// Reads up to `max` bytes at addr, stopping early at an unreadable page; returns what was read.
+    std::vector<std::byte> read_prefix(RemoteAddr addr, std::size_t max) const;
+
+    template <typename T>
+    std::optional<T> read_value(RemoteAddr addr) const {
+        T v{};
+        if (!read(addr, std::as_writable_bytes(std::span<T, 1>(&v, 1)))) return std::nullopt;
+        return v;
+    }
+    std::optional<std::uint64_t> read_u64(RemoteAddr addr) const { return read_value<std::uint64_t>(addr); }
+
+    /// Number of process_vm_readv calls made (for the profiler's own cost accounting).
+    std::uint64_t reads() const { return reads_; }
+
+private:
+    Pid pid_;
+    mutable std::uint64_t reads_ = 0;
+};
+
+/// Reads a plain value out of a byte buffer at `offset`, or nullopt if it does not fit.
+template <typename T>
+std::optional<T> load_at(std::span<const std::byte> bytes, std::uint64_t offset) {
+    if (offset > bytes.size() || bytes.size() - offset < sizeof(T)) return std::nullopt;
+    T v;
+    std::memcpy(&v, bytes.data() + offset, sizeof(T));
+    return v;
+}
+
+}  // namespace loopspy

@@ -1,0 +1,121 @@
+"""Shared set-up for the integration tests: the loopspy binary, the interpreters to test
+against, and helpers to run loopspy and read what it wrote."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WORKLOADS = ROOT / "tests" / "workloads"
+LOOPSPY = os.environ.get("LOOPSPY_BIN", str(ROOT / "build" / "loopspy"))
+PYTHONS_DIR = pathlib.Path(os.environ.get("LOOPSPY_PYTHONS_DIR", pathlib.Path.home() / ".cache/loopspy/pythons"))
+
+# Every interpreter the project promises to support. CI fails when one is missing.
+INTERPRETERS = {
+    "pyenv-3.11": "/root/.pyenv/versions/3.11.7/bin/python3",
+    "pyenv-3.12": "/root/.pyenv/versions/3.12.1/bin/python3",
+    "pyenv-3.13": "/root/.pyenv/versions/3.13.0/bin/python3",
+    "debian-3.11": "/usr/bin/python3.11",
+    "sid-3.14": str(PYTHONS_DIR / "3.14" / "python"),
+    "sid-3.15": str(PYTHONS_DIR / "3.15" / "python"),
+}
+
+_covered = set()
+
+
+def python_param(name):
+    return pytest.param(name, id=name)
+
+
+ALL_PYTHONS = [python_param(n) for n in INTERPRETERS]
+
+
+@pytest.fixture
+def python(request):
+    """The interpreter path for a test parametrized with `py`."""
+    name = request.param if hasattr(request, "param") else request.getfixturevalue("py")
+    return interpreter(name)
+
+
+def interpreter(name):
+    path = INTERPRETERS[name]
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"interpreter {name} is missing: {path} (run scripts/setup.sh --test)")
+    _covered.add(name)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _covered:
+        terminalreporter.write_line("interpreters covered: " + ", ".join(sorted(_covered)))
+    missing = [n for n, p in INTERPRETERS.items() if not os.access(p, os.X_OK)]
+    if missing:
+        terminalreporter.write_line("interpreters MISSING: " + ", ".join(missing))
+
+
+def run_loopspy(*args, timeout=120, check=True, **kw):
+    """Runs the real binary; returns the CompletedProcess (text mode)."""
+    cmd = [LOOPSPY, *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def wait_for_file(path, timeout=30, proc=None):
+    deadline = time.monotonic() + timeout
+    path = pathlib.Path(path)
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size > 0:
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"workload exited early with {proc.returncode}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {path}")
+
+
+def parse_collapsed(path):
+    """[(frames, weight_us)] from a collapsed-stacks file."""
+    out = []
+    for line in pathlib.Path(path).read_text(encoding="utf-8").splitlines():
+        stack, _, weight = line.rpartition(" ")
+        out.append((stack.split(";"), int(weight)))
+    return out
+
+
+def frame_name(frame):
+    """'qualname (file:line)' -> 'qualname'."""
+    return frame.rsplit(" (", 1)[0] if frame.endswith(")") and " (" in frame else frame
+
+
+def summary_line(stderr):
+    for line in stderr.splitlines():
+        if "fully symbolized" in line:
+            return line
+    raise AssertionError("no summary line in:\n" + stderr)
+
+
+def fully_symbolized_percent(stderr):
+    line = summary_line(stderr)
+    return float(line.split("(")[1].split("%")[0])
+
+
+@pytest.fixture
+def spawn():
+    """Starts workloads and makes sure none outlives its test."""
+    procs = []
+
+    def start(argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()

@@ -1,0 +1,274 @@
+// parse_debug_offsets against _PyRuntime heads dumped from real 3.13/3.14/3.15 interpreters
+// (tools/dump_debug_offsets.py). Each real table must agree with the layout derived from the
+// headers (symbolizer/layouts_generated.inc) on every field both carry.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "symbolizer/debug_offsets.hpp"
+#include "symbolizer/layout.hpp"
+
+#ifndef LOOPSPY_TEST_DATA
+#define LOOPSPY_TEST_DATA "tests/data"
+#endif
+
+using loopspy::DebugOffsetsInfo;
+using loopspy::ErrorKind;
+using loopspy::GeneratedLayout;
+
+namespace {
+
+std::vector<std::byte> load_fixture(int minor) {
+    const std::string path = std::string(LOOPSPY_TEST_DATA) + "/debug_offsets/3." + std::to_string(minor) + ".bin";
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE_MESSAGE(in.good(), "missing fixture " << path);
+    std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> out(raw.size());
+    std::memcpy(out.data(), raw.data(), raw.size());
+    return out;
+}
+
+void put_u64(std::vector<std::byte>& bytes, std::size_t at, uint64_t v) {
+    REQUIRE(at + 8 <= bytes.size());
+    std::memcpy(bytes.data() + at, &v, 8);
+}
+
+struct Field {
+    const char* name;
+    uint64_t GeneratedLayout::*member;
+};
+
+// Every uint64 member of GeneratedLayout.
+const Field kAllFields[] = {
+    {"runtime_interpreters_head", &GeneratedLayout::runtime_interpreters_head},
+    {"interp_next", &GeneratedLayout::interp_next},
+    {"interp_threads_head", &GeneratedLayout::interp_threads_head},
+    {"interp_id", &GeneratedLayout::interp_id},
+    {"tstate_next", &GeneratedLayout::tstate_next},
+    {"tstate_interp", &GeneratedLayout::tstate_interp},
+    {"tstate_thread_id", &GeneratedLayout::tstate_thread_id},
+    {"tstate_native_thread_id", &GeneratedLayout::tstate_native_thread_id},
+    {"tstate_cframe", &GeneratedLayout::tstate_cframe},
+    {"cframe_current_frame", &GeneratedLayout::cframe_current_frame},
+    {"tstate_current_frame", &GeneratedLayout::tstate_current_frame},
+    {"frame_code", &GeneratedLayout::frame_code},
+    {"frame_previous", &GeneratedLayout::frame_previous},
+    {"frame_instr", &GeneratedLayout::frame_instr},
+    {"frame_owner", &GeneratedLayout::frame_owner},
+    {"frame_localsplus", &GeneratedLayout::frame_localsplus},
+    {"frame_size", &GeneratedLayout::frame_size},
+    {"code_flags", &GeneratedLayout::code_flags},
+    {"code_argcount", &GeneratedLayout::code_argcount},
+    {"code_firstlineno", &GeneratedLayout::code_firstlineno},
+    {"code_filename", &GeneratedLayout::code_filename},
+    {"code_name", &GeneratedLayout::code_name},
+    {"code_qualname", &GeneratedLayout::code_qualname},
+    {"code_linetable", &GeneratedLayout::code_linetable},
+    {"code_firsttraceable", &GeneratedLayout::code_firsttraceable},
+    {"code_code_adaptive", &GeneratedLayout::code_code_adaptive},
+    {"code_size_no_bytecode", &GeneratedLayout::code_size_no_bytecode},
+    {"unicode_length", &GeneratedLayout::unicode_length},
+    {"unicode_state", &GeneratedLayout::unicode_state},
+    {"ascii_object_size", &GeneratedLayout::ascii_object_size},
+    {"compact_unicode_object_size", &GeneratedLayout::compact_unicode_object_size},
+    {"bytes_ob_size", &GeneratedLayout::bytes_ob_size},
+    {"bytes_ob_sval", &GeneratedLayout::bytes_ob_sval},
+    {"gen_iframe", &GeneratedLayout::gen_iframe},
+    {"gen_frame_state", &GeneratedLayout::gen_frame_state},
+    {"gen_name", &GeneratedLayout::gen_name},
+    {"gen_qualname", &GeneratedLayout::gen_qualname},
+    {"object_type", &GeneratedLayout::object_type},
+    {"type_name", &GeneratedLayout::type_name},
+};
+
+constexpr uint64_t kSentinel = 0xdead'beefULL;
+
+// A layout for `minor` with every offset replaced by the sentinel, so that after parsing we can
+// tell the fields the table carried (overwritten) from the ones it left alone.
+GeneratedLayout sentinel_layout(int minor) {
+    GeneratedLayout l = *loopspy::generated_layout(minor);
+    for (const Field& f : kAllFields) l.*f.member = kSentinel;
+    return l;
+}
+
+bool carried(const GeneratedLayout& parsed, const Field& f) { return parsed.*f.member != kSentinel; }
+
+}  // namespace
+
+TEST_CASE("generated layouts exist for 3.11 to 3.15 only") {
+    CHECK(loopspy::generated_layout(10) == nullptr);
+    CHECK(loopspy::generated_layout(16) == nullptr);
+    for (int minor = 11; minor <= 15; ++minor) {
+        const GeneratedLayout* l = loopspy::generated_layout(minor);
+        REQUIRE(l != nullptr);
+        CHECK(l->minor == static_cast<uint32_t>(minor));
+        // The frame chain exists in exactly one of the two shapes.
+        if (minor <= 12) {
+            CHECK(l->tstate_cframe != loopspy::kNone);
+            CHECK(l->cframe_current_frame != loopspy::kNone);
+            CHECK(l->tstate_current_frame == loopspy::kNone);
+        } else {
+            CHECK(l->tstate_cframe == loopspy::kNone);
+            CHECK(l->tstate_current_frame != loopspy::kNone);
+        }
+    }
+}
+
+TEST_CASE("read size covers every supported table") {
+    CHECK(loopspy::debug_offsets_read_size() == 888);  // sizeof(_Py_DebugOffsets) of 3.15
+    for (int minor = 13; minor <= 15; ++minor) {
+        CHECK(load_fixture(minor).size() >= loopspy::debug_offsets_read_size());
+    }
+}
+
+TEST_CASE("real _Py_DebugOffsets agree with the header-derived layouts") {
+    for (int minor = 13; minor <= 15; ++minor) {
+        CAPTURE(minor);
+        const std::vector<std::byte> bytes = load_fixture(minor);
+        const uint64_t version = loopspy::debug_offsets_version_at(bytes);
+        CHECK(((version >> 24) & 0xff) == 3);
+        CHECK(static_cast<int>((version >> 16) & 0xff) == minor);
+
+        const GeneratedLayout& expected = *loopspy::generated_layout(minor);
+        GeneratedLayout parsed = sentinel_layout(minor);
+        auto info = loopspy::parse_debug_offsets(bytes, parsed);
+        REQUIRE_MESSAGE(info.ok(), info.error().message);
+        CHECK(info->version_hex == version);
+        CHECK_FALSE(info->free_threaded);
+
+        int n_carried = 0;
+        for (const Field& f : kAllFields) {
+            if (!carried(parsed, f)) continue;
+            ++n_carried;
+            CAPTURE(f.name);
+            CHECK(parsed.*f.member == expected.*f.member);
+        }
+        // The ones the profiler's hot path needs must come from the table itself.
+        for (auto member : {&GeneratedLayout::runtime_interpreters_head, &GeneratedLayout::interp_threads_head,
+                            &GeneratedLayout::tstate_current_frame, &GeneratedLayout::frame_code,
+                            &GeneratedLayout::frame_previous, &GeneratedLayout::frame_instr,
+                            &GeneratedLayout::frame_owner, &GeneratedLayout::code_qualname,
+                            &GeneratedLayout::code_code_adaptive, &GeneratedLayout::unicode_state}) {
+            CHECK(parsed.*member != kSentinel);
+        }
+        CHECK(n_carried >= 30);
+        if (minor >= 14) {  // generator offsets joined the table in 3.14
+            CHECK(parsed.gen_iframe == expected.gen_iframe);
+            CHECK(parsed.gen_frame_state == expected.gen_frame_state);
+        } else {
+            CHECK(parsed.gen_iframe == kSentinel);
+        }
+        // Fields the table never carries stay as the caller set them.
+        CHECK(parsed.gen_qualname == kSentinel);
+        CHECK(parsed.code_flags == kSentinel);
+        CHECK(parsed.tstate_cframe == kSentinel);
+        CHECK(parsed.owner_generator == expected.owner_generator);
+        CHECK(parsed.executable_tag_bits == expected.executable_tag_bits);
+    }
+}
+
+TEST_CASE("parsing into the generated layout changes nothing") {
+    for (int minor = 13; minor <= 15; ++minor) {
+        CAPTURE(minor);
+        GeneratedLayout l = *loopspy::generated_layout(minor);
+        REQUIRE(loopspy::parse_debug_offsets(load_fixture(minor), l).ok());
+        CHECK(std::memcmp(&l, loopspy::generated_layout(minor), sizeof l) == 0);
+    }
+}
+
+TEST_CASE("a wrong cookie is rejected") {
+    std::vector<std::byte> bytes = load_fixture(14);
+    bytes[0] = std::byte{'y'};
+    GeneratedLayout l = *loopspy::generated_layout(14);
+    auto r = loopspy::parse_debug_offsets(bytes, l);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::BadInput);
+    CHECK(loopspy::debug_offsets_version_at(bytes) == 0);
+}
+
+TEST_CASE("versions before 3.13 and after the known ones are unsupported") {
+    std::vector<std::byte> bytes = load_fixture(13);
+    GeneratedLayout l = *loopspy::generated_layout(13);
+
+    put_u64(bytes, 8, 0x030c01f0);  // 3.12.1
+    auto r = loopspy::parse_debug_offsets(bytes, l);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::UnsupportedPython);
+
+    put_u64(bytes, 8, 0x031000a0);  // 3.16.0a
+    r = loopspy::parse_debug_offsets(bytes, l);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::UnsupportedPython);
+
+    put_u64(bytes, 8, 0x040d00f0);  // 4.13
+    r = loopspy::parse_debug_offsets(bytes, l);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::UnsupportedPython);
+}
+
+TEST_CASE("a truncated buffer is rejected") {
+    for (int minor = 13; minor <= 15; ++minor) {
+        CAPTURE(minor);
+        std::vector<std::byte> bytes = load_fixture(minor);
+        GeneratedLayout l = *loopspy::generated_layout(minor);
+        for (std::size_t n : {std::size_t{0}, std::size_t{7}, std::size_t{16}, std::size_t{24}, std::size_t{500}}) {
+            CAPTURE(n);
+            auto r = loopspy::parse_debug_offsets(std::span(bytes).first(n), l);
+            REQUIRE_FALSE(r.ok());
+            CHECK(r.error().kind == ErrorKind::BadInput);
+        }
+    }
+    // One byte short of the 3.15 table.
+    std::vector<std::byte> bytes = load_fixture(15);
+    GeneratedLayout l = *loopspy::generated_layout(15);
+    auto r = loopspy::parse_debug_offsets(std::span(bytes).first(887), l);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::BadInput);
+}
+
+TEST_CASE("an absurd offset is rejected and leaves the layout untouched") {
+    for (int minor = 13; minor <= 15; ++minor) {
+        CAPTURE(minor);
+        std::vector<std::byte> bytes = load_fixture(minor);
+        // runtime_state.interpreters_head is the third field after the 24-byte header in every
+        // version: cookie[8], version, free_threaded, runtime_state {size, finalizing, head}.
+        put_u64(bytes, 24 + 2 * 8, uint64_t{1} << 40);
+        GeneratedLayout l = sentinel_layout(minor);
+        auto r = loopspy::parse_debug_offsets(bytes, l);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().kind == ErrorKind::BadInput);
+        CHECK(l.frame_previous == kSentinel);
+        CHECK(l.runtime_interpreters_head == kSentinel);
+    }
+    // Just at the limit.
+    std::vector<std::byte> bytes = load_fixture(14);
+    put_u64(bytes, 40, 64 * 1024);
+    GeneratedLayout l = *loopspy::generated_layout(14);
+    CHECK_FALSE(loopspy::parse_debug_offsets(bytes, l).ok());
+    put_u64(bytes, 40, 64 * 1024 - 8);
+    REQUIRE(loopspy::parse_debug_offsets(bytes, l).ok());
+    CHECK(l.runtime_interpreters_head == 64 * 1024 - 8);
+}
+
+TEST_CASE("the free-threaded flag is reported") {
+    std::vector<std::byte> bytes = load_fixture(14);
+    put_u64(bytes, 16, 1);
+    GeneratedLayout l = *loopspy::generated_layout(14);
+    auto r = loopspy::parse_debug_offsets(bytes, l);
+    REQUIRE(r.ok());
+    CHECK(r->free_threaded);
+}
+
+TEST_CASE("a layout for another minor is refused") {
+    std::vector<std::byte> bytes = load_fixture(14);
+    GeneratedLayout l = *loopspy::generated_layout(13);
+    auto r = loopspy::parse_debug_offsets(bytes, l);
+    REQUIRE_FALSE(r.ok());
+    CHECK(l.minor == 13);
+}

@@ -1,0 +1,112 @@
+// ELF symbol lookup, on this very test binary and on the real interpreters we support.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "symbolizer/elf_file.hpp"
+#include "symbolizer/interpreter.hpp"
+#include "symbolizer/proc_maps.hpp"
+
+extern "C" {
+// A symbol with a known address, to check that link-time -> run-time translation is right.
+__attribute__((used, visibility("default"))) volatile int loopspy_elf_test_marker = 1234;
+}
+
+using namespace loopspy;
+
+namespace {
+std::string self_exe() {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    REQUIRE(n > 0);
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+}  // namespace
+
+TEST_CASE("a symbol of this binary is found and maps to its real address") {
+    std::string exe = self_exe();
+    auto elf = ElfFile::open(exe);
+    REQUIRE(elf.ok());
+    auto sym = elf->find_symbol("loopspy_elf_test_marker");
+    REQUIRE(sym.has_value());
+    CHECK(sym->size == sizeof(int));
+    auto maps = read_proc_maps(Pid{static_cast<int>(::getpid())});
+    REQUIRE(maps.ok());
+    auto addr = runtime_address(*elf, *maps, exe, sym->value);
+    REQUIRE(addr.has_value());
+    CHECK(*addr == reinterpret_cast<std::uint64_t>(&loopspy_elf_test_marker));
+    // The initial value is in the file, in the data segment.
+    auto bytes = elf->bytes_at(sym->value, sizeof(int));
+    REQUIRE(bytes.has_value());
+    int v = 0;
+    std::memcpy(&v, bytes->data(), sizeof(v));
+    CHECK(v == 1234);
+}
+
+TEST_CASE("a missing symbol is not found") {
+    auto elf = ElfFile::open(self_exe());
+    REQUIRE(elf.ok());
+    CHECK_FALSE(elf->find_symbol("no_such_symbol_anywhere_xyz").has_value());
+}
+
+TEST_CASE("Debian's stripped static python3.11 exports _PyRuntime and Py_Version") {
+    const char* path = "/usr/bin/python3.11";
+    if (::access(path, R_OK) != 0) {
+        MESSAGE("skipped: /usr/bin/python3.11 not installed");
+        return;
+    }
+    auto elf = ElfFile::open(path);
+    REQUIRE(elf.ok());
+    CHECK_FALSE(elf->find_section(".symtab").has_value());  // stripped: only .dynsym
+    auto runtime = elf->find_symbol("_PyRuntime");
+    REQUIRE(runtime.has_value());
+    auto version = elf->find_symbol("Py_Version");
+    REQUIRE(version.has_value());
+    auto bytes = elf->bytes_at(version->value, 4);
+    REQUIRE(bytes.has_value());
+    std::uint32_t hex = 0;
+    std::memcpy(&hex, bytes->data(), 4);
+    CHECK((hex >> 16) == 0x030b);
+}
+
+TEST_CASE("garbage and truncated files are rejected, not crashed on") {
+    std::vector<std::byte> junk(100, std::byte{0x41});
+    CHECK_FALSE(ElfFile::from_bytes(junk).ok());
+    CHECK_FALSE(ElfFile::from_bytes({}).ok());
+
+    std::ifstream in(self_exe(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string all = ss.str();
+    // Every prefix length class: header only, into the program headers, most of the file.
+    for (std::size_t len : {std::size_t{64}, std::size_t{200}, std::size_t{4096}, all.size() / 2}) {
+        auto prefix = std::as_bytes(std::span<const char>(all.data(), len));
+        auto elf = ElfFile::from_bytes(prefix);
+        if (elf.ok()) CHECK_FALSE(elf->find_symbol("loopspy_elf_test_marker_absent").has_value());
+    }
+    // Section headers pointing far outside the file.
+    std::string broken = all.substr(0, 4096);
+    std::uint64_t far = ~0ull / 2;
+    std::memcpy(broken.data() + 0x28, &far, sizeof(far));  // e_shoff
+    auto elf = ElfFile::from_bytes(std::as_bytes(std::span<const char>(broken.data(), broken.size())));
+    if (elf.ok()) CHECK_FALSE(elf->find_symbol("main").has_value());
+}
+
+TEST_CASE("/proc/PID/maps lines are parsed, paths with spaces kept") {
+    auto maps = parse_proc_maps(
+        "00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/python3.11\n"
+        "7f1c0000-7f1c2000 rw-p 00012000 08:02 42 /tmp/my dir/lib x.so\n"
+        "7ffd0000-7ffd1000 rw-p 00000000 00:00 0          [stack]\n"
+        "garbage line\n");
+    REQUIRE(maps.size() == 3);
+    CHECK(maps[0].start == 0x400000);
+    CHECK(maps[0].end == 0x452000);
+    CHECK(maps[0].perms == "r-xp");
+    CHECK(maps[0].path == "/usr/bin/python3.11");
+    CHECK(maps[1].offset == 0x12000);
+    CHECK(maps[1].path == "/tmp/my dir/lib x.so");
+    CHECK(maps[2].inode == 0);
+}

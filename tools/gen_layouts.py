@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""Derive the CPython memory-layout facts loopspy needs from each version's own headers.
+
+For every supported minor version this compiles a small C program against that version's
+installed headers (with Py_BUILD_CORE so the internal structs are visible), which prints
+offsetof/sizeof values, enum values and bitfield positions. The result is written as a C++
+include file, symbolizer/layouts_generated.inc, holding one `GeneratedLayout` per version.
+
+Usage:
+    tools/gen_layouts.py                      # regenerate symbolizer/layouts_generated.inc
+    tools/gen_layouts.py --check              # exit 1 if the committed file is out of date
+    tools/gen_layouts.py --verify             # also read live objects of each interpreter
+                                              # through ctypes with the derived offsets
+    tools/gen_layouts.py --headers 3.14=DIR   # use another header directory for a version
+
+Header sources (defaults):
+    3.11-3.13: pyenv installs under $PYENV_ROOT (default /root/.pyenv)
+    3.14-3.15: Debian sid libpython3.X-dev unpacked by scripts/fetch-sid-pythons.sh under
+               ${LOOPSPY_PYTHONS_DIR:-$HOME/.cache/loopspy/pythons}/3.X/root
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT = REPO / "symbolizer" / "layouts_generated.inc"
+PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv"))
+SID_DIR = Path(os.environ.get("LOOPSPY_PYTHONS_DIR", str(Path.home() / ".cache/loopspy/pythons")))
+PYENV_VERSIONS = {11: "3.11.7", 12: "3.12.1", 13: "3.13.0"}
+SID_MINORS = (14, 15)
+ALL_MINORS = (11, 12, 13, 14, 15)
+NONE = "kNone"
+
+# The struct this file fills; mirrored verbatim in symbolizer/layout.hpp.
+STRUCT_TEXT = """\
+struct GeneratedLayout {
+  uint32_t minor;                       // 11..15
+  // _PyRuntimeState
+  uint64_t runtime_interpreters_head;   // offsetof(_PyRuntimeState, interpreters.head)
+  // PyInterpreterState
+  uint64_t interp_next, interp_threads_head, interp_id;
+  // PyThreadState
+  uint64_t tstate_next, tstate_interp, tstate_thread_id, tstate_native_thread_id;
+  uint64_t tstate_cframe;               // 3.11/3.12: offsetof(PyThreadState, cframe); else kNone
+  uint64_t cframe_current_frame;        // 3.11/3.12: offsetof(_PyCFrame, current_frame); else kNone
+  uint64_t tstate_current_frame;        // 3.13+: offsetof(PyThreadState, current_frame); else kNone
+  // _PyInterpreterFrame
+  uint64_t frame_code;                  // f_code (3.11/3.12) or f_executable (3.13+)
+  uint64_t frame_previous;
+  uint64_t frame_instr;                 // prev_instr (3.11/3.12) or instr_ptr (3.13+)
+  uint64_t frame_owner;
+  uint64_t frame_localsplus;
+  uint64_t frame_size;                  // sizeof(_PyInterpreterFrame)
+  uint8_t owner_thread, owner_generator, owner_frame_object, owner_cstack, owner_interpreter; // enum values; 0xff when absent
+  uint8_t executable_tag_bits;          // 3.14+: low bits of _PyStackRef that are tags (mask them off), else 0
+  // PyCodeObject
+  uint64_t code_flags, code_argcount, code_firstlineno, code_filename, code_name, code_qualname,
+           code_linetable, code_firsttraceable, code_code_adaptive, code_size_no_bytecode; // last = offsetof co_code_adaptive
+  // PyUnicode (non-free-threaded build)
+  uint64_t unicode_length, unicode_state, ascii_object_size, compact_unicode_object_size;
+  uint8_t unicode_kind_shift, unicode_compact_bit, unicode_ascii_bit; // bit positions inside `state`
+  // PyBytesObject
+  uint64_t bytes_ob_size, bytes_ob_sval;
+  // PyGenObject / PyCoroObject (frame embedded in the generator object in 3.11+)
+  uint64_t gen_iframe;                  // offsetof(PyGenObject, gi_iframe) (3.11-3.13 name; find the 3.14/3.15 equivalent)
+  uint64_t gen_frame_state;             // offsetof(PyGenObject, gi_frame_state)
+  uint64_t gen_name, gen_qualname;
+  // PyObject
+  uint64_t object_type;                 // offsetof(PyObject, ob_type)
+  uint64_t type_name;                   // offsetof(PyTypeObject, tp_name)
+};"""
+
+# Fields in struct order: (name, group). uint8 fields are marked in U8_FIELDS.
+FIELDS = [
+    ("minor", None),
+    ("runtime_interpreters_head", "runtime"),
+    ("interp_next", "interp"), ("interp_threads_head", "interp"), ("interp_id", "interp"),
+    ("tstate_next", "tstate"), ("tstate_interp", "tstate"), ("tstate_thread_id", "tstate"),
+    ("tstate_native_thread_id", "tstate"), ("tstate_cframe", "tstate"),
+    ("cframe_current_frame", "cframe"), ("tstate_current_frame", "tstate"),
+    ("frame_code", "frame"), ("frame_previous", "frame"), ("frame_instr", "frame"),
+    ("frame_owner", "frame"), ("frame_localsplus", "frame"), ("frame_size", "frame"),
+    ("owner_thread", "owner"), ("owner_generator", "owner"), ("owner_frame_object", "owner"),
+    ("owner_cstack", "owner"), ("owner_interpreter", "owner"), ("executable_tag_bits", "stackref"),
+    ("code_flags", "code"), ("code_argcount", "code"), ("code_firstlineno", "code"),
+    ("code_filename", "code"), ("code_name", "code"), ("code_qualname", "code"),
+    ("code_linetable", "code"), ("code_firsttraceable", "code"), ("code_code_adaptive", "code"),
+    ("code_size_no_bytecode", "code"),
+    ("unicode_length", "unicode"), ("unicode_state", "unicode"), ("ascii_object_size", "unicode"),
+    ("compact_unicode_object_size", "unicode"), ("unicode_kind_shift", "unicode"),
+    ("unicode_compact_bit", "unicode"), ("unicode_ascii_bit", "unicode"),
+    ("bytes_ob_size", "bytes"), ("bytes_ob_sval", "bytes"),
+    ("gen_iframe", "gen"), ("gen_frame_state", "gen"), ("gen_name", "gen"), ("gen_qualname", "gen"),
+    ("object_type", "object"), ("type_name", "type"),
+]
+U8_FIELDS = {"owner_thread", "owner_generator", "owner_frame_object", "owner_cstack",
+             "owner_interpreter", "executable_tag_bits", "unicode_kind_shift",
+             "unicode_compact_bit", "unicode_ascii_bit"}
+
+# Where each group's struct is defined: (C type shown in the comment, regex of its definition).
+GROUP_DEFS = {
+    "runtime": ("_PyRuntimeState", r"struct\s+pyruntimestate\s*\{"),
+    "interp": ("PyInterpreterState", r"struct\s+_is\s*\{"),
+    "tstate": ("PyThreadState", r"struct\s+_ts\s*\{"),
+    "cframe": ("_PyCFrame", r"struct\s+_PyCFrame\s*\{"),
+    "frame": ("_PyInterpreterFrame", r"struct\s+_PyInterpreterFrame\s*\{"),
+    "owner": ("enum _frameowner", r"enum\s+_frameowner\s*\{"),
+    "stackref": ("_PyStackRef tag bits", r"define\s+Py_TAG_BITS\b"),
+    "code": ("PyCodeObject", r"struct\s+PyCodeObject\s+_PyCode_DEF\(1\)"),
+    "unicode": ("PyASCIIObject / PyCompactUnicodeObject", r"\}\s*PyASCIIObject\s*;"),
+    "bytes": ("PyBytesObject", r"\}\s*PyBytesObject\s*;"),
+    "gen": ("PyGenObject", r"_PyGenObject_HEAD\(gi\)"),
+    "object": ("PyObject", r"^struct\s+_object\s*\{"),
+    "type": ("PyTypeObject", r"^struct\s+_typeobject\s*\{"),
+}
+
+# Internal headers included when present (the set moved around between versions).
+FRAME_STATES = ["FRAME_CREATED", "FRAME_SUSPENDED", "FRAME_SUSPENDED_YIELD_FROM",
+                "FRAME_SUSPENDED_YIELD_FROM_LOCKED", "FRAME_EXECUTING", "FRAME_COMPLETED",
+                "FRAME_CLEARED"]
+
+INTERNAL_HEADERS = ["pycore_runtime.h", "pycore_interp.h", "pycore_frame.h",
+                    "pycore_interpframe_structs.h", "pycore_stackref.h"]
+
+
+@dataclass
+class HeaderSet:
+    minor: int
+    include_dir: Path                       # .../include/python3.X
+    extra_includes: list[Path] = field(default_factory=list)
+    source: str = ""                        # human description for the comment
+    interpreter: list[str] | None = None    # command running this version, for --verify
+
+
+def default_header_sets() -> dict[int, HeaderSet]:
+    sets: dict[int, HeaderSet] = {}
+    for minor, full in PYENV_VERSIONS.items():
+        inc = PYENV_ROOT / "versions" / full / "include" / f"python3.{minor}"
+        sets[minor] = HeaderSet(
+            minor, inc, [], f"pyenv {full}: {inc}",
+            [str(PYENV_ROOT / "versions" / full / "bin" / f"python3.{minor}")])
+    for minor in SID_MINORS:
+        root = SID_DIR / f"3.{minor}" / "root"
+        inc = root / "usr" / "include" / f"python3.{minor}"
+        debs = sorted(glob.glob(str(SID_DIR / f"3.{minor}" / "debs" / f"libpython3.{minor}-dev_*.deb")))
+        pkg = f"libpython3.{minor}-dev"
+        if debs:
+            pkg = os.path.basename(debs[0]).rsplit("_", 1)[0].replace("_", " ")
+        sets[minor] = HeaderSet(
+            minor, inc, [root / "usr" / "include"],
+            f"Debian sid {pkg}: $LOOPSPY_PYTHONS_DIR/3.{minor}/root/usr/include/python3.{minor}",
+            [str(SID_DIR / f"3.{minor}" / "python")])
+    return sets
+
+
+class Compiler:
+    def __init__(self, hs: HeaderSet, workdir: Path):
+        self.hs = hs
+        self.workdir = workdir
+        self.cc = os.environ.get("CC", "cc")
+        internal = hs.include_dir / "internal"
+        self.prelude = "#define Py_BUILD_CORE 1\n#include \"Python.h\"\n"
+        for h in INTERNAL_HEADERS:
+            if (internal / h).is_file():
+                self.prelude += f"#include \"internal/{h}\"\n"
+        self.prelude += "#include <stdio.h>\n#include <string.h>\n#include <stdint.h>\n#include <stddef.h>\n"
+        self.counter = 0
+
+    def _flags(self) -> list[str]:
+        flags = ["-std=gnu11", "-w", f"-I{self.hs.include_dir}"]
+        flags += [f"-I{p}" for p in self.hs.extra_includes]
+        return flags
+
+    def compiles(self, body: str) -> bool:
+        """Does a translation unit with this body (after the prelude) compile?"""
+        self.counter += 1
+        src = self.workdir / f"probe{self.hs.minor}_{self.counter}.c"
+        src.write_text(self.prelude + body + "\n")
+        r = subprocess.run([self.cc, *self._flags(), "-fsyntax-only", str(src)],
+                           capture_output=True, text=True)
+        return r.returncode == 0
+
+    def has_member(self, type_name: str, member: str) -> bool:
+        return self.compiles(f"size_t probe = offsetof({type_name}, {member});")
+
+    def has_constant(self, name: str) -> bool:
+        return self.compiles(f"long long probe = (long long)({name});")
+
+    def run(self, body: str) -> str:
+        src = self.workdir / f"layout{self.hs.minor}.c"
+        exe = self.workdir / f"layout{self.hs.minor}"
+        src.write_text(self.prelude + body + "\n")
+        r = subprocess.run([self.cc, *self._flags(), str(src), "-o", str(exe)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"gen_layouts: compiling against 3.{self.hs.minor} headers failed:\n{r.stderr}")
+        return subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+
+
+def pick_member(c: Compiler, type_name: str, candidates: list[str], required: bool = True) -> str | None:
+    for m in candidates:
+        if c.has_member(type_name, m):
+            return m
+    if required:
+        sys.exit(f"gen_layouts: 3.{c.hs.minor}: none of {candidates} in {type_name}")
+    return None
+
+
+def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, str], dict[str, str]]:
+    """Return (values, group comments, facts) for one header set."""
+    c = Compiler(hs, workdir)
+    lines: list[str] = []  # C statements printing "name value"
+
+    def off(name: str, type_name: str, member: str) -> None:
+        lines.append(f'printf("{name} %zu\\n", (size_t)offsetof({type_name}, {member}));')
+
+    def size(name: str, type_name: str) -> None:
+        lines.append(f'printf("{name} %zu\\n", sizeof({type_name}));')
+
+    notes: dict[str, str] = {}
+
+    off("runtime_interpreters_head", "_PyRuntimeState", "interpreters.head")
+    off("interp_next", "PyInterpreterState", "next")
+    off("interp_threads_head", "PyInterpreterState", "threads.head")
+    off("interp_id", "PyInterpreterState", "id")
+    off("tstate_next", "PyThreadState", "next")
+    off("tstate_interp", "PyThreadState", "interp")
+    off("tstate_thread_id", "PyThreadState", "thread_id")
+    off("tstate_native_thread_id", "PyThreadState", "native_thread_id")
+
+    values: dict[str, object] = {"minor": hs.minor}
+    if c.has_member("PyThreadState", "cframe"):
+        off("tstate_cframe", "PyThreadState", "cframe")
+        off("cframe_current_frame", "_PyCFrame", "current_frame")
+        values["tstate_current_frame"] = NONE
+        notes["tstate"] = "current frame reached through tstate->cframe->current_frame"
+    else:
+        values["tstate_cframe"] = NONE
+        values["cframe_current_frame"] = NONE
+        off("tstate_current_frame", "PyThreadState", "current_frame")
+        notes["tstate"] = "current frame is tstate->current_frame (no _PyCFrame)"
+
+    code_member = pick_member(c, "_PyInterpreterFrame", ["f_code", "f_executable"])
+    instr_member = pick_member(c, "_PyInterpreterFrame", ["prev_instr", "instr_ptr"])
+    notes["frame"] = f"frame_code = {code_member}, frame_instr = {instr_member}"
+    off("frame_code", "_PyInterpreterFrame", code_member)
+    off("frame_previous", "_PyInterpreterFrame", "previous")
+    off("frame_instr", "_PyInterpreterFrame", instr_member)
+    off("frame_owner", "_PyInterpreterFrame", "owner")
+    off("frame_localsplus", "_PyInterpreterFrame", "localsplus")
+    size("frame_size", "_PyInterpreterFrame")
+
+    owners = {"owner_thread": "FRAME_OWNED_BY_THREAD",
+              "owner_generator": "FRAME_OWNED_BY_GENERATOR",
+              "owner_frame_object": "FRAME_OWNED_BY_FRAME_OBJECT",
+              "owner_cstack": "FRAME_OWNED_BY_CSTACK",
+              "owner_interpreter": "FRAME_OWNED_BY_INTERPRETER"}
+    absent = []
+    for name, const in owners.items():
+        if c.has_constant(const):
+            lines.append(f'printf("{name} %d\\n", (int){const});')
+        else:
+            values[name] = 0xFF
+            absent.append(const)
+    if absent:
+        notes["owner"] = "absent: " + ", ".join(absent)
+
+    # f_executable is a tagged _PyStackRef from 3.14 on; in 3.13 it is a plain PyObject*.
+    tagged = code_member == "f_executable" and c.compiles(
+        "void probe(_PyInterpreterFrame *f) { _PyStackRef r = f->f_executable; (void)r; }")
+    if tagged:
+        if c.has_constant("Py_TAG_BITS"):
+            lines.append('printf("executable_tag_bits %d\\n", (int)(Py_TAG_BITS));')
+        else:
+            sys.exit(f"gen_layouts: 3.{hs.minor}: f_executable is a _PyStackRef but Py_TAG_BITS is missing")
+        notes["stackref"] = "f_executable is a _PyStackRef: mask Py_TAG_BITS off before use"
+    else:
+        values["executable_tag_bits"] = 0
+        notes["stackref"] = "frame code pointer is an untagged PyObject*"
+
+    off("code_flags", "PyCodeObject", "co_flags")
+    off("code_argcount", "PyCodeObject", "co_argcount")
+    off("code_firstlineno", "PyCodeObject", "co_firstlineno")
+    off("code_filename", "PyCodeObject", "co_filename")
+    off("code_name", "PyCodeObject", "co_name")
+    off("code_qualname", "PyCodeObject", "co_qualname")
+    off("code_linetable", "PyCodeObject", "co_linetable")
+    off("code_firsttraceable", "PyCodeObject", "_co_firsttraceable")
+    off("code_code_adaptive", "PyCodeObject", "co_code_adaptive")
+    off("code_size_no_bytecode", "PyCodeObject", "co_code_adaptive")
+
+    off("unicode_length", "PyASCIIObject", "length")
+    off("unicode_state", "PyASCIIObject", "state")
+    size("ascii_object_size", "PyASCIIObject")
+    size("compact_unicode_object_size", "PyCompactUnicodeObject")
+    # Bitfield positions: set one field in a zeroed object and look at which bit lights up.
+    lines.append(
+        "{ const char *names[3] = {\"unicode_kind_shift\", \"unicode_compact_bit\", \"unicode_ascii_bit\"};\n"
+        "  for (int which = 0; which < 3; which++) {\n"
+        "    PyASCIIObject o; memset(&o, 0, sizeof o);\n"
+        "    if (which == 0) o.state.kind = 1; else if (which == 1) o.state.compact = 1; else o.state.ascii = 1;\n"
+        "    uint64_t bits = 0; size_t n = sizeof o.state < sizeof bits ? sizeof o.state : sizeof bits;\n"
+        "    memcpy(&bits, &o.state, n);\n"
+        "    int pos = -1; for (int b = 0; b < 64; b++) if (bits >> b & 1) { pos = b; break; }\n"
+        "    printf(\"%s %d\\n\", names[which], pos);\n"
+        "  } }")
+
+    off("bytes_ob_size", "PyBytesObject", "ob_base.ob_size")
+    off("bytes_ob_sval", "PyBytesObject", "ob_sval")
+
+    off("gen_iframe", "PyGenObject", "gi_iframe")
+    off("gen_frame_state", "PyGenObject", "gi_frame_state")
+    off("gen_name", "PyGenObject", "gi_name")
+    off("gen_qualname", "PyGenObject", "gi_qualname")
+
+    off("object_type", "PyObject", "ob_type")
+    off("type_name", "PyTypeObject", "tp_name")
+
+    # Generator frame states are not in GeneratedLayout, but the numbering changed (3.15 made
+    # them non-negative), so record them in the comment for the reader of gi_frame_state.
+    for st in FRAME_STATES:
+        if c.has_constant(st):
+            lines.append(f'printf("@state {st} %d\\n", (int){st});')
+    lines.append('printf("@version_hex %lx\\n", (unsigned long)PY_VERSION_HEX);')
+    lines.append('printf("@version %s\\n", PY_VERSION);')
+    lines.append('#ifdef Py_GIL_DISABLED\nprintf("@gil_disabled 1\\n");\n#else\nprintf("@gil_disabled 0\\n");\n#endif')
+    lines.append('#ifdef Py_DEBUG\nprintf("@py_debug 1\\n");\n#else\nprintf("@py_debug 0\\n");\n#endif')
+    lines.append('printf("@coro_iframe_same %d\\n", (int)(offsetof(PyCoroObject, cr_iframe) == offsetof(PyGenObject, gi_iframe)));')
+
+    out = c.run("int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n")
+    facts: dict[str, str] = {}
+    facts["states"] = {}
+    for line in out.splitlines():
+        k, v = line.split(" ", 1)
+        if k == "@state":
+            st, num = v.split()
+            facts["states"][st] = int(num)
+        elif k.startswith("@"):
+            facts[k[1:]] = v
+        else:
+            values[k] = int(v)
+    if facts["gil_disabled"] != "0" or facts["py_debug"] != "0":
+        sys.exit(f"gen_layouts: 3.{hs.minor} headers are a free-threaded or debug build; need the default build")
+    if facts["coro_iframe_same"] != "1":
+        sys.exit(f"gen_layouts: 3.{hs.minor}: coroutine and generator frames are at different offsets")
+    for bitname in ("unicode_kind_shift", "unicode_compact_bit", "unicode_ascii_bit"):
+        if not 0 <= int(values[bitname]) < 32:
+            sys.exit(f"gen_layouts: 3.{hs.minor}: could not locate bitfield {bitname}")
+    missing = [n for n, _ in FIELDS if n not in values]
+    if missing:
+        sys.exit(f"gen_layouts: internal error, fields not derived: {missing}")
+
+    comments = {g: locate_group(hs.include_dir, rx) for g, (_, rx) in GROUP_DEFS.items()}
+    comments = {g: (f"{GROUP_DEFS[g][0]}: {path}" + (f"; {notes[g]}" if g in notes else ""))
+                for g, path in comments.items()}
+    return values, comments, facts
+
+
+def locate_group(include_dir: Path, regex: str) -> str:
+    rx = re.compile(regex, re.M)
+    for path in sorted(include_dir.rglob("*.h")):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        if rx.search(text):
+            return str(path.relative_to(include_dir))
+    return "(not in this version)"
+
+
+def render(results: list[tuple[HeaderSet, dict, dict, dict]]) -> str:
+    out = []
+    out.append("// Generated by tools/gen_layouts.py from each CPython version's own headers. Do not edit;")
+    out.append("// regenerate with `python3 tools/gen_layouts.py` (needs scripts/fetch-sid-pythons.sh for 3.14+).")
+    out.append("// Included by symbolizer/layout.hpp inside namespace loopspy, after this struct:")
+    out.append("//")
+    out.extend("//   " + l for l in STRUCT_TEXT.splitlines())
+    out.append("//")
+    out.append("// kNone (UINT64_MAX) marks an offset the version does not have; 0xff an absent enum value.")
+    out.append("// All values are for the default (GIL, non-debug) x86-64 build.")
+    out.append("")
+    out.append("// clang-format off")
+    for hs, values, comments, facts in results:
+        out.append("")
+        out.append(f"// CPython {facts['version']}, PY_VERSION_HEX 0x{int(facts['version_hex'], 16):08x}")
+        out.append(f"// headers: {hs.source}")
+        states = ", ".join(f"{k}={v}" for k, v in facts["states"].items())
+        out.append(f"// gi_frame_state values (not in the struct): {states}")
+        out.append(f"inline constexpr GeneratedLayout kLayout3_{hs.minor} = {{")
+        shown = set()
+        for name, group in FIELDS:
+            if group is not None and group not in shown:
+                out.append(f"    // {comments[group]}")
+                shown.add(group)
+            v = values[name]
+            if v == NONE:
+                text = NONE
+            elif name in U8_FIELDS:
+                text = f"0x{v:02x}" if v == 0xFF else str(v)
+            else:
+                text = str(v)
+            out.append(f"    .{name} = {text},")
+        out.append("};")
+    out.append("")
+    out.append("inline constexpr const GeneratedLayout* kGeneratedLayouts[] = {")
+    out.append("    " + ", ".join(f"&kLayout3_{hs.minor}" for hs, *_ in results) + ",")
+    out.append("};")
+    out.append("// clang-format on")
+    return "\n".join(out) + "\n"
+
+
+# ---- --verify: read live objects of each interpreter with the derived offsets ----
+
+VERIFY_SNIPPET = r'''
+import asyncio, ctypes, json, sys, threading
+L = json.loads(sys.argv[1])
+NONE = 2**64 - 1
+def u64(a): return ctypes.c_uint64.from_address(a).value
+def i32(a): return ctypes.c_int32.from_address(a).value
+def u8(a): return ctypes.c_uint8.from_address(a).value
+def i8(a): return ctypes.c_int8.from_address(a).value
+def cstr(a): return ctypes.string_at(a).decode()
+checks = 0
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        raise SystemExit("MISMATCH: " + what)
+tagmask = ~L["executable_tag_bits"] & (2**64 - 1)
+
+def sample(a, b=2):
+    return a + b
+code = sample.__code__
+c = id(code)
+check(i32(c + L["code_firstlineno"]) == code.co_firstlineno, "co_firstlineno")
+check(i32(c + L["code_argcount"]) == code.co_argcount, "co_argcount")
+check(i32(c + L["code_flags"]) == code.co_flags, "co_flags")
+check(u64(c + L["code_filename"]) == id(code.co_filename), "co_filename")
+check(u64(c + L["code_name"]) == id(code.co_name), "co_name")
+check(u64(c + L["code_qualname"]) == id(code.co_qualname), "co_qualname")
+check(u64(c + L["code_linetable"]) == id(code.co_linetable), "co_linetable")
+check(u64(c + L["object_type"]) == id(type(code)), "ob_type")
+check(cstr(u64(id(type(code)) + L["type_name"])) == "code", "tp_name")
+check(ctypes.string_at(c + L["code_code_adaptive"], 2) == code.co_code[:2], "co_code_adaptive starts with RESUME")
+
+b = b"hello bytes"
+check(u64(id(b) + L["bytes_ob_size"]) == len(b), "bytes ob_size")
+check(ctypes.string_at(id(b) + L["bytes_ob_sval"], len(b)) == b, "bytes ob_sval")
+
+def state(s): return u64(id(s) + L["unicode_state"]) & 0xffffffff
+for s, kind, ascii_ in (("plain ascii name", 1, 1), ("caf\u00e9", 1, 0), ("\u20ac uro", 2, 0), ("\U0001F600", 4, 0)):
+    s = s + str(len(sys.argv))  # a fresh, non-interned compact string
+    st = state(s)
+    check(u64(id(s) + L["unicode_length"]) == len(s), "unicode length")
+    check((st >> L["unicode_kind_shift"]) & 7 == kind, "unicode kind of %r: state=%x" % (s, st))
+    check((st >> L["unicode_compact_bit"]) & 1 == 1, "unicode compact")
+    check((st >> L["unicode_ascii_bit"]) & 1 == ascii_, "unicode ascii")
+    off = L["ascii_object_size"] if ascii_ else L["compact_unicode_object_size"]
+    data = ctypes.string_at(id(s) + off, len(s) * kind)
+    check(data.decode({1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[kind]) == s, "unicode data")
+
+pyapi = ctypes.pythonapi
+pyapi.PyThreadState_Get.restype = ctypes.c_void_p
+pyapi.PyInterpreterState_Get.restype = ctypes.c_void_p
+pyapi.PyInterpreterState_Main.restype = ctypes.c_void_p
+runtime = ctypes.addressof(ctypes.c_char.in_dll(pyapi, "_PyRuntime"))
+
+# Reading the current frame must not go through a Python-level helper (that would push a
+# frame of its own), so it is spelled out with C-level ctypes calls at each use.
+CUR = L["tstate_current_frame"]
+CF, CFC = L["tstate_cframe"], L["cframe_current_frame"]
+Q = ctypes.c_uint64.from_address
+
+def frame_code(f):
+    return u64(f + L["frame_code"]) & tagmask
+
+def walk(f):
+    names = []
+    while f:
+        owner = u8(f + L["frame_owner"])
+        if owner not in (L["owner_cstack"], L["owner_interpreter"]):
+            co = frame_code(f)
+            if u64(co + L["object_type"]) == id(type(code)):
+                names.append(cstr_unicode(u64(co + L["code_qualname"])))
+        f = u64(f + L["frame_previous"])
+    return names
+
+def cstr_unicode(p):
+    n = u64(p + L["unicode_length"])
+    return ctypes.string_at(p + L["ascii_object_size"], n).decode()
+
+def inner():
+    ts = pyapi.PyThreadState_Get()
+    interp = pyapi.PyInterpreterState_Get()
+    check(u64(ts + L["tstate_interp"]) == interp, "tstate->interp")
+    check(u64(runtime + L["runtime_interpreters_head"]) == pyapi.PyInterpreterState_Main(), "interpreters.head")
+    check(u64(interp + L["interp_id"]) == 0, "interp->id")
+    check(u64(interp + L["interp_next"]) == 0, "interp->next")
+    found = False
+    t = u64(interp + L["interp_threads_head"])
+    while t:
+        found = found or t == ts
+        t = u64(t + L["tstate_next"])
+    check(found, "thread list contains current tstate")
+    check(u64(ts + L["tstate_thread_id"]) == threading.get_ident(), "thread_id")
+    check(u64(ts + L["tstate_native_thread_id"]) & 0xffffffff == threading.get_native_id(), "native_thread_id")
+    f = Q(ts + CUR).value if CUR != NONE else Q(Q(ts + CF).value + CFC).value
+    check(frame_code(f) == id(inner.__code__), "current frame code")
+    check(u8(f + L["frame_owner"]) == L["owner_thread"], "owner of a plain frame")
+    instr = u64(f + L["frame_instr"])
+    co = id(inner.__code__)
+    check(co + L["code_code_adaptive"] - 2 <= instr < co + L["code_code_adaptive"] + 2 * len(inner.__code__.co_code) + 4096,
+          "instruction pointer inside co_code_adaptive")
+    names = walk(f)
+    check(names[:2] == ["inner", "outer"], "frame chain: %r" % names)
+    return True
+
+def outer():
+    return inner()
+outer()
+
+async def coro_leaf():
+    await asyncio.sleep(0)
+async def coro_main():
+    task = asyncio.ensure_future(coro_leaf())
+    await asyncio.sleep(0)
+    gen = task.get_coro()
+    g = id(gen)
+    check(u64(g + L["gen_name"]) == id(gen.__name__), "gi_name")
+    check(u64(g + L["gen_qualname"]) == id(gen.__qualname__), "gi_qualname")
+    S = L["states"]
+    suspended = {S[k] for k in S if k.startswith("FRAME_SUSPENDED")}
+    check(i8(g + L["gen_frame_state"]) in suspended, "suspended frame state")
+    check(i8(id(asyncio.current_task().get_coro()) + L["gen_frame_state"]) == S["FRAME_EXECUTING"], "executing frame state")
+    fr = g + L["gen_iframe"]
+    check(frame_code(fr) == id(coro_leaf.__code__), "gi_iframe code")
+    check(u8(fr + L["frame_owner"]) == L["owner_generator"], "gi_iframe owner")
+    me = id(asyncio.current_task().get_coro())
+    ts = pyapi.PyThreadState_Get()
+    f = Q(ts + CUR).value if CUR != NONE else Q(Q(ts + CF).value + CFC).value
+    check(f == me + L["gen_iframe"], "running coroutine frame is embedded")
+    await task
+asyncio.run(coro_main())
+print("ok %d checks" % checks)
+'''
+
+
+def verify(hs: HeaderSet, values: dict, facts: dict) -> str:
+    if not hs.interpreter or not shutil.which(hs.interpreter[0]) and not os.path.exists(hs.interpreter[0]):
+        return f"3.{hs.minor}: no interpreter to verify against"
+    layout = {k: (2**64 - 1 if v == NONE else v) for k, v in values.items()}
+    layout["states"] = facts["states"]
+    r = subprocess.run([*hs.interpreter, "-c", VERIFY_SNIPPET, json.dumps(layout)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"gen_layouts: verification against {hs.interpreter[0]} failed:\n{r.stdout}{r.stderr}")
+    return f"3.{hs.minor}: {r.stdout.strip()} ({hs.interpreter[0]})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--headers", action="append", default=[], metavar="3.X=DIR",
+                    help="header directory (the one holding Python.h) for a version")
+    ap.add_argument("--output", type=Path, default=OUTPUT)
+    ap.add_argument("--check", action="store_true", help="compare with the existing file instead of writing")
+    ap.add_argument("--verify", action="store_true", help="check the offsets against live interpreters")
+    args = ap.parse_args()
+
+    sets = default_header_sets()
+    for spec in args.headers:
+        ver, _, d = spec.partition("=")
+        minor = int(ver.split(".")[1])
+        inc = Path(d)
+        sets[minor] = HeaderSet(minor, inc, [inc.parent], f"{inc}", None)
+    for minor in ALL_MINORS:
+        if not (sets[minor].include_dir / "Python.h").is_file():
+            hint = " (run scripts/fetch-sid-pythons.sh)" if minor in SID_MINORS else ""
+            sys.exit(f"gen_layouts: no headers for 3.{minor} at {sets[minor].include_dir}{hint}")
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gen_layouts.") as tmp:
+        for minor in ALL_MINORS:
+            values, comments, facts = derive(sets[minor], Path(tmp))
+            results.append((sets[minor], values, comments, facts))
+
+    text = render(results)
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date; run tools/gen_layouts.py", file=sys.stderr)
+            return 1
+    else:
+        args.output.write_text(text)
+        print(f"wrote {args.output}")
+    if args.verify:
+        for hs, values, _, facts in results:
+            print(verify(hs, values, facts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
