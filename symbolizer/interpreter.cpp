@@ -97,7 +97,6 @@ std::string format_version(PythonVersion v) {
 
 Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
     LOOPSPY_TRY(auto maps, read_proc_maps(pid));
-    std::optional<std::string> old_version;  // a pre-3.11 interpreter seen on the way
 
     for (const auto& cand : candidates(pid, maps)) {
         auto elf = ElfFile::open(mapping_file_path(pid, *cand.first));
@@ -126,10 +125,19 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
             }
         }
         if (!hex) {
-            auto s = version_string_from_rodata(*elf);
-            return make_error(ErrorKind::UnsupportedPython,
-                              "unsupported Python version " + (s ? *s : std::string("older than 3.11")) + " in " +
-                                  cand.path + " (supported: " + supported_range() + ")");
+            // Py_Version first appeared in 3.11. Older interpreters are named for the error
+            // message only: by a version string if the binary has one, else by its file name.
+            std::string found = "older than 3.11";
+            if (auto s = version_string_from_rodata(*elf)) {
+                found = *s;
+            } else {
+                static const std::regex kNamed(R"(python(\d\.\d+))");
+                std::smatch m;
+                std::string base = cand.path.substr(cand.path.rfind('/') + 1);
+                if (std::regex_search(base, m, kNamed)) found = m[1].str() + " (older than 3.11: no Py_Version)";
+            }
+            return make_error(ErrorKind::UnsupportedPython, "unsupported Python version " + found + " in " +
+                                                                cand.path + " (supported: " + supported_range() + ")");
         }
         interp.version = PythonVersion{static_cast<std::uint32_t>(*hex)};
         int minor = interp.version.minor();
@@ -173,9 +181,6 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
             if (auto addr = runtime_address(*elf, maps, cand.path, code_type->value)) interp.code_type = RemoteAddr{*addr};
         }
         return interp;
-    }
-    if (old_version) {
-        return make_error(ErrorKind::UnsupportedPython, "unsupported Python version " + *old_version);
     }
     if (!process_exists(pid)) return make_error(ErrorKind::NoSuchProcess, "process " + std::to_string(pid.value) + " exited");
     return make_error(ErrorKind::NotPython, "process " + std::to_string(pid.value) + " (" + process_cmdline(pid) +

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKLOADS = ROOT / "tests" / "workloads"
-LOOPSPY = os.environ.get("LOOPSPY_BIN", str(ROOT / "build" / "loopspy"))
+LOOPSPY = os.path.abspath(os.environ.get("LOOPSPY_BIN", str(ROOT / "build" / "loopspy")))
 PYTHONS_DIR = pathlib.Path(os.environ.get("LOOPSPY_PYTHONS_DIR", pathlib.Path.home() / ".cache/loopspy/pythons"))
 
 # Every interpreter the project promises to support. CI fails when one is missing.

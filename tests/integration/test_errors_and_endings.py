@@ -1,0 +1,129 @@
+"""What a user sees when something is wrong, and how a recording ends."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import LOOPSPY, WORKLOADS, interpreter, parse_collapsed, run_loopspy, wait_for_file
+
+
+def assert_one_line_error(proc, code, *fragments):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("loopspy: error: ")]
+    assert len(errors) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in errors[0], errors[0]
+
+
+def test_a_dead_pid_is_reported(tmp_path):
+    p = subprocess.Popen(["true"])
+    p.wait()
+    proc = run_loopspy("record", "-p", p.pid, "-d", 1, check=False)
+    assert_one_line_error(proc, 3, f"no process with pid {p.pid}")
+
+
+def test_a_process_that_is_not_python_is_reported(spawn):
+    p = spawn(["sleep", "30"])
+    time.sleep(0.1)
+    proc = run_loopspy("record", "-p", p.pid, "-d", 1, check=False)
+    assert_one_line_error(proc, 4, "is not a Python process", "sleep")
+
+
+@pytest.mark.parametrize("old", ["3.10.13", "3.9.18"])
+def test_an_old_python_is_reported_with_its_version(old, spawn):
+    python = f"/root/.pyenv/versions/{old}/bin/python3"
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} not installed")
+    p = spawn([python, "-c", "import time; time.sleep(30)"])
+    time.sleep(0.3)
+    proc = run_loopspy("record", "-p", p.pid, "-d", 1, check=False)
+    minor = old.rsplit(".", 1)[0]
+    assert_one_line_error(proc, 5, f"unsupported Python version {minor}", "supported: 3.11 to 3.15")
+
+
+def test_launching_an_old_python_is_reported_too():
+    python = "/root/.pyenv/versions/3.10.13/bin/python3"
+    if not os.access(python, os.X_OK):
+        pytest.skip(f"{python} not installed")
+    proc = run_loopspy("record", "-d", 2, "--", python, "-c", "import time; time.sleep(5)", check=False)
+    assert_one_line_error(proc, 5, "unsupported Python version 3.10")
+
+
+def test_without_privilege_the_missing_capabilities_are_named(spawn):
+    p = spawn([interpreter("pyenv-3.12"), "-c", "import time; time.sleep(30)"])
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LOOPSPY,
+                           "record", "-p", str(p.pid), "-d", "1"], capture_output=True, text=True, timeout=30)
+    assert_one_line_error(proc, 6, "CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE")
+
+
+def test_a_kernel_without_btf_is_reported(spawn):
+    p = spawn([interpreter("pyenv-3.12"), "-c", "import time; time.sleep(30)"])
+    proc = run_loopspy("record", "-p", p.pid, "-d", 1, check=False,
+                       env={**os.environ, "LOOPSPY_SYSFS_BTF": "/nonexistent/vmlinux"})
+    assert_one_line_error(proc, 7, "no BTF")
+
+
+def test_a_command_that_does_not_exist_is_reported():
+    proc = run_loopspy("record", "--", "/no/such/python", "x.py", check=False)
+    assert_one_line_error(proc, 2, "cannot run '/no/such/python'")
+
+
+def test_a_launched_command_that_is_not_python_is_reported():
+    proc = run_loopspy("record", "--", "sleep", "10", check=False, timeout=30)
+    assert_one_line_error(proc, 4, "not a Python process")
+
+
+def test_pid_and_command_together_are_refused():
+    proc = run_loopspy("record", "-p", "1", "--", "python3", "-c", "pass", check=False)
+    assert_one_line_error(proc, 2, "either --pid or a command")
+
+
+def test_the_launched_commands_exit_status_is_reported_and_returned(tmp_path):
+    collapsed = tmp_path / "out.txt"
+    code = "import sys, time\nt = time.monotonic()\nwhile time.monotonic() - t < 0.5: pass\nsys.exit(3)\n"
+    proc = run_loopspy("record", "--collapsed", collapsed, "--", interpreter("pyenv-3.12"), "-c", code, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert "the command exited with status 3" in proc.stderr
+    assert parse_collapsed(collapsed)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_ends_the_recording_and_outputs_are_still_written(sig, tmp_path, spawn):
+    ready, truth = tmp_path / "ready", tmp_path / "truth.json"
+    workload = spawn([interpreter("pyenv-3.12"), WORKLOADS / "cpu_shares.py", "--seconds", "20",
+                      "--truth", truth, "--ready", ready])
+    wait_for_file(ready, proc=workload)
+    collapsed, svg = tmp_path / "out.txt", tmp_path / "out.svg"
+    rec = subprocess.Popen([LOOPSPY, "record", "-p", str(workload.pid), "--collapsed", str(collapsed),
+                            "--flamegraph", str(svg)], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    rec.send_signal(sig)
+    _, err = rec.communicate(timeout=30)
+    assert rec.returncode == 0, err
+    assert "fully symbolized" in err
+    stacks = parse_collapsed(collapsed)
+    assert sum(w for _, w in stacks) > 500_000  # at least half a second of samples
+    assert svg.read_text().rstrip().endswith("</svg>")
+    assert workload.poll() is None  # attaching never harms the target
+
+
+def test_the_duration_ends_a_launched_command(tmp_path):
+    collapsed = tmp_path / "out.txt"
+    start = time.monotonic()
+    proc = run_loopspy("record", "-d", 1.5, "--collapsed", collapsed, "--", interpreter("pyenv-3.12"), "-c",
+                       "while True: pass", check=False)
+    assert time.monotonic() - start < 10
+    assert proc.returncode == 0, proc.stderr
+    assert "was killed by signal 15" in proc.stderr
+    assert 1_000_000 < sum(w for _, w in parse_collapsed(collapsed)) < 2_500_000
+
+
+def test_without_output_flags_a_flame_graph_is_written_in_the_current_directory(tmp_path):
+    proc = run_loopspy("record", "--", interpreter("pyenv-3.12"), "-c",
+                       "import time\nt=time.monotonic()\nwhile time.monotonic()-t<0.5: pass", cwd=tmp_path)
+    svgs = list(tmp_path.glob("loopspy-*.svg"))
+    assert len(svgs) == 1
+    assert svgs[0].name in proc.stderr
