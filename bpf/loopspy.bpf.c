@@ -33,6 +33,11 @@ const volatile __u64 code_tag_mask = 0;
 /* Frames owned by the C stack (3.12+ entry shims) are skipped, like CPython's own tracebacks do. */
 const volatile __u32 owner_cstack = LOOPSPY_NO_OWNER;
 
+/* Off-CPU intervals and selector waits (the loop view) are tracked unless switched off. */
+const volatile bool track_off_cpu = true;
+/* Selector waits shorter than this, after busy periods shorter than this, are folded. */
+const volatile __u64 fold_ns = 1000000;
+
 /* ---- maps ---- */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -49,6 +54,37 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } unknown_tids SEC(".maps");
+
+/* What each target thread is doing, as the syscall and scheduler hooks see it. */
+struct thread_activity {
+    __s32 syscall;          /* in progress, or LOOPSPY_NO_SYSCALL */
+    __u32 off_pending;      /* an off-CPU interval started and its stack is in offcpu_stacks */
+    __u64 off_since_ns;
+    __s32 off_syscall;
+    __u32 off_flags;
+    __u64 selector_enter_ns;
+    __u64 last_selector_leave_ns;
+    __u64 folded_wait_ns;
+    __u64 folded_busy_ns;
+    __u32 folded_waits;
+    __u32 pad;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, struct thread_activity);
+} activity SEC(".maps");
+
+/* The Python stack of each thread that is off-CPU now, walked when it left. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct loopspy_sample);
+} offcpu_stacks SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -152,37 +188,19 @@ static long walk_one_frame(__u32 index, void *data)
     return 0;
 }
 
-/* Walk the frame chain of `tid` into the per-CPU scratch sample and emit it. */
-static __always_inline int sample_thread(__u32 kind, __u32 tid)
+/* Walk the Python stack of the current thread (whose state is `tstate`) into `ev`.
+ * Returns 0, or -1 when the chain's head could not be read. */
+static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate)
 {
     __u32 zero = 0;
-    __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
-    if (!tstate) {
-        __u64 one = 1, *n = bpf_map_lookup_elem(&unknown_tids, &tid);
-        if (n)
-            __sync_fetch_and_add(n, 1);
-        else
-            bpf_map_update_elem(&unknown_tids, &tid, &one, BPF_NOEXIST);
-        count(LOOPSPY_STAT_NO_TSTATE);
-        return 0;
-    }
-    struct loopspy_sample *ev = bpf_map_lookup_elem(&sample_scratch, &zero);
     struct frame_buf *buf = bpf_map_lookup_elem(&frame_scratch, &zero);
-    if (!ev || !buf)
-        return 0;
-
+    if (!buf)
+        return -1;
     int err = 0;
-    __u64 frame = current_frame(*tstate, &err);
-    if (err) {
-        count(LOOPSPY_STAT_LOST_READ);
-        return 0;
-    }
-
-    ev->h.kind = kind;
-    ev->h.tid = tid;
-    ev->h.ts_ns = bpf_ktime_get_ns();
+    __u64 frame = current_frame(tstate, &err);
+    if (err)
+        return -1;
     ev->h.flags = 0;
-
     struct walk_ctx walk = {
         .ev = ev,
         .buf = buf,
@@ -197,22 +215,206 @@ static __always_inline int sample_thread(__u32 kind, __u32 tid)
     if (n > LOOPSPY_MAX_FRAMES)
         n = LOOPSPY_MAX_FRAMES;
     ev->h.nframes = n;
+    return 0;
+}
+
+/* User space drains the ring buffer on its own timer; the kernel wakes it early only when the
+ * buffer fills past this. Waking it for every event would, on a busy machine, preempt the very
+ * thread being profiled for each event it causes. */
+const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
+
+/* Set by user space while the target is warming up (new code objects keep appearing): then every
+ * event wakes it, so it names short-lived code (a module body at import) before it is freed. */
+volatile __u32 eager_wakeup = 1;
+
+static __always_inline __u64 wakeup_flag(void)
+{
+    if (eager_wakeup)
+        return 0;
+    return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline long emit_sample(struct loopspy_sample *ev)
+{
+    __u32 n = ev->h.nframes;
+    if (n > LOOPSPY_MAX_FRAMES)
+        n = LOOPSPY_MAX_FRAMES;
+    __u64 size = sizeof(ev->h) + (__u64)n * sizeof(struct loopspy_frame);
+    if (size > sizeof(*ev))
+        size = sizeof(*ev);
+    return bpf_ringbuf_output(&events, ev, size, wakeup_flag());
+}
+
+/* The thread state of a target thread, counting a sample of a thread not (yet) known. */
+static __always_inline __u64 *thread_state_of(__u32 tid)
+{
+    __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
+    if (!tstate) {
+        __u64 one = 1, *n = bpf_map_lookup_elem(&unknown_tids, &tid);
+        if (n)
+            __sync_fetch_and_add(n, 1);
+        else
+            bpf_map_update_elem(&unknown_tids, &tid, &one, BPF_NOEXIST);
+    }
+    return tstate;
+}
+
+/* On-CPU: walk the current thread's stack into the per-CPU scratch sample and emit it. */
+static __always_inline int sample_on_cpu(__u32 tid)
+{
+    __u32 zero = 0;
+    __u64 *tstate = thread_state_of(tid);
+    if (!tstate) {
+        count(LOOPSPY_STAT_NO_TSTATE);
+        return 0;
+    }
+    struct loopspy_sample *ev = bpf_map_lookup_elem(&sample_scratch, &zero);
+    if (!ev)
+        return 0;
+    if (walk_stack(ev, *tstate)) {
+        count(LOOPSPY_STAT_LOST_READ);
+        return 0;
+    }
+    ev->h.kind = LOOPSPY_EVENT_ON_CPU;
+    ev->h.tid = tid;
+    ev->h.ts_ns = bpf_ktime_get_ns();
+    ev->h.duration_ns = 0;
+    ev->h.syscall = LOOPSPY_NO_SYSCALL;
+    ev->h.off_flags = 0;
 
     count(LOOPSPY_STAT_SAMPLES);
     if (ev->h.flags & LOOPSPY_SAMPLE_READ_ERROR)
         count(LOOPSPY_STAT_PARTIAL);
     if (ev->h.flags & LOOPSPY_SAMPLE_TRUNCATED)
         count(LOOPSPY_STAT_TRUNCATED);
-
-    __u64 size = sizeof(ev->h) + (__u64)n * sizeof(struct loopspy_frame);
-    if (size > sizeof(*ev))
-        size = sizeof(*ev);
-    if (bpf_ringbuf_output(&events, ev, size, 0)) {
+    if (emit_sample(ev)) {
         count(LOOPSPY_STAT_LOST_RINGBUF);
         return 0;
     }
     count(LOOPSPY_STAT_EMITTED);
     return 0;
+}
+
+static __always_inline bool is_selector(__s32 nr)
+{
+    /* x86-64: poll, select, epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2 */
+    return nr == 7 || nr == 23 || nr == 232 || nr == 270 || nr == 271 || nr == 281 || nr == 441;
+}
+
+static __always_inline struct thread_activity *activity_of(__u32 tid)
+{
+    struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
+    if (a)
+        return a;
+    struct thread_activity fresh = { .syscall = LOOPSPY_NO_SYSCALL };
+    bpf_map_update_elem(&activity, &tid, &fresh, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&activity, &tid);
+}
+
+/* A target thread leaves the CPU: remember when, why, and (unless it waits in its selector,
+ * which is idle time the selector events already measure) its Python stack. */
+static __always_inline void thread_switched_out(__u32 tid, bool preempted)
+{
+    struct thread_activity *a = activity_of(tid);
+    if (!a)
+        return;
+    a->off_pending = 0;
+    if (is_selector(a->syscall))
+        return;
+    __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
+    if (!tstate)
+        return;
+    struct loopspy_sample *ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+    if (!ev) {
+        __u32 zero = 0;
+        struct loopspy_sample *tmpl = bpf_map_lookup_elem(&sample_scratch, &zero);
+        if (!tmpl)
+            return;
+        bpf_map_update_elem(&offcpu_stacks, &tid, tmpl, BPF_NOEXIST);
+        ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+        if (!ev) {
+            count(LOOPSPY_STAT_LOST_OFF_CPU);
+            return;
+        }
+    }
+    if (walk_stack(ev, *tstate)) {
+        count(LOOPSPY_STAT_LOST_OFF_CPU);
+        return;
+    }
+    a->off_since_ns = bpf_ktime_get_ns();
+    a->off_syscall = a->syscall;
+    a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
+    a->off_pending = 1;
+}
+
+/* A target thread is back on a CPU: emit the interval it spent off, with its exact duration. */
+static __always_inline void thread_switched_in(__u32 tid)
+{
+    struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
+    if (!a || !a->off_pending)
+        return;
+    a->off_pending = 0;
+    struct loopspy_sample *ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+    if (!ev)
+        return;
+    __u64 now = bpf_ktime_get_ns();
+    ev->h.kind = LOOPSPY_EVENT_OFF_CPU;
+    ev->h.tid = tid;
+    ev->h.ts_ns = a->off_since_ns;
+    ev->h.duration_ns = now - a->off_since_ns;
+    ev->h.syscall = a->off_syscall;
+    ev->h.off_flags = a->off_flags;
+    if (emit_sample(ev))
+        count(LOOPSPY_STAT_LOST_OFF_CPU);
+    else
+        count(LOOPSPY_STAT_OFF_CPU);
+}
+
+static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+                                     unsigned int prev_state)
+{
+    if (!track_off_cpu)
+        return 0;
+    if ((__u32)BPF_CORE_READ(prev, tgid) == target_tgid)
+        thread_switched_out((__u32)BPF_CORE_READ(prev, pid), preempt || prev_state == 0);
+    if ((__u32)BPF_CORE_READ(next, tgid) == target_tgid)
+        thread_switched_in((__u32)BPF_CORE_READ(next, pid));
+    return 0;
+}
+
+static __always_inline void selector_returned(__u32 tid, struct thread_activity *a)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u64 wait = now - a->selector_enter_ns;
+    __u64 last = a->last_selector_leave_ns;
+    __u64 busy = last ? a->selector_enter_ns - last : 0;
+    if (last && wait < fold_ns && busy < fold_ns) {
+        a->folded_waits++;
+        a->folded_wait_ns += wait;
+        a->folded_busy_ns += busy;
+        a->last_selector_leave_ns = now;
+        return;
+    }
+    struct loopspy_selector_event ev = {
+        .kind = LOOPSPY_EVENT_SELECTOR,
+        .tid = tid,
+        .syscall = a->syscall,
+        .folded_waits = a->folded_waits,
+        .previous_leave_ns = last,
+        .enter_ns = a->selector_enter_ns,
+        .leave_ns = now,
+        .folded_wait_ns = a->folded_wait_ns,
+        .folded_busy_ns = a->folded_busy_ns,
+    };
+    if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag())) {
+        count(LOOPSPY_STAT_LOST_SELECTOR);
+        return; /* keep the folded counters: the next reported wait carries them */
+    }
+    count(LOOPSPY_STAT_SELECTOR);
+    a->folded_waits = 0;
+    a->folded_wait_ns = 0;
+    a->folded_busy_ns = 0;
+    a->last_selector_leave_ns = now;
 }
 
 SEC("perf_event")
@@ -221,5 +423,48 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
     __u64 id = bpf_get_current_pid_tgid();
     if ((__u32)(id >> 32) != target_tgid)
         return 0;
-    return sample_thread(LOOPSPY_EVENT_ON_CPU, (__u32)id);
+    return sample_on_cpu((__u32)id);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
+{
+    return on_switch(preempt, prev, next, prev_state);
+}
+
+/* The same for kernels without tp_btf; the loader picks one. */
+SEC("raw_tp/sched_switch")
+int BPF_PROG(on_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
+{
+    return on_switch(preempt, prev, next, prev_state);
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!track_off_cpu || (__u32)(pid_tgid >> 32) != target_tgid)
+        return 0;
+    struct thread_activity *a = activity_of((__u32)pid_tgid);
+    if (!a)
+        return 0;
+    a->syscall = (__s32)id;
+    if (is_selector((__s32)id))
+        a->selector_enter_ns = bpf_ktime_get_ns();
+    return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!track_off_cpu || (__u32)(pid_tgid >> 32) != target_tgid)
+        return 0;
+    struct thread_activity *a = bpf_map_lookup_elem(&activity, &(__u32){(__u32)pid_tgid});
+    if (!a)
+        return 0;
+    if (is_selector(a->syscall))
+        selector_returned((__u32)pid_tgid, a);
+    a->syscall = LOOPSPY_NO_SYSCALL;
+    return 0;
 }

@@ -14,8 +14,17 @@
 #define LOOPSPY_FRAME_READ_MAX 128
 
 enum loopspy_event_kind {
-    LOOPSPY_EVENT_ON_CPU = 1, /* a perf_event cpu-clock sample of a target thread */
+    LOOPSPY_EVENT_ON_CPU = 1,   /* a perf_event cpu-clock sample of a target thread (struct loopspy_sample) */
+    LOOPSPY_EVENT_OFF_CPU = 2,  /* an interval a target thread spent off-CPU (struct loopspy_sample) */
+    LOOPSPY_EVENT_SELECTOR = 3, /* a selector wait of a target thread (struct loopspy_selector_event) */
 };
+
+/* Why a thread left the CPU (off_flags of an OFF_CPU event). */
+enum loopspy_off_flags {
+    LOOPSPY_OFF_PREEMPTED = 1, /* still runnable: the scheduler took the CPU away */
+};
+
+#define LOOPSPY_NO_SYSCALL (-1)
 
 enum loopspy_sample_flags {
     LOOPSPY_SAMPLE_TRUNCATED = 1,  /* more frames than LOOPSPY_MAX_FRAMES: the outermost are missing */
@@ -32,9 +41,27 @@ struct loopspy_frame {
 struct loopspy_sample_header {
     __u32 kind;      /* enum loopspy_event_kind */
     __u32 tid;
-    __u64 ts_ns;     /* CLOCK_MONOTONIC */
+    __u64 ts_ns;     /* CLOCK_MONOTONIC; OFF_CPU: when the thread left the CPU */
     __u32 flags;     /* enum loopspy_sample_flags */
     __u32 nframes;   /* frames that follow, innermost first */
+    __u64 duration_ns; /* OFF_CPU: how long it was off */
+    __s32 syscall;   /* OFF_CPU: syscall in progress when it left, or LOOPSPY_NO_SYSCALL */
+    __u32 off_flags; /* OFF_CPU: enum loopspy_off_flags */
+};
+
+/* A thread's wait in its selector. Short waits (< fold_ns) after short busy periods (< fold_ns)
+ * are not reported one by one: they are folded into the next reported wait, whose counters
+ * carry them, so every long busy period is bounded exactly and every total stays exact. */
+struct loopspy_selector_event {
+    __u32 kind;              /* LOOPSPY_EVENT_SELECTOR */
+    __u32 tid;
+    __s32 syscall;
+    __u32 folded_waits;
+    __u64 previous_leave_ns; /* when the previous wait (reported or folded) returned; 0 if none */
+    __u64 enter_ns;
+    __u64 leave_ns;
+    __u64 folded_wait_ns;    /* total wait time of the folded waits */
+    __u64 folded_busy_ns;    /* total busy time before each folded wait */
 };
 
 struct loopspy_sample {
@@ -51,6 +78,10 @@ enum loopspy_stat {
     LOOPSPY_STAT_NO_TSTATE,       /* tid not (yet) known to be a Python thread */
     LOOPSPY_STAT_PARTIAL,         /* emitted with LOOPSPY_SAMPLE_READ_ERROR */
     LOOPSPY_STAT_TRUNCATED,       /* emitted with LOOPSPY_SAMPLE_TRUNCATED */
+    LOOPSPY_STAT_OFF_CPU,         /* off-CPU intervals emitted */
+    LOOPSPY_STAT_LOST_OFF_CPU,    /* off-CPU intervals lost (no room to keep or emit them) */
+    LOOPSPY_STAT_SELECTOR,        /* selector events emitted */
+    LOOPSPY_STAT_LOST_SELECTOR,   /* selector events lost (ring buffer full) */
     LOOPSPY_STAT__COUNT,
 };
 

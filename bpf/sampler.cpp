@@ -1,6 +1,7 @@
 #include "bpf/sampler.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
@@ -54,6 +55,15 @@ Error bpf_error(const char* what, int err) {
     return make_error(ErrorKind::Bpf, msg);
 }
 
+bool kernel_has_btf_tracepoint(const char* name) {
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux) return false;
+    std::string type = std::string("btf_trace_") + name;
+    bool found = btf__find_by_name_kind(vmlinux, type.c_str(), BTF_KIND_TYPEDEF) >= 0;
+    btf__free(vmlinux);
+    return found;
+}
+
 std::vector<int> online_cpus() {
     std::vector<int> cpus;
     std::ifstream in("/sys/devices/system/cpu/online");
@@ -98,7 +108,7 @@ struct Sampler::Impl {
     // Links before fds: a link is destroyed (detached) before its perf event fd is closed.
     std::vector<UniqueFd> perf_fds;
     std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links;
-    const Callback* callback = nullptr;
+    const Handlers* handlers = nullptr;
 
     ~Impl() {
         links.clear();
@@ -129,6 +139,25 @@ struct Sampler::Impl {
 
     static int on_event(void* ctx, void* data, size_t size) {
         auto* self = static_cast<Impl*>(ctx);
+        if (size < sizeof(__u32)) return 0;
+        __u32 kind;
+        std::memcpy(&kind, data, sizeof(kind));
+        if (kind == LOOPSPY_EVENT_SELECTOR) {
+            if (size < sizeof(loopspy_selector_event)) return 0;
+            loopspy_selector_event ev;
+            std::memcpy(&ev, data, sizeof(ev));
+            RawSelectorWait w;
+            w.tid = Tid{static_cast<std::int32_t>(ev.tid)};
+            w.syscall = ev.syscall;
+            w.previous_leave = Nanoseconds{static_cast<std::int64_t>(ev.previous_leave_ns)};
+            w.enter = Nanoseconds{static_cast<std::int64_t>(ev.enter_ns)};
+            w.leave = Nanoseconds{static_cast<std::int64_t>(ev.leave_ns)};
+            w.folded_waits = ev.folded_waits;
+            w.folded_wait_time = Nanoseconds{static_cast<std::int64_t>(ev.folded_wait_ns)};
+            w.folded_busy_time = Nanoseconds{static_cast<std::int64_t>(ev.folded_busy_ns)};
+            if (self->handlers->selector_wait) self->handlers->selector_wait(w);
+            return 0;
+        }
         if (size < sizeof(loopspy_sample_header)) return 0;
         const auto* ev = static_cast<const loopspy_sample*>(data);
         std::size_t nframes = ev->h.nframes;
@@ -140,9 +169,25 @@ struct Sampler::Impl {
         sample.timestamp = Nanoseconds{static_cast<std::int64_t>(ev->h.ts_ns)};
         sample.flags = ev->h.flags;
         sample.frames = std::span<const loopspy_frame>(ev->frames, nframes);
-        (*self->callback)(sample);
+        sample.duration = Nanoseconds{static_cast<std::int64_t>(ev->h.duration_ns)};
+        sample.syscall = ev->h.syscall;
+        sample.off_flags = ev->h.off_flags;
+        if (self->handlers->sample) self->handlers->sample(sample);
         return 0;
     }
+
+    Result<void> attach_scheduler_hooks() {
+        bpf_program* programs[] = {use_tp_btf ? skel->progs.on_switch_btf : skel->progs.on_switch_raw,
+                                   skel->progs.on_sys_enter, skel->progs.on_sys_exit};
+        for (bpf_program* prog : programs) {
+            bpf_link* link = bpf_program__attach(prog);
+            if (!link) return bpf_error("attaching the scheduler and syscall hooks", errno);
+            links.emplace_back(link);
+        }
+        return {};
+    }
+
+    bool use_tp_btf = true;
 };
 
 Sampler::Sampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -178,6 +223,14 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     }
     ro->frame_read_size = read_size;
 
+    ro->track_off_cpu = options.track_off_cpu;
+    // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp.
+    impl->use_tp_btf = kernel_has_btf_tracepoint("sched_switch");
+    bpf_program__set_autoload(impl->skel->progs.on_switch_btf, options.track_off_cpu && impl->use_tp_btf);
+    bpf_program__set_autoload(impl->skel->progs.on_switch_raw, options.track_off_cpu && !impl->use_tp_btf);
+    bpf_program__set_autoload(impl->skel->progs.on_sys_enter, options.track_off_cpu);
+    bpf_program__set_autoload(impl->skel->progs.on_sys_exit, options.track_off_cpu);
+
     if (int err = loopspy_bpf__load(impl->skel.get()); err) return bpf_error("loading the BPF programs", err);
 
     impl->ring.reset(ring_buffer__new(bpf_map__fd(impl->skel->maps.events), &Impl::on_event, impl.get(), nullptr));
@@ -186,6 +239,7 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
 }
 
 Result<void> Sampler::start(std::span<const Tid> threads) {
+    if (impl_->options.track_off_cpu) LOOPSPY_CHECK(impl_->attach_scheduler_hooks());
     if (impl_->options.mode == SamplingMode::PerCpu) {
         for (int cpu : online_cpus()) LOOPSPY_CHECK(impl_->attach_event(-1, cpu));
     } else {
@@ -213,13 +267,21 @@ void Sampler::forget_thread_state(Tid tid) {
     bpf_map__delete_elem(impl_->skel->maps.thread_states, &key, sizeof(key), 0);
 }
 
-Result<int> Sampler::poll(int timeout_ms, const Callback& callback) {
-    impl_->callback = &callback;
+Result<int> Sampler::poll(int timeout_ms, const Handlers& handlers) {
+    impl_->handlers = &handlers;
+    // The kernel rarely wakes us (see wakeup_bytes in loopspy.bpf.c): wait out the timeout, then
+    // drain whatever arrived.
     int n = ring_buffer__poll(impl_->ring.get(), timeout_ms);
-    impl_->callback = nullptr;
-    if (n < 0 && n != -EINTR) return bpf_error("reading samples", n);
-    return n < 0 ? 0 : n;
+    if (n >= 0 || n == -EINTR) {
+        int more = ring_buffer__consume(impl_->ring.get());
+        n = (n > 0 ? n : 0) + (more > 0 ? more : 0);
+    }
+    impl_->handlers = nullptr;
+    if (n < 0) return bpf_error("reading samples", n);
+    return n;
 }
+
+void Sampler::set_eager_wakeup(bool eager) { impl_->skel->data->eager_wakeup = eager ? 1 : 0; }
 
 SamplerStats Sampler::stats() const {
     SamplerStats s;
@@ -241,6 +303,10 @@ SamplerStats Sampler::stats() const {
     s.no_tstate = read(LOOPSPY_STAT_NO_TSTATE);
     s.partial = read(LOOPSPY_STAT_PARTIAL);
     s.truncated = read(LOOPSPY_STAT_TRUNCATED);
+    s.off_cpu = read(LOOPSPY_STAT_OFF_CPU);
+    s.lost_off_cpu = read(LOOPSPY_STAT_LOST_OFF_CPU);
+    s.selector = read(LOOPSPY_STAT_SELECTOR);
+    s.lost_selector = read(LOOPSPY_STAT_LOST_SELECTOR);
     return s;
 }
 

@@ -39,15 +39,28 @@ struct SamplerOptions {
     int rate_hz = 1000;
     SamplingMode mode = SamplingMode::PerCpu;
     FrameWalkLayout layout;
+    bool track_off_cpu = true;  // sched_switch and syscall hooks: off-CPU intervals and selector waits
 };
 
-/// One sample as the kernel emitted it: frames innermost first.
+/// One sample or off-CPU interval as the kernel emitted it: frames innermost first.
 struct RawSample {
-    std::uint32_t kind = 0;
+    std::uint32_t kind = 0;  // LOOPSPY_EVENT_ON_CPU or LOOPSPY_EVENT_OFF_CPU
     Tid tid;
     Nanoseconds timestamp;
     std::uint32_t flags = 0;
     std::span<const loopspy_frame> frames;
+    Nanoseconds duration;               // OFF_CPU
+    std::int32_t syscall = -1;          // OFF_CPU
+    std::uint32_t off_flags = 0;        // OFF_CPU
+};
+
+/// A selector wait as the kernel emitted it (see struct loopspy_selector_event).
+struct RawSelectorWait {
+    Tid tid;
+    std::int32_t syscall = 0;
+    Nanoseconds previous_leave, enter, leave;
+    std::uint32_t folded_waits = 0;
+    Nanoseconds folded_wait_time, folded_busy_time;
 };
 
 struct SamplerStats {
@@ -58,11 +71,18 @@ struct SamplerStats {
     std::uint64_t no_tstate = 0;
     std::uint64_t partial = 0;
     std::uint64_t truncated = 0;
+    std::uint64_t off_cpu = 0;
+    std::uint64_t lost_off_cpu = 0;
+    std::uint64_t selector = 0;
+    std::uint64_t lost_selector = 0;
 };
 
 class Sampler {
 public:
-    using Callback = std::function<void(const RawSample&)>;
+    struct Handlers {
+        std::function<void(const RawSample&)> sample;
+        std::function<void(const RawSelectorWait&)> selector_wait;
+    };
 
     /// Opens and loads the BPF object; nothing is attached yet.
     static Result<std::unique_ptr<Sampler>> load(const SamplerOptions& options);
@@ -78,8 +98,13 @@ public:
     Result<void> publish_thread_state(Tid tid, RemoteAddr tstate);
     void forget_thread_state(Tid tid);
 
-    /// Waits up to timeout_ms for samples and calls back for each. Returns how many were consumed.
-    Result<int> poll(int timeout_ms, const Callback& callback);
+    /// Waits timeout_ms (less if the ring buffer fills up), then calls back for every event that
+    /// arrived. Returns how many were consumed.
+    Result<int> poll(int timeout_ms, const Handlers& handlers);
+
+    /// Eager: every event wakes poll() at once (for naming short-lived code while the target warms
+    /// up). Otherwise events collect until poll()'s timeout or a well-filled buffer.
+    void set_eager_wakeup(bool eager);
 
     SamplerStats stats() const;
     /// Samples of threads that had no published thread state, per tid, since the last call.

@@ -162,12 +162,16 @@ Result<int> run_record(const RecordArgs& args) {
     std::uint64_t lost = profile.lost.total();
     std::fprintf(stderr,
                  "loopspy: %llu samples (%s fully symbolized), %llu lost (%llu ring buffer full, %llu unreadable, "
-                 "%llu before the thread was known), %zu Python threads seen, %.2f s\n",
+                 "%llu before the thread was known), %llu off-CPU intervals (%llu lost), %llu selector waits, "
+                 "%zu Python threads seen, %.2f s\n",
                  static_cast<unsigned long long>(summary.samples),
                  percent(summary.fully_symbolized, summary.samples).c_str(), static_cast<unsigned long long>(lost),
                  static_cast<unsigned long long>(profile.lost.ringbuf_full),
                  static_cast<unsigned long long>(profile.lost.read_failed),
-                 static_cast<unsigned long long>(profile.lost.no_thread_state), summary.threads_seen,
+                 static_cast<unsigned long long>(profile.lost.no_thread_state),
+                 static_cast<unsigned long long>(summary.off_cpu_intervals),
+                 static_cast<unsigned long long>(profile.lost.off_cpu),
+                 static_cast<unsigned long long>(summary.selector_waits), summary.threads_seen,
                  summary.elapsed.seconds());
 
     int exit_code = 0;

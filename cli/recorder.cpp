@@ -41,7 +41,12 @@ constexpr auto kThreadRescan = std::chrono::milliseconds(250);
 constexpr auto kGeneration = std::chrono::milliseconds(100);
 // ...and raw stacks, which skip the symbolizer altogether, are forgotten this often.
 constexpr auto kStackCacheLifetime = std::chrono::seconds(1);
+// How long to let events collect before draining them. Code objects that run once (module
+// bodies at import, eval/exec) can be freed within milliseconds, so while new code objects keep
+// appearing every event wakes the recorder; once none has appeared for kWarmQuiet it lets events
+// collect for kPollMs at a time, which costs the target far less.
 constexpr int kPollMs = 50;
+constexpr auto kWarmQuiet = std::chrono::milliseconds(250);
 
 }  // namespace
 
@@ -63,6 +68,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, c
     so.rate_hz = options.rate_hz;
     so.mode = options.mode;
     so.layout = frame_walk_layout(r->interp_.layout);
+    so.track_off_cpu = options.track_off_cpu;
     LOOPSPY_TRY(r->sampler_, Sampler::load(so));
     LOOPSPY_CHECK(r->refresh_threads());
     std::vector<Tid> tids;
@@ -137,13 +143,34 @@ void Recorder::on_sample(const RawSample& raw) {
     SampleRecord s;
     s.tid = raw.tid;
     s.time = raw.timestamp;
-    s.weight = period_;
     s.stack = it->second.first;
     s.flags = it->second.second;
-    s.kind = SampleKind::OnCpu;
+    if (raw.kind == LOOPSPY_EVENT_OFF_CPU) {
+        s.kind = SampleKind::OffCpu;
+        s.weight = raw.duration;
+        s.syscall = raw.syscall;
+        s.off_flags = (raw.off_flags & LOOPSPY_OFF_PREEMPTED) ? kOffPreempted : 0;
+        ++off_cpu_intervals_;
+    } else {
+        s.kind = SampleKind::OnCpu;
+        s.weight = period_;
+        ++samples_;
+        if (s.flags == 0) ++fully_symbolized_;
+    }
     profile_.add_sample(s);
-    ++samples_;
-    if (s.flags == 0) ++fully_symbolized_;
+}
+
+void Recorder::on_selector_wait(const RawSelectorWait& raw) {
+    SelectorWait w;
+    w.tid = raw.tid;
+    w.syscall = raw.syscall;
+    w.previous_leave = raw.previous_leave;
+    w.enter = raw.enter;
+    w.leave = raw.leave;
+    w.folded_waits = raw.folded_waits;
+    w.folded_wait_time = raw.folded_wait_time;
+    w.folded_busy_time = raw.folded_busy_time;
+    profile_.add_selector_wait(w);
 }
 
 void Recorder::print_status(Nanoseconds elapsed, bool final_line) {
@@ -165,7 +192,11 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     auto next_generation = Clock::now() + kGeneration;
     auto next_stack_cache_clear = Clock::now() + kStackCacheLifetime;
     auto next_status = Clock::now();
-    Sampler::Callback cb = [this](const RawSample& raw) { on_sample(raw); };
+    bool eager = true;  // the kernel side starts eager
+    auto last_new_code = Clock::now();
+    Sampler::Handlers cb;
+    cb.sample = [this](const RawSample& raw) { on_sample(raw); };
+    cb.selector_wait = [this](const RawSelectorWait& raw) { on_selector_wait(raw); };
 
     while (true) {
         if (stop_requested.load()) {
@@ -180,7 +211,14 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             summary.reason = StopReason::TargetExited;
             break;
         }
+        std::size_t known_code = symbolizer_.cached();
         LOOPSPY_CHECK(sampler_->poll(kPollMs, cb));
+        if (symbolizer_.cached() != known_code) {
+            last_new_code = Clock::now();
+            if (!eager) sampler_->set_eager_wakeup(eager = true);
+        } else if (eager && Clock::now() - last_new_code > kWarmQuiet) {
+            sampler_->set_eager_wakeup(eager = false);
+        }
         auto now = Clock::now();
         // A sample of a thread the kernel has no thread state for means a new Python thread (or
         // a native one): look again at once rather than at the next periodic rescan.
@@ -221,7 +259,11 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     SamplerStats st = sampler_->stats();
     profile_.lost.ringbuf_full = st.lost_ringbuf;
     profile_.lost.read_failed = st.lost_read;
+    profile_.lost.off_cpu = st.lost_off_cpu;
+    profile_.lost.selector = st.lost_selector;
     summary.samples = samples_;
+    summary.off_cpu_intervals = off_cpu_intervals_;
+    summary.selector_waits = profile_.selector_waits().size();
     summary.fully_symbolized = fully_symbolized_;
     summary.native_thread_samples = native_thread_samples_;
     summary.threads_seen = python_threads_.size();

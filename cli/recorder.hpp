@@ -22,14 +22,17 @@ struct RecorderOptions {
     SamplingMode mode = SamplingMode::PerCpu;
     std::optional<Nanoseconds> duration;
     bool live_status = false;  // a one-line status on stderr, refreshed in place
+    bool track_off_cpu = true;
 };
 
 enum class StopReason { Duration, Signal, TargetExited };
 
 struct RecordSummary {
     StopReason reason = StopReason::Duration;
-    std::uint64_t samples = 0;
-    std::uint64_t fully_symbolized = 0;
+    std::uint64_t samples = 0;            // on-CPU samples
+    std::uint64_t off_cpu_intervals = 0;
+    std::uint64_t selector_waits = 0;
+    std::uint64_t fully_symbolized = 0;   // on-CPU samples whose every frame was named
     std::uint64_t native_thread_samples = 0;  // samples of threads that never ran Python
     std::size_t threads_seen = 0;
     Nanoseconds elapsed;
@@ -48,6 +51,7 @@ private:
     Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile);
     Result<void> refresh_threads();
     void on_sample(const RawSample& raw);
+    void on_selector_wait(const RawSelectorWait& raw);
     void account_unknown_threads();
     void print_status(Nanoseconds elapsed, bool final_line);
 
@@ -67,7 +71,8 @@ private:
     std::vector<FrameId> frame_ids_;
     std::string key_;
     Nanoseconds period_;
-    std::uint64_t samples_ = 0;
+    std::uint64_t samples_ = 0;  // on-CPU samples
+    std::uint64_t off_cpu_intervals_ = 0;
     std::uint64_t fully_symbolized_ = 0;
     std::uint64_t native_thread_samples_ = 0;
     std::uint64_t last_no_tstate_ = 0;

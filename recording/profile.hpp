@@ -32,8 +32,16 @@ struct FrameRecord {
 };
 
 enum class SampleKind : std::uint8_t {
-    OnCpu = 1,
+    OnCpu = 1,   // a cpu-clock sample; weight = the sampling period
+    OffCpu = 2,  // an exact interval off-CPU; time = when it left the CPU, weight = how long
 };
+
+/// Why a thread was off-CPU (SampleRecord::off_flags).
+inline constexpr std::uint32_t kOffPreempted = 1;  // still runnable: the scheduler took the CPU
+inline constexpr std::uint32_t kOffIdle = 2;       // waiting in its selector (epoll_wait & co.): the loop was idle
+
+/// No syscall in progress.
+inline constexpr std::int32_t kNoSyscall = -1;
 
 /// Sample flags.
 inline constexpr std::uint32_t kSampleTruncated = 1;   // deeper than the kernel walks: outermost frames missing
@@ -42,11 +50,28 @@ inline constexpr std::uint32_t kSampleUnnamed = 4;     // at least one frame cou
 
 struct SampleRecord {
     Tid tid;
-    Nanoseconds time;    // CLOCK_MONOTONIC
-    Nanoseconds weight;  // on-CPU: the sampling period
+    Nanoseconds time;    // CLOCK_MONOTONIC; for OffCpu, when the thread left the CPU
+    Nanoseconds weight;  // OnCpu: the sampling period; OffCpu: the interval's exact duration
     StackId stack = 0;
     SampleKind kind = SampleKind::OnCpu;
-    std::uint32_t flags = 0;
+    std::uint32_t flags = 0;      // kSample*
+    std::uint32_t off_flags = 0;  // OffCpu: kOff*
+    std::int32_t syscall = kNoSyscall;  // OffCpu: the syscall in progress when it left (x86-64 number)
+};
+
+/// A wait of a thread in its selector (epoll_wait, epoll_pwait, epoll_pwait2, select, pselect6,
+/// poll, ppoll): the boundary between two loop iterations. To keep a callback-heavy loop cheap,
+/// the kernel folds waits that were short and followed short busy periods into the next wait it
+/// reports: their count and their total wait time ride along.
+struct SelectorWait {
+    Tid tid;
+    std::int32_t syscall = 0;
+    Nanoseconds previous_leave;  // when the previous selector wait returned (0 if none seen)
+    Nanoseconds enter;
+    Nanoseconds leave;
+    std::uint32_t folded_waits = 0;  // short waits between previous_leave and enter, not reported one by one
+    Nanoseconds folded_wait_time;    // their total duration
+    Nanoseconds folded_busy_time;    // the total busy time before each of them
 };
 
 struct ProfileInfo {
@@ -66,6 +91,9 @@ struct LossCounters {
     std::uint64_t ringbuf_full = 0;     // the ring buffer had no room
     std::uint64_t read_failed = 0;      // the thread's frame chain could not be read at all
     std::uint64_t no_thread_state = 0;  // a Python thread sampled before loopspy knew its thread state
+    std::uint64_t off_cpu = 0;          // off-CPU intervals that could not be kept or emitted
+    std::uint64_t selector = 0;         // selector events lost to a full ring buffer (their counts ride on)
+    /// Lost on-CPU samples.
     std::uint64_t total() const { return ringbuf_full + read_failed + no_thread_state; }
 };
 
@@ -79,12 +107,14 @@ public:
     /// Frames outermost first.
     StackId intern_stack(std::span<const FrameId> frames);
     void add_sample(const SampleRecord& s) { samples_.push_back(s); }
+    void add_selector_wait(const SelectorWait& w) { selector_waits_.push_back(w); }
     void set_thread_name(Tid tid, std::string name) { threads_[tid] = std::move(name); }
 
     std::string_view string(StringId id) const { return strings_[id]; }
     const FrameRecord& frame(FrameId id) const { return frames_[id]; }
     std::span<const FrameId> stack(StackId id) const;
     const std::vector<SampleRecord>& samples() const { return samples_; }
+    const std::vector<SelectorWait>& selector_waits() const { return selector_waits_; }
     const std::map<Tid, std::string>& threads() const { return threads_; }
     std::string thread_name(Tid tid) const;
 
@@ -110,6 +140,7 @@ private:
     std::vector<std::pair<std::uint32_t, std::uint32_t>> stack_offsets_;  // (begin, size) per stack
     std::unordered_map<std::string, StackId> stack_ids_;    // key: the frame ids' bytes
     std::vector<SampleRecord> samples_;
+    std::vector<SelectorWait> selector_waits_;
     std::map<Tid, std::string> threads_;
 };
 
