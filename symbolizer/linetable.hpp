@@ -1,6 +1,6 @@
 // Decoder for the CPython 3.11+ location table (co_linetable), which maps bytecode offsets to
 // source lines. The format is the one described in CPython's InternalDocs/locations.md
-// (Objects/locations.md before 3.14) and is the same for 3.11, 3.12, 3.13 and 3.14.
+// (Objects/locations.md before 3.14) and is the same for 3.11, 3.12, 3.13, 3.14 and 3.15.
 //
 // A table is a sequence of entries. Each entry covers 1..8 code units (2 bytes each) and starts
 // with a byte that has bit 7 set: bits 3..6 are the entry's code, bits 0..2 its length - 1.

@@ -125,6 +125,8 @@ const std::vector<std::uint8_t>& sample_table() {
 TEST_CASE("linetable: 3.11 fixtures") { check_version("3.11"); }
 TEST_CASE("linetable: 3.12 fixtures") { check_version("3.12"); }
 TEST_CASE("linetable: 3.13 fixtures") { check_version("3.13"); }
+TEST_CASE("linetable: 3.14 fixtures") { check_version("3.14"); }
+TEST_CASE("linetable: 3.15 fixtures") { check_version("3.15"); }
 
 TEST_CASE("linetable: hand-made entries") {
     SUBCASE("empty table") {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "symbolizer/layout.hpp"
 #include "symbolizer/pystring.hpp"
 
 #ifndef LOOPSPY_TEST_DATA
@@ -135,13 +136,34 @@ void check_version(const std::string& version, int minor) {
 TEST_CASE("pystring: 3.11 objects") { check_version("3.11", 11); }
 TEST_CASE("pystring: 3.12 objects") { check_version("3.12", 12); }
 TEST_CASE("pystring: 3.13 objects") { check_version("3.13", 13); }
+TEST_CASE("pystring: 3.14 objects") { check_version("3.14", 14); }
+TEST_CASE("pystring: 3.15 objects") { check_version("3.15", 15); }
 
 TEST_CASE("pystring: layouts by version") {
     CHECK_FALSE(loopspy::unicode_layout_for(3, 10).has_value());
     CHECK(loopspy::unicode_layout_for(3, 11)->ascii_object_size == 48);
     CHECK(loopspy::unicode_layout_for(3, 14)->ascii_object_size == 40);
+    CHECK(loopspy::unicode_layout_for(3, 15)->ascii_object_size == 40);
+    CHECK_FALSE(loopspy::unicode_layout_for(3, 16).has_value());
     CHECK_FALSE(loopspy::unicode_layout_for(3, 13, /*free_threaded=*/true).has_value());
     CHECK_FALSE(loopspy::unicode_layout_for(2, 7).has_value());
+}
+
+TEST_CASE("pystring: layouts agree with the generated per-version tables") {
+    for (int minor = 11; minor <= 15; ++minor) {
+        CAPTURE(minor);
+        const loopspy::GeneratedLayout* g = loopspy::generated_layout(minor);
+        REQUIRE(g != nullptr);
+        const auto l = loopspy::unicode_layout_for(3, minor);
+        REQUIRE(l.has_value());
+        CHECK(l->length_offset == g->unicode_length);
+        CHECK(l->state_offset == g->unicode_state);
+        CHECK(l->ascii_object_size == g->ascii_object_size);
+        CHECK(l->compact_object_size == g->compact_unicode_object_size);
+        CHECK(l->kind_shift == g->unicode_kind_shift);
+        CHECK(l->compact_bit == g->unicode_compact_bit);
+        CHECK(l->ascii_bit == g->unicode_ascii_bit);
+    }
 }
 
 TEST_CASE("pystring: synthetic objects") {

@@ -1,0 +1,109 @@
+"""A user points loopspy at a service that stalls its event loop and learns which coroutine
+stalled it, for how long, whether it burned CPU or blocked, and on which call."""
+import json
+
+import pytest
+
+from conftest import WORKLOADS, interpreter, run_loopspy
+
+STALLS = WORKLOADS / "stalls.py"
+THRESHOLD_MS = 100
+
+
+def check_report_against_truth(report, truth, expect_thread=None):
+    stalls = truth["stalls"]
+    assert len(stalls) == 8
+    slow = report["slow_callbacks"]
+    # Recall 100% and no false positives: exactly one reported callback per deliberate stall.
+    assert len(slow) == len(stalls), json.dumps(slow, indent=1)[:3000]
+    by_start = sorted(slow, key=lambda s: s["start_ms"])
+    for stall, cb in zip(sorted(stalls, key=lambda s: s["start_ns"]), by_start):
+        true_ms = (stall["end_ns"] - stall["start_ns"]) / 1e6
+        tolerance = max(3.0, 0.05 * true_ms)
+        assert abs(cb["duration_ms"] - true_ms) <= tolerance, (stall, cb["duration_ms"])
+        assert stall["coroutine"] in cb["callback"], cb["callback"]
+        if stall["kind"] == "sleep":
+            assert cb["off_cpu_ms"] >= 0.9 * true_ms, cb
+            assert any(b["syscall"] in ("clock_nanosleep", "nanosleep", "select") for b in cb["blocking"]), cb
+            assert max(b["duration_ms"] for b in cb["blocking"]) >= 0.9 * true_ms
+        else:
+            assert cb["on_cpu_ms"] >= 0.8 * true_ms, cb
+        if expect_thread is not None:
+            assert cb["thread"] == expect_thread
+    for field in ("python_version", "pid", "duration_s", "samples", "loop_threads", "blocking_calls", "loop"):
+        assert field in report
+    assert {"on_cpu", "off_cpu", "lost"} <= set(report["samples"])
+    assert {"iterations", "busy_ms", "idle_ms"} <= set(report["loop"])
+    assert report["loop"]["idle_ms"] > 0
+    sleeps = [b for b in report["blocking_calls"] if b["syscall"] == "clock_nanosleep"]
+    assert sleeps and any("blocking_handler" in f for f in sleeps[0]["stack"])
+
+
+@pytest.mark.parametrize("py,loop", [("pyenv-3.12", "stdlib"), ("debian-3.11", "stdlib"),
+                                     ("debian-3.11", "uvloop"), ("sid-3.14", "stdlib")])
+def test_every_stall_is_reported_with_its_true_duration(py, loop, tmp_path):
+    truth_file, report_file = tmp_path / "truth.json", tmp_path / "report.json"
+    proc = run_loopspy("record", "--threshold", THRESHOLD_MS, "--report", report_file, "--slow-callbacks", "--",
+                       interpreter(py), STALLS, "--truth", truth_file, "--loop", loop)
+    report = json.loads(report_file.read_text())
+    truth = json.loads(truth_file.read_text())
+    assert len(report["loop_threads"]) == 1
+    check_report_against_truth(report, truth)
+    # The table on stdout names the stalling coroutines.
+    assert "blocking_handler" in proc.stdout and "cpu_handler" in proc.stdout
+
+
+def test_only_the_loop_threads_callbacks_are_listed_when_other_threads_burn_cpu(tmp_path):
+    truth_file, report_file = tmp_path / "truth.json", tmp_path / "report.json"
+    run_loopspy("record", "--threshold", THRESHOLD_MS, "--report", report_file, "--",
+                interpreter("pyenv-3.12"), STALLS, "--truth", truth_file, "--thread")
+    report = json.loads(report_file.read_text())
+    truth = json.loads(truth_file.read_text())
+    assert len(report["loop_threads"]) == 1
+    check_report_against_truth(report, truth, expect_thread=report["loop_threads"][0])
+    assert all("burner" not in f for cb in report["slow_callbacks"] for f in cb["stack"])
+
+
+def test_an_aiohttp_handler_with_sync_io_shows_up_in_slow_callbacks_and_blocking_calls(tmp_path, spawn):
+    import threading
+    import time
+    import urllib.request
+
+    from conftest import wait_for_file
+
+    ready, report_file = tmp_path / "port", tmp_path / "report.json"
+    server = spawn([interpreter("debian-3.11"), WORKLOADS / "aiohttp_service.py", "--ready", ready, "--seconds", "12"])
+    wait_for_file(ready, proc=server)
+    port = int(ready.read_text())
+    stop = time.monotonic() + 7
+
+    def client(path):
+        # Bounded load against loopback only.
+        while time.monotonic() < stop:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).read()
+            except OSError:
+                pass
+
+    clients = [threading.Thread(target=client, args=(p,)) for p in ("/fast", "/fast", "/report", "/legacy")]
+    for c in clients:
+        c.start()
+    try:
+        run_loopspy("record", "-p", server.pid, "-d", 5, "--threshold", 50, "--report", report_file)
+    finally:
+        for c in clients:
+            c.join()
+    report = json.loads(report_file.read_text())
+    # aiohttp runs each request in a task whose coroutine is its protocol's; the handler is on
+    # the stack the callback spent its time in.
+    def in_stack(cb, name):
+        return any(f.startswith(name + " ") for f in cb["stack"])
+
+    slow = report["slow_callbacks"]
+    assert any(in_stack(cb, "legacy_handler") for cb in slow), [cb["stack"][-3:] for cb in slow]
+    assert any(in_stack(cb, "report_handler") for cb in slow), [cb["stack"][-3:] for cb in slow]
+    assert not any(in_stack(cb, "fast") for cb in slow)
+    sleeps = [b for b in report["blocking_calls"] if b["syscall"] == "clock_nanosleep"]
+    assert any(f.startswith("legacy_handler ") for b in sleeps for f in b["stack"])
+    legacy = [cb for cb in slow if in_stack(cb, "legacy_handler")]
+    assert all(115 <= cb["duration_ms"] <= 250 for cb in legacy), legacy
