@@ -74,6 +74,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, c
     std::vector<Tid> tids;
     for (const auto& [tid, ts] : r->published_) tids.push_back(tid);
     LOOPSPY_CHECK(r->sampler_->start(tids));
+    r->sampling_started_ = true;
     return r;
 }
 
@@ -86,10 +87,9 @@ Result<void> Recorder::refresh_threads() {
         auto it = published_.find(tid);
         if (it != published_.end() && it->second == tstate) continue;
         LOOPSPY_CHECK(sampler_->publish_thread_state(tid, tstate));
-        if (it == published_.end() && sampler_) {
-            // A new thread: in per-thread mode it needs its own perf event.
-            if (!python_threads_.count(tid)) LOOPSPY_CHECK(sampler_->add_thread(tid));
-        }
+        // A new thread once sampling runs: in per-thread mode it needs its own perf event (the
+        // threads known before start() get theirs there).
+        if (sampling_started_ && !python_threads_.count(tid)) LOOPSPY_CHECK(sampler_->add_thread(tid));
         python_threads_.insert(tid);
         std::string name = thread_name(pid_, tid);
         if (!name.empty()) profile_.set_thread_name(tid, name);

@@ -76,6 +76,7 @@ private:
     std::uint64_t fully_symbolized_ = 0;
     std::uint64_t native_thread_samples_ = 0;
     std::uint64_t last_no_tstate_ = 0;
+    bool sampling_started_ = false;
 };
 
 }  // namespace loopspy
