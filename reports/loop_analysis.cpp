@@ -112,16 +112,23 @@ private:
             return frames[i];  // a native callback: nothing of it in Python
         }
         std::size_t last_loop = n;
+        std::size_t run_once = n;
         for (std::size_t i = 0; i < n; ++i) {
             const std::uint8_t c = classes_.of(frames[i]);
-            if (c & kRunOnceFrame) return -1;  // the stdlib loop's own work between callbacks
+            if (c & kRunOnceFrame) run_once = i;
             if (c & kLoopFrame) last_loop = i;
         }
+        // The stdlib loop's own work between callbacks (the selector's Python side, waiting for
+        // the GIL after the wait, ready-queue handling): an identity of its own.
+        if (run_once < n) return frames[run_once];
         for (std::size_t i = 0; i < n; ++i) {
             const FrameRecord& f = profile_.frame(frames[i]);
             if ((f.flags & kFrameCoroutine) && !(f.flags & kFrameSpecial)) return frames[i];
         }
-        if (last_loop < n && last_loop + 1 < n) return frames[last_loop + 1];
+        if (last_loop < n) {
+            // Nothing after the loop's frames: a native loop's own work.
+            return last_loop + 1 < n ? frames[last_loop + 1] : frames[last_loop];
+        }
         return -1;
     }
 

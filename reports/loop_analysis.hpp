@@ -85,7 +85,8 @@ struct SlowCallback {
     Nanoseconds duration;
     Nanoseconds on_cpu;   // duration - off_cpu
     Nanoseconds off_cpu;  // off-CPU intervals inside it
-    std::string callback;             // the identity frame, formatted ("<event loop>" or "<no samples>" if none)
+    std::string callback;             // the identity frame, formatted; "<event loop>" if no sample had an
+                                      // identity, "<no samples>" if there were none
     std::optional<std::string> task;  // the asyncio task's name (not known yet: always empty)
     std::vector<std::string> stack;   // the stack with the most time inside it, formatted, outermost first
     std::vector<BlockingInterval> blocking;  // longest first
@@ -99,14 +100,17 @@ enum class CallbackOrder { Duration, Time };
 /// A sample's callback identity: the first frame after the innermost Handle._run (asyncio's
 /// events.py), skipping Task.__step / Task.__step_run_and_handle_result / Task._Task__step /
 /// Context.run frames (the Handle._run frame itself if nothing follows: a native callback).
-/// Without Handle._run: none if the stack is inside BaseEventLoop._run_once (the stdlib loop's
-/// own work between callbacks), else the outermost coroutine frame, else the frame right after
-/// the last loop/runner frame (native loops such as uvloop), else none. Identities compare by
-/// qualname and file, not line. Samples without an identity join whichever callback surrounds
-/// them. Between consecutive samples of different identities the boundary is the midpoint of
-/// their times, moved out of any off-CPU interval (after one that ends the earlier callback,
-/// before one that starts the later). The first callback begins with the busy period, the last
-/// ends with it.
+/// Without Handle._run: the innermost BaseEventLoop._run_once if the stack is in it (the stdlib
+/// loop's own work between callbacks: the selector's Python side, waiting for the GIL after the
+/// wait, the ready queue), else the outermost coroutine frame, else the frame right after the
+/// last loop/runner frame (native loops such as uvloop), or that loop frame itself if nothing
+/// follows it (the native loop's own work), else none. So the loop's own time is not charged to
+/// a neighbouring callback; it is a "callback" of its own, reported like any other when it lasts
+/// the threshold. Identities compare by qualname and file, not line. Samples without an identity
+/// join whichever callback surrounds them. Between consecutive samples of different identities
+/// the boundary is the midpoint of their times, moved out of any off-CPU interval (after one
+/// that ends the earlier callback, before one that starts the later, out of one between them to
+/// its nearer end). The first callback begins with the busy period, the last ends with it.
 std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std::vector<Tid>& loop_threads,
                                               Nanoseconds threshold, const TimeWindow& window,
                                               CallbackOrder order = CallbackOrder::Duration);

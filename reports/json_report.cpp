@@ -1,0 +1,115 @@
+#include "reports/json_report.hpp"
+
+#include <limits>
+
+#include "reports/collapsed.hpp"
+
+namespace loopspy {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json string_list(const std::vector<std::string>& items) {
+    Json out = Json::array();
+    for (const auto& s : items) out.push_back(sanitize_utf8(s));
+    return out;
+}
+
+Json stats_json(const LoopStats& st) {
+    Json j;
+    j["iterations"] = st.iterations;
+    j["busy_ms"] = rounded_ms(st.busy);
+    j["idle_ms"] = rounded_ms(st.idle);
+    return j;
+}
+
+}  // namespace
+
+std::string python_version_string(PythonVersion v) {
+    std::string s = std::to_string(v.major()) + "." + std::to_string(v.minor()) + "." + std::to_string(v.micro());
+    const unsigned level = (v.hex >> 4) & 0xf;
+    const unsigned serial = v.hex & 0xf;
+    if (level == 0xa) s += "a" + std::to_string(serial);
+    if (level == 0xb) s += "b" + std::to_string(serial);
+    if (level == 0xc) s += "rc" + std::to_string(serial);
+    return s;
+}
+
+double rounded_ms(Nanoseconds ns) {
+    // Whole microseconds first (exact in integers), then one division: 1234567 ns -> 1.235.
+    const std::int64_t us = ns.value >= 0 ? (ns.value + 500) / 1000 : -((-ns.value + 500) / 1000);
+    const double ms = static_cast<double>(us) / 1000.0;
+    return ms == 0.0 ? 0.0 : ms;  // never -0
+}
+
+Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
+    const Nanoseconds origin = profile.info.start;
+    Json j;
+    j["python_version"] = python_version_string(profile.info.python);
+    j["pid"] = profile.info.pid.value;
+    Nanoseconds span = a.window.end > a.window.begin ? a.window.end - a.window.begin : Nanoseconds{0};
+    if (a.window.end.value == std::numeric_limits<std::int64_t>::max()) span = Nanoseconds{0};  // no known end
+    j["duration_s"] = static_cast<double>((span.value + 500'000) / 1'000'000) / 1000.0;  // whole ms, in seconds
+    j["samples"] = {{"on_cpu", a.samples.on_cpu}, {"off_cpu", a.samples.off_cpu}, {"lost", a.samples.lost}};
+    Json loops = Json::array();
+    for (Tid t : a.loop_threads) loops.push_back(t.value);
+    j["loop_threads"] = std::move(loops);
+
+    Json slow = Json::array();
+    for (const SlowCallback& cb : a.slow_callbacks) {
+        Json c;
+        c["start_ms"] = rounded_ms(cb.start - origin);
+        c["duration_ms"] = rounded_ms(cb.duration);
+        c["on_cpu_ms"] = rounded_ms(cb.on_cpu);
+        c["off_cpu_ms"] = rounded_ms(cb.off_cpu);
+        c["callback"] = sanitize_utf8(cb.callback);
+        c["task"] = cb.task ? Json(sanitize_utf8(*cb.task)) : Json(nullptr);
+        c["thread"] = cb.thread.value;
+        c["stack"] = string_list(cb.stack);
+        Json blocking = Json::array();
+        for (const BlockingInterval& b : cb.blocking) {
+            Json bj;
+            bj["syscall"] = sanitize_utf8(b.reason);
+            bj["duration_ms"] = rounded_ms(b.duration);
+            bj["stack"] = string_list(b.stack);
+            blocking.push_back(std::move(bj));
+        }
+        c["blocking"] = std::move(blocking);
+        slow.push_back(std::move(c));
+    }
+    j["slow_callbacks"] = std::move(slow);
+
+    Json calls = Json::array();
+    for (const BlockingCall& b : a.blocking_calls) {
+        Json bj;
+        bj["stack"] = string_list(b.stack);
+        bj["syscall"] = sanitize_utf8(b.reason);
+        bj["count"] = b.count;
+        bj["total_ms"] = rounded_ms(b.total);
+        bj["max_ms"] = rounded_ms(b.max);
+        bj["p50_ms"] = rounded_ms(b.p50);
+        bj["p99_ms"] = rounded_ms(b.p99);
+        calls.push_back(std::move(bj));
+    }
+    j["blocking_calls"] = std::move(calls);
+
+    Json loop = stats_json(a.total);
+    Json per_thread = Json::array();
+    for (const LoopStats& st : a.per_thread) {
+        Json t;
+        t["thread"] = st.thread.value;
+        t.update(stats_json(st));
+        per_thread.push_back(std::move(t));
+    }
+    loop["per_thread"] = std::move(per_thread);
+    j["loop"] = std::move(loop);
+    return j;
+}
+
+std::string render_json_report(const Profile& profile, const LoopAnalysis& analysis) {
+    // Strings are sanitized above; `replace` is a second guard so a stray byte never throws.
+    return loop_report_json(profile, analysis).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace loopspy

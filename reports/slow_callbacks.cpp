@@ -1,0 +1,201 @@
+#include "reports/slow_callbacks.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <vector>
+
+#include "reports/collapsed.hpp"
+
+namespace loopspy {
+
+namespace {
+
+// Decodes the code point at s[i] of valid UTF-8 and advances i.
+char32_t next_code_point(std::string_view s, std::size_t& i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    int len = b0 < 0x80 ? 1 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : 4;
+    if (i + static_cast<std::size_t>(len) > s.size()) len = 1;
+    char32_t cp = len == 1 ? b0 : len == 2 ? (b0 & 0x1F) : len == 3 ? (b0 & 0x0F) : (b0 & 0x07);
+    for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    i += static_cast<std::size_t>(len);
+    return cp;
+}
+
+std::size_t code_point_width(char32_t cp) {
+    if ((cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0xFE00 && cp <= 0xFE0F)) return 0;
+    if ((cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0x303E) || (cp >= 0x3041 && cp <= 0x33FF) ||
+        (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xA000 && cp <= 0xA4CF) ||
+        (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) ||
+        (cp >= 0xFF00 && cp <= 0xFF60) || (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1F64F) ||
+        (cp >= 0x1F900 && cp <= 0x1F9FF) || (cp >= 0x20000 && cp <= 0x3FFFD)) {
+        return 2;
+    }
+    return 1;
+}
+
+/// `text` (terminal-safe) cut to `width` columns with "…", then padded with spaces to `width`.
+std::string fit(const std::string& text, std::size_t width) {
+    if (display_width(text) <= width) return text + std::string(width - display_width(text), ' ');
+    std::string out;
+    std::size_t used = 0;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        std::size_t j = i;
+        const std::size_t w = code_point_width(next_code_point(text, j));
+        if (used + w + 1 > width) break;  // keep a column for the ellipsis
+        out.append(text, i, j - i);
+        used += w;
+        i = j;
+    }
+    out += "\u2026";
+    ++used;
+    return out + std::string(width > used ? width - used : 0, ' ');
+}
+
+std::string right(const std::string& text, std::size_t width) {
+    const std::size_t w = display_width(text);
+    return w >= width ? text : std::string(width - w, ' ') + text;
+}
+
+std::string format(const char* fmt, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), fmt, v);
+    return buf;
+}
+
+std::string ms(Nanoseconds ns) { return format("%.1f ms", ns.ms()); }
+std::string seconds(Nanoseconds ns) { return format("%.3f s", ns.seconds()); }
+
+std::string thread_label(const Profile& profile, Tid tid) {
+    std::string name = profile.thread_name(tid);
+    if (name.empty()) name = "?";
+    return terminal_safe(name) + " (" + std::to_string(tid.value) + ")";
+}
+
+constexpr std::size_t kTimeColumn = 10;
+constexpr std::size_t kThreadColumn = 22;
+
+}  // namespace
+
+std::string terminal_safe(std::string_view text) {
+    const std::string valid = sanitize_utf8(text);
+    std::string out;
+    out.reserve(valid.size());
+    std::size_t i = 0;
+    while (i < valid.size()) {
+        const std::size_t begin = i;
+        const char32_t cp = next_code_point(valid, i);
+        const bool control = cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
+        const bool bidi = (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E || cp == 0x200F;
+        if (control || bidi) out += '?';
+        else out.append(valid, begin, i - begin);
+    }
+    return out;
+}
+
+std::size_t display_width(std::string_view utf8) {
+    std::size_t width = 0;
+    std::size_t i = 0;
+    while (i < utf8.size()) width += code_point_width(next_code_point(utf8, i));
+    return width;
+}
+
+std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalysis& a,
+                                        const SlowCallbackTableOptions& options) {
+    std::string out;
+    if (a.loop_threads.empty()) {
+        out += "loopspy: no asyncio event loop found (no thread both waited in a selector and ran asyncio's loop); "
+               "--loop-thread TID names one\n";
+        return out;
+    }
+    const std::size_t n = a.slow_callbacks.size();
+    std::string threshold = format("%.3f", a.threshold.ms());
+    while (threshold.back() == '0') threshold.pop_back();
+    if (threshold.back() == '.') threshold.pop_back();
+
+    out += "loopspy: ";
+    out += n == 0 ? std::string("no slow callbacks") : std::to_string(n) + (n == 1 ? " slow callback" : " slow callbacks");
+    out += " \u2265 " + threshold + " ms on loop thread" + (a.loop_threads.size() == 1 ? " " : "s ");
+    for (std::size_t i = 0; i < a.loop_threads.size(); ++i) {
+        if (i) out += ", ";
+        out += thread_label(profile, a.loop_threads[i]);
+    }
+    if (!a.whole_recording) {
+        out += " between " + seconds(a.window.begin - profile.info.start) + " and " +
+               seconds(a.window.end - profile.info.start);
+    }
+    if (n > 1) out += a.order == CallbackOrder::Duration ? ", longest first" : ", in time order";
+    out += '\n';
+
+    for (const LoopStats& st : a.per_thread) {
+        const Nanoseconds span = st.busy + st.idle;
+        out += "  loop " + thread_label(profile, st.thread) + ": " + std::to_string(st.iterations) + " iterations, busy " +
+               seconds(st.busy);
+        if (span.value > 0) out += format(" (%.1f%%)", 100.0 * static_cast<double>(st.busy.value) / static_cast<double>(span.value));
+        out += ", idle " + seconds(st.idle) + '\n';
+    }
+    if (n == 0) return out;
+
+    out += "  " + right("start", kTimeColumn) + right("duration", kTimeColumn + 2) + right("on-CPU", kTimeColumn + 2) +
+           right("blocked", kTimeColumn + 2) + "  " + fit("thread", kThreadColumn) + "  callback\n";
+    const std::size_t shown = std::min(n, options.max_callbacks);
+    for (std::size_t r = 0; r < shown; ++r) {
+        const SlowCallback& cb = a.slow_callbacks[r];
+        std::string label = std::to_string(cb.thread.value);
+        const std::string name = profile.thread_name(cb.thread);
+        if (!name.empty()) label += " " + terminal_safe(name);
+        out += "  " + right(seconds(cb.start - profile.info.start), kTimeColumn) + right(ms(cb.duration), kTimeColumn + 2) +
+               right(ms(cb.on_cpu), kTimeColumn + 2) + right(ms(cb.off_cpu), kTimeColumn + 2) + "  " +
+               fit(label, kThreadColumn) + "  " + terminal_safe(cb.callback);
+        if (cb.task) out += " [task " + terminal_safe(*cb.task) + "]";
+        out += '\n';
+        // Intervals with the same reason at the same innermost frame are one line: a callback
+        // preempted a thousand times reads as one line, not a thousand.
+        struct Line {
+            std::string reason;
+            std::string frame;
+            Nanoseconds total;
+            std::size_t count = 0;
+            std::size_t first = 0;  // index of its longest interval, for a stable order
+        };
+        std::vector<Line> lines;
+        std::map<std::pair<std::string, std::string>, std::size_t> line_of;
+        for (std::size_t k = 0; k < cb.blocking.size(); ++k) {
+            const BlockingInterval& b = cb.blocking[k];
+            std::string frame = b.stack.empty() ? std::string("<no Python frame>") : b.stack.back();
+            auto [it, inserted] = line_of.try_emplace({b.reason, frame}, lines.size());
+            if (inserted) lines.push_back({b.reason, std::move(frame), Nanoseconds{0}, 0, k});
+            Line& line = lines[it->second];
+            line.total += b.duration;
+            ++line.count;
+        }
+        std::stable_sort(lines.begin(), lines.end(), [](const Line& x, const Line& y) {
+            if (x.total != y.total) return x.total > y.total;
+            return x.first < y.first;
+        });
+        const std::size_t nb = std::min(lines.size(), options.blocking_per_callback);
+        for (std::size_t k = 0; k < nb; ++k) {
+            const Line& line = lines[k];
+            std::string why = terminal_safe(line.reason);
+            if (why == "page fault/other") why = "off-CPU (page fault/other)";
+            else if (why != "preempted") why = "in " + why;
+            if (line.count > 1) why += " (" + std::to_string(line.count) + " times)";
+            out += "      \u21b3 " + ms(line.total) + " " + why + " at " + terminal_safe(line.frame) + '\n';
+        }
+        if (lines.size() > nb) {
+            Nanoseconds rest;
+            std::size_t count = 0;
+            for (std::size_t k = nb; k < lines.size(); ++k) {
+                rest += lines[k].total;
+                count += lines[k].count;
+            }
+            out += "      \u21b3 " + ms(rest) + " in " + std::to_string(count) +
+                   (count == 1 ? " other off-CPU interval\n" : " other off-CPU intervals\n");
+        }
+    }
+    if (shown < n) out += "  \u2026 and " + std::to_string(n - shown) + " more\n";
+    return out;
+}
+
+}  // namespace loopspy
