@@ -67,7 +67,7 @@ struct thread_activity {
     __u64 folded_wait_ns;
     __u64 folded_busy_ns;
     __u32 folded_waits;
-    __u32 pad;
+    __u32 uses_epoll; /* the thread has waited in epoll: poll/select are then ordinary blocking calls */
 };
 
 struct {
@@ -227,10 +227,14 @@ const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
  * event wakes it, so it names short-lived code (a module body at import) before it is freed. */
 volatile __u32 eager_wakeup = 1;
 
-static __always_inline __u64 wakeup_flag(void)
+/* Only on-CPU samples wake eagerly: they are where new code shows up. Waking for an off-CPU
+ * event would feed back (the woken recorder preempts the target, which is another event). */
+static __always_inline __u64 wakeup_flag(bool eager)
 {
-    if (eager_wakeup)
-        return 0;
+    /* Forced: the default (wake only a consumer that has caught up) stays silent while
+     * records that did not wake it are still unread. */
+    if (eager && eager_wakeup)
+        return BPF_RB_FORCE_WAKEUP;
     return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
@@ -242,7 +246,7 @@ static __always_inline long emit_sample(struct loopspy_sample *ev)
     __u64 size = sizeof(ev->h) + (__u64)n * sizeof(struct loopspy_frame);
     if (size > sizeof(*ev))
         size = sizeof(*ev);
-    return bpf_ringbuf_output(&events, ev, size, wakeup_flag());
+    return bpf_ringbuf_output(&events, ev, size, wakeup_flag(ev->h.kind == LOOPSPY_EVENT_ON_CPU));
 }
 
 /* The thread state of a target thread, counting a sample of a thread not (yet) known. */
@@ -295,10 +299,24 @@ static __always_inline int sample_on_cpu(__u32 tid)
     return 0;
 }
 
-static __always_inline bool is_selector(__s32 nr)
+static __always_inline bool is_epoll_wait(__s32 nr)
 {
-    /* x86-64: poll, select, epoll_wait, pselect6, ppoll, epoll_pwait, epoll_pwait2 */
-    return nr == 7 || nr == 23 || nr == 232 || nr == 270 || nr == 271 || nr == 281 || nr == 441;
+    /* x86-64: epoll_wait, epoll_pwait, epoll_pwait2 */
+    return nr == 232 || nr == 281 || nr == 441;
+}
+
+static __always_inline bool is_poll_or_select(__s32 nr)
+{
+    /* x86-64: poll, select, pselect6, ppoll */
+    return nr == 7 || nr == 23 || nr == 270 || nr == 271;
+}
+
+/* Is `nr` this thread's selector wait? epoll always is. poll/select are the selector of a loop
+ * built on PollSelector/SelectSelector, but in a thread that waits in epoll they are blocking
+ * calls of its own (a socket read with a timeout polls), so there they are not. */
+static __always_inline bool is_selector(const struct thread_activity *a, __s32 nr)
+{
+    return is_epoll_wait(nr) || (!a->uses_epoll && is_poll_or_select(nr));
 }
 
 static __always_inline struct thread_activity *activity_of(__u32 tid)
@@ -319,7 +337,7 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
     if (!a)
         return;
     a->off_pending = 0;
-    if (is_selector(a->syscall))
+    if (is_selector(a, a->syscall))
         return;
     __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
     if (!tstate)
@@ -406,9 +424,14 @@ static __always_inline void selector_returned(__u32 tid, struct thread_activity 
         .folded_wait_ns = a->folded_wait_ns,
         .folded_busy_ns = a->folded_busy_ns,
     };
-    if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag())) {
+    if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(false))) {
+        /* Fold it in, so totals stay exact and the next reported wait bounds the busy period. */
         count(LOOPSPY_STAT_LOST_SELECTOR);
-        return; /* keep the folded counters: the next reported wait carries them */
+        a->folded_waits++;
+        a->folded_wait_ns += wait;
+        a->folded_busy_ns += busy;
+        a->last_selector_leave_ns = now;
+        return;
     }
     count(LOOPSPY_STAT_SELECTOR);
     a->folded_waits = 0;
@@ -449,7 +472,9 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
     if (!a)
         return 0;
     a->syscall = (__s32)id;
-    if (is_selector((__s32)id))
+    if (is_epoll_wait((__s32)id))
+        a->uses_epoll = 1;
+    if (is_selector(a, (__s32)id))
         a->selector_enter_ns = bpf_ktime_get_ns();
     return 0;
 }
@@ -463,7 +488,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
     struct thread_activity *a = bpf_map_lookup_elem(&activity, &(__u32){(__u32)pid_tgid});
     if (!a)
         return 0;
-    if (is_selector(a->syscall))
+    if (is_selector(a, a->syscall))
         selector_returned((__u32)pid_tgid, a);
     a->syscall = LOOPSPY_NO_SYSCALL;
     return 0;

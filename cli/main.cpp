@@ -46,9 +46,7 @@ int main(int argc, char** argv) {
     record->add_option("-d,--duration", rec.duration_s,
                        "Seconds to record (default: until the target exits or Ctrl-C)")->check(CLI::NonNegativeNumber);
     record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, 100000));
-    record->add_option("--flamegraph", rec.flamegraph, "Write an interactive flame graph (SVG) to FILE");
-    record->add_option("--collapsed", rec.collapsed,
-                       "Write collapsed stacks to FILE: `frame;frame;... WEIGHT_US` per line");
+    loopspy::add_output_flags(*record, rec.outputs);
     record->add_option("--sampling", rec.sampling,
                        "How cpu-clock sampling is attached: per-cpu (default) or per-thread")
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));

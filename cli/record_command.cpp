@@ -12,12 +12,8 @@
 #include <thread>
 
 #include "cli/launch.hpp"
-#include "cli/output_files.hpp"
 #include "cli/preflight.hpp"
 #include "cli/recorder.hpp"
-#include "reports/collapsed.hpp"
-#include "reports/flamegraph.hpp"
-#include "reports/profile_stacks.hpp"
 #include "symbolizer/proc_maps.hpp"
 
 namespace loopspy {
@@ -76,29 +72,6 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
     return buf;
 }
 
-Result<void> write_outputs(const RecordArgs& args, const Profile& profile, const std::string& default_svg) {
-    auto stacks = profile_stacks(profile);
-    if (!args.collapsed.empty()) {
-        LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
-        std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());
-    }
-    std::string svg = args.flamegraph.empty() && args.collapsed.empty() ? default_svg : args.flamegraph;
-    if (!svg.empty()) {
-        FlameGraphOptions fo;
-        fo.title = "loopspy: " + (profile.info.target_command.empty() ? std::string("pid ") + std::to_string(profile.info.pid.value)
-                                                                      : profile.info.target_command);
-        char sub[256];
-        std::snprintf(sub, sizeof(sub), "pid %d, Python %s, %d Hz, %.1f s, %zu samples", profile.info.pid.value,
-                      format_version(profile.info.python).c_str(), profile.info.rate_hz,
-                      (profile.info.end - profile.info.start).seconds(), profile.samples().size());
-        fo.subtitle = sub;
-        fo.count_name = "on-CPU time";
-        LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo)));
-        std::fprintf(stderr, "loopspy: wrote flame graph to %s\n", svg.c_str());
-    }
-    return {};
-}
-
 }  // namespace
 
 Result<int> run_record(const RecordArgs& args) {
@@ -114,6 +87,7 @@ Result<int> run_record(const RecordArgs& args) {
     if (args.duration_s < 0 || !std::isfinite(args.duration_s)) {
         return make_error(ErrorKind::BadInput, "--duration must be a positive number of seconds");
     }
+    LOOPSPY_CHECK(validate_outputs(args.outputs));
     if (args.pid && !process_exists(Pid{*args.pid})) {
         return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(*args.pid));
     }
@@ -184,7 +158,7 @@ Result<int> run_record(const RecordArgs& args) {
         std::fprintf(stderr, "loopspy: process %d exited\n", pid.value);
     }
     std::string default_svg = "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".svg";
-    LOOPSPY_CHECK(write_outputs(args, profile, default_svg));
+    LOOPSPY_CHECK(write_outputs(profile, args.outputs, default_svg));
     return exit_code;
 }
 

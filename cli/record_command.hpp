@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bpf/sampler.hpp"
+#include "cli/outputs.hpp"
 #include "core/result.hpp"
 
 namespace loopspy {
@@ -15,8 +16,7 @@ struct RecordArgs {
     std::vector<std::string> command;  // after `--`
     double duration_s = 0;             // 0: until the target exits or Ctrl-C
     int rate_hz = 1000;
-    std::string flamegraph;            // --flamegraph FILE.svg
-    std::string collapsed;             // --collapsed FILE
+    OutputArgs outputs;
     std::string sampling = "per-cpu";  // --sampling per-cpu|per-thread
     bool no_status = false;
     std::string self_command_line;

@@ -39,7 +39,7 @@ def test_a_stack_deeper_than_the_kernel_walks_is_marked_truncated(tmp_path):
     script = tmp_path / "deeper.py"
     script.write_text(SHAPES.read_text().replace("recurse(196, args.seconds)", "recurse(400, args.seconds)"))
     collapsed = tmp_path / "out.txt"
-    run_loopspy("record", "--collapsed", collapsed, "--", python, script, "deep", "--seconds", 2)
+    run_loopspy("record", "--mode", "cpu", "--collapsed", collapsed, "--", python, script, "deep", "--seconds", 2)
     stacks = parse_collapsed(collapsed)
     leaf = [f for f, _ in stacks if any(frame_name(x) == "deep_leaf" for x in f)]
     assert leaf and all(f[1] == "<truncated>" for f in leaf)

@@ -6,7 +6,7 @@ burn: on-CPU), start and end, and the coroutine that caused it. Many tiny callba
 between, and one task only ever awaits asyncio.sleep (idle, never blocking).
 
 usage: stalls.py --truth FILE [--ready FILE] [--rounds N] [--loop stdlib|uvloop] [--thread]
-  --thread  run the loop in a non-main thread while two other threads burn CPU
+  --thread  run the loop in a non-main thread while two other threads burn CPU (in C, without the GIL)
 """
 import argparse
 import asyncio
@@ -87,9 +87,14 @@ if __name__ == "__main__":
     if a.thread:
         stop_burners = threading.Event()
 
+        import hashlib
+        block = b"x" * (1 << 20)
+
         def burner():
+            # hashlib releases the GIL on large buffers: these threads burn CPU without
+            # holding up the loop thread, as a thread pool of C work would.
             while not stop_burners.is_set():
-                burn_cpu(0.01)
+                hashlib.sha256(block).digest()
 
         burners = [threading.Thread(target=burner, name=f"burner-{i}") for i in range(2)]
         for b in burners:

@@ -10,7 +10,7 @@ STALLS = WORKLOADS / "stalls.py"
 THRESHOLD_MS = 100
 
 
-def check_report_against_truth(report, truth, expect_thread=None):
+def check_report_against_truth(report, truth, expect_thread=None, contended=False):
     stalls = truth["stalls"]
     assert len(stalls) == 8
     slow = report["slow_callbacks"]
@@ -26,8 +26,12 @@ def check_report_against_truth(report, truth, expect_thread=None):
             assert cb["off_cpu_ms"] >= 0.9 * true_ms, cb
             assert any(b["syscall"] in ("clock_nanosleep", "nanosleep", "select") for b in cb["blocking"]), cb
             assert max(b["duration_ms"] for b in cb["blocking"]) >= 0.9 * true_ms
-        else:
+        elif not contended:
             assert cb["on_cpu_ms"] >= 0.8 * true_ms, cb
+        else:
+            # Other threads compete for the CPUs (and briefly the GIL): a burning callback is
+            # off-CPU only because it was preempted or waited for the GIL, never in a blocking call.
+            assert {b["syscall"] for b in cb["blocking"]} <= {"preempted", "futex"}, cb["blocking"]
         if expect_thread is not None:
             assert cb["thread"] == expect_thread
     for field in ("python_version", "pid", "duration_s", "samples", "loop_threads", "blocking_calls", "loop"):
@@ -60,7 +64,7 @@ def test_only_the_loop_threads_callbacks_are_listed_when_other_threads_burn_cpu(
     report = json.loads(report_file.read_text())
     truth = json.loads(truth_file.read_text())
     assert len(report["loop_threads"]) == 1
-    check_report_against_truth(report, truth, expect_thread=report["loop_threads"][0])
+    check_report_against_truth(report, truth, expect_thread=report["loop_threads"][0], contended=True)
     assert all("burner" not in f for cb in report["slow_callbacks"] for f in cb["stack"])
 
 

@@ -1,0 +1,82 @@
+#include "cli/outputs.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "cli/output_files.hpp"
+#include "reports/collapsed.hpp"
+#include "reports/flame_modes.hpp"
+#include "reports/flamegraph.hpp"
+#include "reports/json_report.hpp"
+#include "reports/loop_analysis.hpp"
+#include "reports/slow_callbacks.hpp"
+
+namespace loopspy {
+
+void add_output_flags(CLI::App& app, OutputArgs& a) {
+    app.add_option("--flamegraph", a.flamegraph, "Write an interactive flame graph (SVG) to FILE");
+    app.add_option("--collapsed", a.collapsed, "Write collapsed stacks to FILE: `frame;frame;... WEIGHT_US` per line");
+    app.add_option("--mode", a.mode,
+                   "What the flame graph and collapsed stacks weigh: cpu (on-CPU samples), busy (default: on-CPU "
+                   "plus time blocked off-CPU), wall (busy plus the loop's idle wait as an <idle> frame)")
+        ->check(CLI::IsMember({"cpu", "busy", "wall"}));
+    app.add_flag("--slow-callbacks", a.slow_callbacks,
+                 "Print the event-loop callbacks that ran at least --threshold, longest first, to stdout");
+    app.add_option("--sort", a.sort, "Order of --slow-callbacks: duration (default) or time")
+        ->check(CLI::IsMember({"duration", "time"}));
+    app.add_option("--threshold", a.threshold_ms, "Slow-callback threshold in milliseconds (default 100, like asyncio)");
+    app.add_option("--report", a.report, "Write the loop analysis as JSON to FILE (schema in README)");
+    app.add_option("--loop-thread", a.loop_thread, "Analyse this thread as the event loop instead of finding loops");
+}
+
+Result<void> validate_outputs(const OutputArgs& a) {
+    if (!std::isfinite(a.threshold_ms) || a.threshold_ms < 0) {
+        return make_error(ErrorKind::BadInput, "--threshold must be a non-negative number of milliseconds");
+    }
+    return {};
+}
+
+Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph) {
+    LoopAnalysisOptions lo;
+    lo.threshold = Nanoseconds{std::llround(args.threshold_ms * 1e6)};
+    lo.order = args.sort == "time" ? CallbackOrder::Time : CallbackOrder::Duration;
+    if (args.loop_thread) lo.loop_thread = Tid{*args.loop_thread};
+    LoopAnalysis analysis = analyze_loops(profile, lo);
+
+    FlameMode mode = parse_flame_mode(args.mode).value_or(FlameMode::Busy);
+    std::string svg = args.any() ? args.flamegraph : default_flamegraph;
+    if (!args.collapsed.empty() || !svg.empty()) {
+        auto stacks = mode_stacks(profile, mode, analysis.loop_threads);
+        if (!args.collapsed.empty()) {
+            LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
+            std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());
+        }
+        if (!svg.empty()) {
+            FlameGraphOptions fo;
+            const ProfileInfo& info = profile.info;
+            fo.title = "loopspy: " + (info.target_command.empty() ? "pid " + std::to_string(info.pid.value)
+                                                                  : info.target_command);
+            char sub[256];
+            std::snprintf(sub, sizeof(sub), "pid %d, Python %s, %d Hz, %.1f s, mode %s", info.pid.value,
+                          python_version_string(info.python).c_str(), info.rate_hz, (info.end - info.start).seconds(),
+                          std::string(flame_mode_name(mode)).c_str());
+            fo.subtitle = sub;
+            fo.count_name = mode == FlameMode::Cpu ? "on-CPU time" : mode == FlameMode::Busy ? "busy time" : "wall time";
+            LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo)));
+            std::fprintf(stderr, "loopspy: wrote flame graph to %s\n", svg.c_str());
+        }
+    }
+    if (!args.report.empty()) {
+        LOOPSPY_CHECK(write_file_atomically(args.report, render_json_report(profile, analysis)));
+        std::fprintf(stderr, "loopspy: wrote report to %s\n", args.report.c_str());
+    }
+    if (args.slow_callbacks) {
+        std::fputs(render_slow_callbacks_table(profile, analysis).c_str(), stdout);
+        std::fflush(stdout);
+    }
+    return {};
+}
+
+}  // namespace loopspy

@@ -1,0 +1,39 @@
+// Every output loopspy produces from a Profile, and the flags that ask for them. `record` uses
+// this at the end of a recording; `replay` will use the same code on a recording file.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/result.hpp"
+#include "recording/profile.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace loopspy {
+
+struct OutputArgs {
+    std::string flamegraph;          // --flamegraph FILE.svg
+    std::string collapsed;           // --collapsed FILE
+    bool slow_callbacks = false;     // --slow-callbacks: table on stdout
+    std::string sort = "duration";   // --sort duration|time
+    double threshold_ms = 100;       // --threshold MS
+    std::string report;              // --report FILE.json
+    std::string mode = "busy";       // --mode cpu|busy|wall
+    std::optional<int> loop_thread;  // --loop-thread TID
+
+    bool any() const { return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty(); }
+};
+
+/// Registers the output flags on a subcommand.
+void add_output_flags(CLI::App& app, OutputArgs& args);
+
+/// Checks values the flag parser cannot (a finite threshold, ...).
+Result<void> validate_outputs(const OutputArgs& args);
+
+/// Writes every output asked for. `default_flamegraph` is written when nothing was asked for.
+Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph);
+
+}  // namespace loopspy
