@@ -3,7 +3,7 @@
 #include <map>
 #include <tuple>
 
-#include "reports/profile_stacks.hpp"
+#include "reports/thread_frames.hpp"
 #include "reports/syscalls.hpp"
 
 namespace loopspy {

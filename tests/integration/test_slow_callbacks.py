@@ -111,3 +111,36 @@ def test_an_aiohttp_handler_with_sync_io_shows_up_in_slow_callbacks_and_blocking
     assert any(f.startswith("legacy_handler ") for b in sleeps for f in b["stack"])
     legacy = [cb for cb in slow if in_stack(cb, "legacy_handler")]
     assert all(115 <= cb["duration_ms"] <= 250 for cb in legacy), legacy
+
+
+def test_flame_graph_modes_show_cpu_blocking_and_idle_time(tmp_path):
+    """cpu: on-CPU only; busy: plus the time blocked, under the blocking frame; wall: plus <idle>."""
+    from conftest import parse_collapsed
+
+    truth_file = tmp_path / "truth.json"
+    outs = {m: tmp_path / f"{m}.txt" for m in ("cpu", "busy", "wall")}
+    # One recording per mode of the same workload; each is checked against the workload's truth.
+    for mode, out in outs.items():
+        run_loopspy("record", "--mode", mode, "--collapsed", out, "--",
+                     interpreter("pyenv-3.12"), STALLS, "--truth", truth_file, "--rounds", 1)
+        truth = json.loads(truth_file.read_text())
+        slept_us = sum((s["end_ns"] - s["start_ns"]) / 1000 for s in truth["stalls"] if s["kind"] == "sleep")
+        stacks = parse_collapsed(out)
+        blocked = sum(w for f, w in stacks if f[-1] == "<off-CPU: clock_nanosleep>" and f[-2].startswith("blocking_handler "))
+        idle = sum(w for f, w in stacks if f[1:] == ["<idle>"])
+        if mode == "cpu":
+            assert not any(x.startswith("<off-CPU") for f, _ in stacks for x in f)
+            assert idle == 0
+        else:
+            assert abs(blocked - slept_us) <= 0.03 * slept_us, (blocked, slept_us)
+            assert (idle > 100_000) == (mode == "wall"), idle
+
+
+def test_slow_callbacks_sorted_by_time(tmp_path):
+    truth_file = tmp_path / "truth.json"
+    proc = run_loopspy("record", "--slow-callbacks", "--sort", "time", "--",
+                       interpreter("pyenv-3.12"), STALLS, "--truth", truth_file, "--rounds", 1)
+    rows = [l for l in proc.stdout.splitlines() if l.strip().endswith(")") and " ms " in l and "↳" not in l]
+    names = ["blocking_handler" if "blocking_handler" in r else "cpu_handler" for r in rows]
+    # STALLS order: sleep 150, burn 200, sleep 300, burn 120
+    assert names == ["blocking_handler", "cpu_handler", "blocking_handler", "cpu_handler"], proc.stdout
