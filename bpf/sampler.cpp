@@ -283,19 +283,26 @@ Result<int> Sampler::poll(int timeout_ms, const Handlers& handlers) {
 
 void Sampler::set_eager_wakeup(bool eager) { impl_->skel->data->eager_wakeup = eager ? 1 : 0; }
 
+namespace {
+
+std::uint64_t read_counter(bpf_map* map, __u32 key, std::vector<__u64>& values) {
+    if (bpf_map__lookup_elem(map, &key, sizeof(key), values.data(), values.size() * sizeof(__u64), 0)) return 0;
+    std::uint64_t sum = 0;
+    for (__u64 v : values) sum += v;
+    return sum;
+}
+
+std::vector<__u64> per_cpu_values() {
+    int ncpus = libbpf_num_possible_cpus();
+    return std::vector<__u64>(static_cast<std::size_t>(ncpus > 0 ? ncpus : 1));
+}
+
+}  // namespace
+
 SamplerStats Sampler::stats() const {
     SamplerStats s;
-    int ncpus = libbpf_num_possible_cpus();
-    std::vector<__u64> values(static_cast<std::size_t>(ncpus > 0 ? ncpus : 1));
-    auto read = [&](__u32 key) -> std::uint64_t {
-        if (bpf_map__lookup_elem(impl_->skel->maps.stats, &key, sizeof(key), values.data(),
-                                 values.size() * sizeof(__u64), 0)) {
-            return 0;
-        }
-        std::uint64_t sum = 0;
-        for (__u64 v : values) sum += v;
-        return sum;
-    };
+    std::vector<__u64> values = per_cpu_values();
+    auto read = [&](__u32 key) { return read_counter(impl_->skel->maps.stats, key, values); };
     s.samples = read(LOOPSPY_STAT_SAMPLES);
     s.emitted = read(LOOPSPY_STAT_EMITTED);
     s.lost_ringbuf = read(LOOPSPY_STAT_LOST_RINGBUF);
@@ -308,6 +315,11 @@ SamplerStats Sampler::stats() const {
     s.selector = read(LOOPSPY_STAT_SELECTOR);
     s.lost_selector = read(LOOPSPY_STAT_LOST_SELECTOR);
     return s;
+}
+
+std::uint64_t Sampler::unknown_thread_samples() const {
+    std::vector<__u64> values = per_cpu_values();
+    return read_counter(impl_->skel->maps.stats, LOOPSPY_STAT_NO_TSTATE, values);
 }
 
 std::vector<std::pair<Tid, std::uint64_t>> Sampler::take_unknown_thread_samples() {

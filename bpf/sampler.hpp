@@ -107,6 +107,8 @@ public:
     void set_eager_wakeup(bool eager);
 
     SamplerStats stats() const;
+    /// Just LOOPSPY_STAT_NO_TSTATE (one map read, cheap enough for every poll).
+    std::uint64_t unknown_thread_samples() const;
     /// Samples of threads that had no published thread state, per tid, since the last call.
     std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples();
 

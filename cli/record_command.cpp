@@ -142,7 +142,7 @@ Result<int> run_record(const RecordArgs& args) {
     std::fprintf(stderr,
                  "loopspy: %llu samples (%s fully symbolized), %llu lost (%llu ring buffer full, %llu unreadable, "
                  "%llu before the thread was known), %llu off-CPU intervals (%llu lost), %llu selector waits, "
-                 "%zu Python threads seen, %.2f s\n",
+                 "%zu Python threads seen, %.2f s, %llu wake-ups\n",
                  static_cast<unsigned long long>(summary.samples),
                  percent(summary.fully_symbolized, summary.samples).c_str(), static_cast<unsigned long long>(lost),
                  static_cast<unsigned long long>(profile.lost.ringbuf_full),
@@ -151,7 +151,7 @@ Result<int> run_record(const RecordArgs& args) {
                  static_cast<unsigned long long>(summary.off_cpu_intervals),
                  static_cast<unsigned long long>(profile.lost.off_cpu),
                  static_cast<unsigned long long>(summary.selector_waits), summary.threads_seen,
-                 summary.elapsed.seconds());
+                 summary.elapsed.seconds(), static_cast<unsigned long long>(summary.drains));
 
     int exit_code = 0;
     if (child) {

@@ -46,6 +46,8 @@ constexpr auto kStackCacheLifetime = std::chrono::seconds(1);
 // appearing every event wakes the recorder; once none has appeared for kWarmQuiet it lets events
 // collect for kPollMs at a time, which costs the target far less.
 constexpr int kPollMs = 50;
+// How often to ask whether the target still runs (a stat of /proc/PID, or waitpid).
+constexpr auto kAliveCheck = std::chrono::milliseconds(100);
 constexpr auto kWarmQuiet = std::chrono::milliseconds(250);
 
 }  // namespace
@@ -193,6 +195,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     auto next_stack_cache_clear = Clock::now() + kStackCacheLifetime;
     auto next_status = Clock::now();
     bool eager = true;  // the kernel side starts eager
+    auto next_alive_check = Clock::now();
     auto last_new_code = Clock::now();
     Sampler::Handlers cb;
     cb.sample = [this](const RawSample& raw) { on_sample(raw); };
@@ -207,13 +210,17 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             summary.reason = StopReason::Duration;
             break;
         }
-        if (!target_alive()) {
-            summary.reason = StopReason::TargetExited;
-            break;
+        if (Clock::now() >= next_alive_check) {
+            if (!target_alive()) {
+                summary.reason = StopReason::TargetExited;
+                break;
+            }
+            next_alive_check = Clock::now() + kAliveCheck;
         }
-        std::size_t known_code = symbolizer_.cached();
+        std::uint64_t known_code = symbolizer_.named_loads();
         LOOPSPY_CHECK(sampler_->poll(kPollMs, cb));
-        if (symbolizer_.cached() != known_code) {
+        ++polls_;
+        if (symbolizer_.named_loads() != known_code) {
             last_new_code = Clock::now();
             if (!eager) sampler_->set_eager_wakeup(eager = true);
         } else if (eager && Clock::now() - last_new_code > kWarmQuiet) {
@@ -222,7 +229,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         auto now = Clock::now();
         // A sample of a thread the kernel has no thread state for means a new Python thread (or
         // a native one): look again at once rather than at the next periodic rescan.
-        std::uint64_t no_tstate = sampler_->stats().no_tstate;
+        std::uint64_t no_tstate = sampler_->unknown_thread_samples();
         if (now >= next_rescan || no_tstate != last_no_tstate_) {
             last_no_tstate_ = no_tstate;
             LOOPSPY_CHECK(refresh_threads());
@@ -268,6 +275,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     summary.native_thread_samples = native_thread_samples_;
     summary.threads_seen = python_threads_.size();
     summary.elapsed = end - start;
+    summary.drains = polls_;
     return summary;
 }
 

@@ -35,6 +35,7 @@ struct RecordSummary {
     std::uint64_t fully_symbolized = 0;   // on-CPU samples whose every frame was named
     std::uint64_t native_thread_samples = 0;  // samples of threads that never ran Python
     std::size_t threads_seen = 0;
+    std::uint64_t drains = 0;  // ring-buffer drains (the recorder's wake-ups)
     Nanoseconds elapsed;
 };
 
@@ -77,6 +78,7 @@ private:
     std::uint64_t native_thread_samples_ = 0;
     std::uint64_t last_no_tstate_ = 0;
     bool sampling_started_ = false;
+    std::uint64_t polls_ = 0;  // how often the recorder drained the ring buffer
 };
 
 }  // namespace loopspy

@@ -104,6 +104,7 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     if (fingerprint) {
         entry.fingerprint = *fingerprint;
         entry.info = load(code, view);
+        if (entry.info) ++named_loads_;
     }
     auto& slot = cache_[code.value];
     slot = std::move(entry);

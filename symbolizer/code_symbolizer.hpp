@@ -50,6 +50,8 @@ public:
     static constexpr std::uint64_t kYoungGenerations = 10;
 
     std::size_t cached() const { return cache_.size(); }
+    /// Code objects read and named so far (a re-check that finds the same object does not count).
+    std::uint64_t named_loads() const { return named_loads_; }
     std::uint64_t invalidations() const { return invalidations_; }
 
 private:
@@ -70,6 +72,7 @@ private:
     std::unordered_map<std::uint64_t, Entry> cache_;
     std::uint64_t generation_ = 1;
     std::uint64_t invalidations_ = 0;
+    std::uint64_t named_loads_ = 0;
 };
 
 }  // namespace loopspy

@@ -1,5 +1,6 @@
 """A user profiles a CPU-bound asyncio program and checks that the flame graph tells the truth:
-each function's share of the loop thread's time matches what the program measured itself."""
+each function's share of the loop thread's CPU time (`--mode cpu`) matches what the program
+measured itself with time.thread_time()."""
 import json
 
 import pytest
@@ -8,6 +9,22 @@ from conftest import (ALL_PYTHONS, WORKLOADS, fully_symbolized_percent, frame_na
                       parse_collapsed, run_loopspy, wait_for_file)
 
 FUNCS = ("burn_alpha", "burn_beta", "burn_gamma")
+
+
+def test_under_cpu_contention_the_shares_stay_right(tmp_path, spawn):
+    """Two CPU hogs share the machine, so the target is preempted often: the CPU shares stay right."""
+    python = interpreter("pyenv-3.12")
+    hogs = [spawn([python, "-c", "while True: pass"]) for _ in range(2)]
+    truth_file, ready = tmp_path / "truth.json", tmp_path / "ready"
+    workload = spawn([python, WORKLOADS / "cpu_shares.py", "--seconds", "6", "--truth", truth_file, "--ready", ready])
+    wait_for_file(ready, proc=workload)
+    cpu = tmp_path / "cpu.txt"
+    run_loopspy("record", "-p", workload.pid, "-d", 4, "--mode", "cpu", "--collapsed", cpu)
+    assert workload.wait(timeout=30) == 0
+    for h in hogs:
+        h.kill()
+    truth = json.loads(truth_file.read_text())
+    check_against_truth(parse_collapsed(cpu), truth, "share_after_ready")
 
 
 def shares_by_function(stacks, thread_prefix="thread "):
@@ -38,7 +55,7 @@ def check_against_truth(stacks, truth, key):
 def test_launch_shares_match_truth(py, tmp_path):
     python = interpreter(py)
     truth_file, collapsed, svg = tmp_path / "truth.json", tmp_path / "out.txt", tmp_path / "out.svg"
-    proc = run_loopspy("record", "--rate", 1000, "--collapsed", collapsed, "--flamegraph", svg, "--",
+    proc = run_loopspy("record", "--rate", 1000, "--mode", "cpu", "--collapsed", collapsed, "--flamegraph", svg, "--",
                        python, WORKLOADS / "cpu_shares.py", "--seconds", 4, "--truth", truth_file)
     truth = json.loads(truth_file.read_text())
     assert fully_symbolized_percent(proc.stderr) >= 99.0, proc.stderr
@@ -53,7 +70,7 @@ def test_attach_shares_match_truth(py, tmp_path, spawn):
     truth_file, ready, collapsed = tmp_path / "truth.json", tmp_path / "ready", tmp_path / "out.txt"
     workload = spawn([python, WORKLOADS / "cpu_shares.py", "--seconds", "7", "--truth", truth_file, "--ready", ready])
     wait_for_file(ready, proc=workload)
-    proc = run_loopspy("record", "-p", workload.pid, "-d", 4, "--collapsed", collapsed)
+    proc = run_loopspy("record", "-p", workload.pid, "-d", 4, "--mode", "cpu", "--collapsed", collapsed)
     assert workload.wait(timeout=30) == 0
     truth = json.loads(truth_file.read_text())
     assert fully_symbolized_percent(proc.stderr) >= 99.0, proc.stderr
