@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/record_command.hpp"
+#include "cli/replay_command.hpp"
 
 namespace {
 
@@ -51,15 +52,24 @@ int main(int argc, char** argv) {
                        "How cpu-clock sampling is attached: per-cpu (default) or per-thread")
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));
     record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
+    record->add_option("-o,--output", rec.recording,
+                       "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy); replay it with `loopspy replay`");
     record->add_option("command", rec.command, "Command to launch and profile (after --)");
+
+    loopspy::ReplayArgs rep;
+    auto* replay = app.add_subcommand("replay", "Produce any output from a recording made by `loopspy record`; "
+                                                "with no output flag, print a summary");
+    replay->add_option("file", rep.file, "The recording (.lspy)")->required();
+    loopspy::add_output_flags(*replay, rep.outputs);
+    loopspy::add_window_flags(*replay, rep.outputs);
 
     CLI11_PARSE(app, argc, argv);
 
     if (*pid_opt) rec.pid = pid;
     rec.self_command_line = join_argv(argc, argv);
 
-    if (record->parsed()) {
-        auto result = loopspy::run_record(rec);
+    if (record->parsed() || replay->parsed()) {
+        auto result = record->parsed() ? loopspy::run_record(rec) : loopspy::run_replay(rep);
         if (!result) {
             std::fprintf(stderr, "loopspy: error: %s\n", result.error().message.c_str());
             return exit_code_for(result.error().kind);

@@ -31,7 +31,21 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--loop-thread", a.loop_thread, "Analyse this thread as the event loop instead of finding loops");
 }
 
+void add_window_flags(CLI::App& app, OutputArgs& a) {
+    app.add_option("--from", a.from_s, "Analyse from SEC seconds after the recording started");
+    app.add_option("--to", a.to_s, "Analyse up to SEC seconds after the recording started");
+    app.add_option("--thread", a.threads, "Only this thread (repeatable)");
+}
+
 Result<void> validate_outputs(const OutputArgs& a) {
+    for (auto sec : {a.from_s, a.to_s}) {
+        if (sec && (!std::isfinite(*sec) || *sec < 0)) {
+            return make_error(ErrorKind::BadInput, "--from and --to take a non-negative number of seconds");
+        }
+    }
+    if (a.from_s && a.to_s && *a.from_s >= *a.to_s) {
+        return make_error(ErrorKind::BadInput, "--from must be before --to");
+    }
     if (!std::isfinite(a.threshold_ms) || a.threshold_ms < 0) {
         return make_error(ErrorKind::BadInput, "--threshold must be a non-negative number of milliseconds");
     }
@@ -43,12 +57,15 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
     lo.threshold = Nanoseconds{std::llround(args.threshold_ms * 1e6)};
     lo.order = args.sort == "time" ? CallbackOrder::Time : CallbackOrder::Duration;
     if (args.loop_thread) lo.loop_thread = Tid{*args.loop_thread};
+    lo.filter.from_s = args.from_s;
+    lo.filter.to_s = args.to_s;
+    for (int t : args.threads) lo.filter.threads.push_back(Tid{t});
     LoopAnalysis analysis = analyze_loops(profile, lo);
 
     FlameMode mode = parse_flame_mode(args.mode).value_or(FlameMode::Busy);
     std::string svg = args.any() ? args.flamegraph : default_flamegraph;
     if (!args.collapsed.empty() || !svg.empty()) {
-        auto stacks = mode_stacks(profile, mode, analysis.loop_threads);
+        auto stacks = mode_stacks(profile, mode, analysis.loop_threads, lo.filter);
         if (!args.collapsed.empty()) {
             LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
             std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.hpp"
 #include "recording/profile.hpp"
@@ -23,12 +24,17 @@ struct OutputArgs {
     std::string report;              // --report FILE.json
     std::string mode = "busy";       // --mode cpu|busy|wall
     std::optional<int> loop_thread;  // --loop-thread TID
+    std::optional<double> from_s;    // --from SEC (replay): analyse from this many seconds in
+    std::optional<double> to_s;      // --to SEC (replay)
+    std::vector<int> threads;        // --thread TID (replay, repeatable): only these threads
 
     bool any() const { return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty(); }
 };
 
 /// Registers the output flags on a subcommand.
 void add_output_flags(CLI::App& app, OutputArgs& args);
+/// Registers --from, --to and --thread (replay).
+void add_window_flags(CLI::App& app, OutputArgs& args);
 
 /// Checks values the flag parser cannot (a finite threshold, ...).
 Result<void> validate_outputs(const OutputArgs& args);

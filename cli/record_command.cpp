@@ -15,6 +15,7 @@
 #include "cli/launch.hpp"
 #include "cli/preflight.hpp"
 #include "cli/recorder.hpp"
+#include "recording/format.hpp"
 #include "symbolizer/proc_maps.hpp"
 
 namespace loopspy {
@@ -133,9 +134,20 @@ Result<int> run_record(const RecordArgs& args) {
     std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
                  format_version(interp.version).c_str(), interp.binary_path.c_str(), args.rate_hz,
                  ro.live_status ? "; Ctrl-C to stop" : "");
-    LOOPSPY_TRY(auto recorder, Recorder::start(pid, interp, ro, profile));
+    std::string stamp = timestamp_for_file_name();
+    std::string recording_path =
+        args.recording.empty() ? "loopspy-" + std::to_string(pid.value) + "-" + stamp + ".lspy" : args.recording;
+    LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path));
+    auto started = Recorder::start(pid, interp, ro, profile);
+    if (!started) {
+        writer.reset();
+        ::unlink(recording_path.c_str());  // nothing was recorded
+        return started.error();
+    }
+    auto recorder = std::move(started).value();
     auto alive = [&]() { return child ? !child->exited() : process_exists(pid); };
-    LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive));
+    auto checkpoint = [&]() { return writer->flush(profile); };
+    LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive, checkpoint));
     recorder.reset();  // detach before writing
 
     std::uint64_t lost = profile.lost.total();
@@ -162,8 +174,22 @@ Result<int> run_record(const RecordArgs& args) {
     } else if (summary.reason == StopReason::TargetExited) {
         std::fprintf(stderr, "loopspy: process %d exited\n", pid.value);
     }
-    std::string default_svg = "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".svg";
-    LOOPSPY_CHECK(write_outputs(profile, args.outputs, default_svg));
+    // The recording first: it is what a crash here must not lose. Outputs are then made from
+    // the same Profile, through the same code `replay` uses.
+    std::optional<Error> failure = summary.checkpoint_error;
+    if (!failure) {
+        const char* ending = summary.reason == StopReason::TargetExited ? "target exited"
+                             : summary.reason == StopReason::Signal     ? "signal"
+                                                                        : "duration";
+        if (auto r = writer->finish(profile, ending); !r) failure = r.error();
+    }
+    if (failure) {
+        std::fprintf(stderr, "loopspy: %s stays readable up to its last complete chunk\n", recording_path.c_str());
+        return *failure;
+    }
+    std::fprintf(stderr, "loopspy: wrote recording to %s (%llu bytes)\n", recording_path.c_str(),
+                 static_cast<unsigned long long>(writer->bytes_written()));
+    LOOPSPY_CHECK(write_outputs(profile, args.outputs, ""));
     return exit_code;
 }
 

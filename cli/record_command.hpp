@@ -17,6 +17,7 @@ struct RecordArgs {
     double duration_s = 0;             // 0: until the target exits or Ctrl-C
     int rate_hz = 1000;
     OutputArgs outputs;
+    std::string recording;             // -o FILE.lspy
     std::string sampling = "per-cpu";  // --sampling per-cpu|per-thread
     bool no_status = false;
     std::string self_command_line;

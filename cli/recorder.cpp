@@ -46,6 +46,8 @@ constexpr auto kStackCacheLifetime = std::chrono::seconds(1);
 // appearing every event wakes the recorder; once none has appeared for kWarmQuiet it lets events
 // collect for kPollMs at a time, which costs the target far less.
 constexpr int kPollMs = 50;
+// How often the checkpoint (the recording file's flush) runs: a killed recorder loses at most this.
+constexpr auto kCheckpoint = std::chrono::milliseconds(1000);
 // How often to ask whether the target still runs (a stat of /proc/PID, or waitpid).
 constexpr auto kAliveCheck = std::chrono::milliseconds(100);
 constexpr auto kWarmQuiet = std::chrono::milliseconds(250);
@@ -185,7 +187,8 @@ void Recorder::print_status(Nanoseconds elapsed, bool final_line) {
     std::fflush(stderr);
 }
 
-Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive) {
+Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive,
+                                    const std::function<Result<void>()>& checkpoint) {
     using Clock = std::chrono::steady_clock;
     RecordSummary summary;
     Nanoseconds start = monotonic_now();
@@ -196,6 +199,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     auto next_status = Clock::now();
     bool eager = true;  // the kernel side starts eager
     auto next_alive_check = Clock::now();
+    auto next_checkpoint = Clock::now() + kCheckpoint;
     auto last_new_code = Clock::now();
     Sampler::Handlers cb;
     cb.sample = [this](const RawSample& raw) { on_sample(raw); };
@@ -246,6 +250,14 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         if (now >= next_stack_cache_clear) {
             stack_cache_.clear();
             next_stack_cache_clear = now + kStackCacheLifetime;
+        }
+        if (now >= next_checkpoint) {
+            if (auto r = checkpoint(); !r) {
+                summary.reason = StopReason::CheckpointFailed;
+                summary.checkpoint_error = r.error();
+                break;
+            }
+            next_checkpoint = now + kCheckpoint;
         }
         if (now >= next_status) {
             print_status(monotonic_now() - start, false);

@@ -25,7 +25,7 @@ struct RecorderOptions {
     bool track_off_cpu = true;
 };
 
-enum class StopReason { Duration, Signal, TargetExited };
+enum class StopReason { Duration, Signal, TargetExited, CheckpointFailed };
 
 struct RecordSummary {
     StopReason reason = StopReason::Duration;
@@ -37,6 +37,7 @@ struct RecordSummary {
     std::size_t threads_seen = 0;
     std::uint64_t drains = 0;  // ring-buffer drains (the recorder's wake-ups)
     Nanoseconds elapsed;
+    std::optional<Error> checkpoint_error;  // why the checkpoint failed (StopReason::CheckpointFailed)
 };
 
 class Recorder {
@@ -46,7 +47,10 @@ public:
                                                    Profile& profile);
 
     /// Records until the duration ends, `stop_requested` becomes true, or `target_alive` says no.
-    Result<RecordSummary> run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive);
+    /// `checkpoint` runs about once a second (the recording file's flush); if it fails, recording
+    /// stops and the summary carries the error.
+    Result<RecordSummary> run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive,
+                              const std::function<Result<void>()>& checkpoint);
 
 private:
     Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile);

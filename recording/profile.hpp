@@ -1,6 +1,6 @@
 // The in-memory model of a recording: deduplicated strings, frames and stacks, and the samples
 // that point at them. The recorder fills it; every report reads it. (The file format that
-// persists it lives beside it in recording/.)
+// persists it lives beside it: recording/format.hpp, specified in docs/recording-format.md.)
 #pragma once
 
 #include <cstdint>
@@ -57,6 +57,7 @@ struct SampleRecord {
     std::uint32_t flags = 0;      // kSample*
     std::uint32_t off_flags = 0;  // OffCpu: kOff*
     std::int32_t syscall = kNoSyscall;  // OffCpu: the syscall in progress when it left (x86-64 number)
+    bool operator==(const SampleRecord&) const = default;
 };
 
 /// A wait of a thread in its selector (epoll_wait, epoll_pwait, epoll_pwait2, select, pselect6,
@@ -72,6 +73,7 @@ struct SelectorWait {
     std::uint32_t folded_waits = 0;  // short waits between previous_leave and enter, not reported one by one
     Nanoseconds folded_wait_time;    // their total duration
     Nanoseconds folded_busy_time;    // the total busy time before each of them
+    bool operator==(const SelectorWait&) const = default;
 };
 
 struct ProfileInfo {
@@ -85,6 +87,7 @@ struct ProfileInfo {
     int rate_hz = 0;
     Nanoseconds start;
     Nanoseconds end;
+    bool operator==(const ProfileInfo&) const = default;
 };
 
 struct LossCounters {
@@ -95,6 +98,7 @@ struct LossCounters {
     std::uint64_t selector = 0;         // selector events lost to a full ring buffer (their counts ride on)
     /// Lost on-CPU samples.
     std::uint64_t total() const { return ringbuf_full + read_failed + no_thread_state; }
+    bool operator==(const LossCounters&) const = default;
 };
 
 class Profile {

@@ -1,5 +1,6 @@
 """What a user sees when something is wrong, and how a recording ends."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -121,9 +122,11 @@ def test_the_duration_ends_a_launched_command(tmp_path):
     assert 1_000_000 < sum(w for _, w in parse_collapsed(collapsed)) < 2_500_000
 
 
-def test_without_output_flags_a_flame_graph_is_written_in_the_current_directory(tmp_path):
+def test_without_output_flags_a_recording_is_written_in_the_current_directory(tmp_path):
     proc = run_loopspy("record", "--", interpreter("pyenv-3.12"), "-c",
                        "import time\nt=time.monotonic()\nwhile time.monotonic()-t<0.5: pass", cwd=tmp_path)
-    svgs = list(tmp_path.glob("loopspy-*.svg"))
-    assert len(svgs) == 1
-    assert svgs[0].name in proc.stderr
+    recordings = list(tmp_path.glob("loopspy-*.lspy"))
+    assert len(recordings) == 1
+    assert re.fullmatch(r"loopspy-\d+-\d{8}-\d{6}\.lspy", recordings[0].name)
+    assert recordings[0].name in proc.stderr
+    assert not list(tmp_path.glob("*.svg"))

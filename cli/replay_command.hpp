@@ -1,0 +1,18 @@
+// `loopspy replay FILE`: every output from a recording alone.
+#pragma once
+
+#include <string>
+
+#include "cli/outputs.hpp"
+#include "core/result.hpp"
+
+namespace loopspy {
+
+struct ReplayArgs {
+    std::string file;
+    OutputArgs outputs;
+};
+
+Result<int> run_replay(const ReplayArgs& args);
+
+}  // namespace loopspy
