@@ -235,8 +235,9 @@ Result<void> RecordingWriter::write_all(const std::string& bytes) {
         ssize_t n = ::write(fd_.get(), p, left);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            failure_ = "cannot write recording " + path_ + ": " + std::strerror(n < 0 ? errno : ENOSPC);
-            return make_error(ErrorKind::Io, failure_);
+            failure_ = make_error(ErrorKind::Io,
+                                  "cannot write recording " + path_ + ": " + std::strerror(n < 0 ? errno : ENOSPC));
+            return *failure_;
         }
         p += n;
         left -= static_cast<std::size_t>(n);
@@ -386,7 +387,8 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         for (std::size_t i = samples_; i < end; ++i) {
             const SampleRecord& s = samples[i];
             auto kind = static_cast<std::uint32_t>(s.kind);
-            if (kind != static_cast<std::uint32_t>(SampleKind::OnCpu) && kind != static_cast<std::uint32_t>(SampleKind::OffCpu)) {
+            if (kind != static_cast<std::uint32_t>(SampleKind::OnCpu) &&
+                kind != static_cast<std::uint32_t>(SampleKind::OffCpu)) {
                 return make_error(ErrorKind::Internal, "a sample of unknown kind cannot be recorded");
             }
             if (s.stack >= p.stack_count()) {
@@ -429,7 +431,10 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
             auto [it, fresh] = last_leave.try_emplace(t, base);
             thr.u(t);
             syscall.s(w.syscall);
-            prev_leave.s(wrap_sub(w.previous_leave.value, it->second));
+            // The kernel's previous_leave is the last selector return, folded ones included, so
+            // it is the thread's last reported leave plus the folded busy and wait times.
+            prev_leave.s(wrap_sub(w.previous_leave.value,
+                                  wrap_add(it->second, wrap_add(w.folded_busy_time.value, w.folded_wait_time.value))));
             enter.s(wrap_sub(w.enter.value, w.previous_leave.value != 0 ? w.previous_leave.value : it->second));
             leave.s(wrap_sub(w.leave.value, w.enter.value));
             folded.u(w.folded_waits);
@@ -453,11 +458,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
 }
 
 Result<void> RecordingWriter::flush(const Profile& profile) {
-    if (!failure_.empty()) return make_error(ErrorKind::Io, failure_);
+    if (failure_) return *failure_;
     if (finished_) return make_error(ErrorKind::Internal, "recording " + path_ + " is already finished");
     std::string out;
     if (auto r = encode_new(profile, out); !r) {
-        failure_ = r.error().message;
+        failure_ = r.error();
         return r;
     }
     if (out.empty()) return {};
@@ -465,11 +470,11 @@ Result<void> RecordingWriter::flush(const Profile& profile) {
 }
 
 Result<void> RecordingWriter::finish(const Profile& profile, std::string_view ending) {
-    if (!failure_.empty()) return make_error(ErrorKind::Io, failure_);
+    if (failure_) return *failure_;
     if (finished_) return make_error(ErrorKind::Internal, "recording " + path_ + " is already finished");
     std::string out;
     if (auto r = encode_new(profile, out); !r) {
-        failure_ = r.error().message;
+        failure_ = r.error();
         return r;
     }
     Out o;
@@ -480,8 +485,8 @@ Result<void> RecordingWriter::finish(const Profile& profile, std::string_view en
     LOOPSPY_CHECK(write_all(out));
     finished_ = true;
     if (::fsync(fd_.get()) != 0) {
-        failure_ = "cannot write recording " + path_ + ": " + std::strerror(errno);
-        return make_error(ErrorKind::Io, failure_);
+        failure_ = make_error(ErrorKind::Io, "cannot write recording " + path_ + ": " + std::strerror(errno));
+        return *failure_;
     }
     fd_.reset();
     return {};
@@ -699,7 +704,8 @@ private:
         for (std::size_t i = 0; i < n; ++i) {
             SelectorWait& w = recs[i];
             auto [it, fresh] = last_leave.try_emplace(index[i], base);
-            w.previous_leave = Nanoseconds{wrap_add(it->second, w.previous_leave.value)};
+            w.previous_leave = Nanoseconds{wrap_add(
+                wrap_add(it->second, wrap_add(w.folded_busy_time.value, w.folded_wait_time.value)), w.previous_leave.value)};
             w.enter = Nanoseconds{wrap_add(w.previous_leave.value != 0 ? w.previous_leave.value : it->second, w.enter.value)};
             w.leave = Nanoseconds{wrap_add(w.enter.value, w.leave.value)};
             it->second = w.leave.value;
@@ -847,8 +853,8 @@ Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
                               : "recording damaged before any samples: " + problem);
     }
     if (!r.complete) r.profile.info.end = data_end(r.profile);
-    const std::string replays =
-        "it replays up to " + seconds_text(Nanoseconds{wrap_sub(r.profile.info.end.value, r.profile.info.start.value)}) + " s";
+    const Nanoseconds replayable{wrap_sub(r.profile.info.end.value, r.profile.info.start.value)};
+    const std::string replays = "it replays up to " + seconds_text(replayable) + " s";
     if (!problem.empty()) {
         r.warning = cut ? "recording cut short: the last " + std::to_string(unread) + " bytes (" + problem +
                               ") were not readable; " + replays

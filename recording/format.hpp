@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -74,7 +75,7 @@ private:
     std::string path_;
     std::uint64_t bytes_ = 0;
     bool finished_ = false;
-    std::string failure_;  // set after a failed write: every later call fails the same way
+    std::optional<Error> failure_;  // set after a failure: every later call fails the same way
 
     bool info_written_ = false;
     ProfileInfo info_;  // as last written (end excluded)

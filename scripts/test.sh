@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing (packages and the Debian-sid test interpreters),
-# builds, then runs the unit tests and the integration tests through ctest.
+# builds, runs the unit tests and the integration tests through ctest, then fuzzes the
+# recording reader for a bounded time (LOOPSPY_FUZZ_SECONDS, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 scripts/build.sh
 ctest --test-dir build --output-on-failure
+scripts/fuzz.sh "${LOOPSPY_FUZZ_SECONDS:-60}"
