@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 scripts/build.sh
+rm -f build/interpreters-covered.txt
 ctest --test-dir build --output-on-failure
+cat build/interpreters-covered.txt
 scripts/fuzz.sh "${LOOPSPY_FUZZ_SECONDS:-60}"
