@@ -146,7 +146,13 @@ Result<int> run_record(const RecordArgs& args) {
     }
     auto recorder = std::move(started).value();
     auto alive = [&]() { return child ? !child->exited() : process_exists(pid); };
-    auto checkpoint = [&]() { return writer->flush(profile); };
+    // Once a second the new events go to the file and out of memory, so memory stays flat
+    // however long the recording; the outputs are made from the file at the end.
+    auto checkpoint = [&]() -> Result<void> {
+        LOOPSPY_CHECK(writer->flush(profile));
+        profile.drop_events();
+        return {};
+    };
     LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive, checkpoint));
     recorder.reset();  // detach before writing
 
@@ -189,7 +195,10 @@ Result<int> run_record(const RecordArgs& args) {
     }
     std::fprintf(stderr, "loopspy: wrote recording to %s (%llu bytes)\n", recording_path.c_str(),
                  static_cast<unsigned long long>(writer->bytes_written()));
-    LOOPSPY_CHECK(write_outputs(profile, args.outputs, ""));
+    if (args.outputs.any()) {
+        LOOPSPY_TRY(ReadResult recorded, read_recording(recording_path));
+        LOOPSPY_CHECK(write_outputs(recorded.profile, args.outputs, ""));
+    }
     return exit_code;
 }
 

@@ -282,7 +282,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     profile_.lost.selector = st.lost_selector;
     summary.samples = samples_;
     summary.off_cpu_intervals = off_cpu_intervals_;
-    summary.selector_waits = profile_.selector_waits().size();
+    summary.selector_waits = profile_.waits_dropped() + profile_.selector_waits().size();
     summary.fully_symbolized = fully_symbolized_;
     summary.native_thread_samples = native_thread_samples_;
     summary.threads_seen = python_threads_.size();

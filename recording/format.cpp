@@ -326,14 +326,22 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
     }
 
     // ---- threads: every tid that new samples or waits use gets the next index ----
-    const auto& samples = p.samples();
-    const auto& waits = p.selector_waits();
+    // Ids are absolute; the profile may have let go of events already written (drop_events).
+    const auto& held_samples = p.samples();
+    const auto& held_waits = p.selector_waits();
+    const std::size_t sbase = p.samples_dropped(), wbase = p.waits_dropped();
+    if (samples_ < sbase || waits_ < wbase) {
+        return make_error(ErrorKind::Internal, "events were dropped before they were written");
+    }
+    auto samples = [&](std::size_t i) -> const SampleRecord& { return held_samples[i - sbase]; };
+    auto waits = [&](std::size_t i) -> const SelectorWait& { return held_waits[i - wbase]; };
+    const std::size_t samples_end = sbase + held_samples.size(), waits_end = wbase + held_waits.size();
     std::vector<Tid> new_tids;
     auto see = [&](Tid t) {
         if (thread_index_.emplace(t, static_cast<std::uint32_t>(thread_index_.size())).second) new_tids.push_back(t);
     };
-    for (std::size_t i = samples_; i < samples.size(); ++i) see(samples[i].tid);
-    for (std::size_t i = waits_; i < waits.size(); ++i) see(waits[i].tid);
+    for (std::size_t i = samples_; i < samples_end; ++i) see(samples(i).tid);
+    for (std::size_t i = waits_; i < waits_end; ++i) see(waits(i).tid);
     for (std::size_t done = 0; done < new_tids.size();) {
         std::size_t end = std::min(new_tids.size(), done + kWriterBatch);
         Out o;
@@ -375,17 +383,17 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
 
     // ---- samples: columns; times per thread against a prediction (previous time + weight) ----
     const std::int64_t default_weight = p.info.rate_hz > 0 ? 1'000'000'000 / p.info.rate_hz : 0;
-    while (samples_ < samples.size()) {
-        std::size_t end = std::min(samples.size(), samples_ + kWriterBatch);
+    while (samples_ < samples_end) {
+        std::size_t end = std::min(samples_end, samples_ + kWriterBatch);
         Out hdr, thr, head, time, stack, weight, flags, off_flags, syscall;
-        std::int64_t base = samples[samples_].time.value;
+        std::int64_t base = samples(samples_).time.value;
         hdr.u(samples_);
         hdr.u(end - samples_);
         hdr.s(default_weight);
         hdr.s(base);
         std::unordered_map<std::uint32_t, std::int64_t> predicted;
         for (std::size_t i = samples_; i < end; ++i) {
-            const SampleRecord& s = samples[i];
+            const SampleRecord& s = samples(i);
             auto kind = static_cast<std::uint32_t>(s.kind);
             if (kind != static_cast<std::uint32_t>(SampleKind::OnCpu) &&
                 kind != static_cast<std::uint32_t>(SampleKind::OffCpu)) {
@@ -417,16 +425,16 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
     }
 
     // ---- selector waits: columns, each time against the one before it ----
-    while (waits_ < waits.size()) {
-        std::size_t end = std::min(waits.size(), waits_ + kWriterBatch);
+    while (waits_ < waits_end) {
+        std::size_t end = std::min(waits_end, waits_ + kWriterBatch);
         Out hdr, thr, syscall, prev_leave, enter, leave, folded, folded_wait, folded_busy;
-        std::int64_t base = waits[waits_].enter.value;
+        std::int64_t base = waits(waits_).enter.value;
         hdr.u(waits_);
         hdr.u(end - waits_);
         hdr.s(base);
         std::unordered_map<std::uint32_t, std::int64_t> last_leave;
         for (std::size_t i = waits_; i < end; ++i) {
-            const SelectorWait& w = waits[i];
+            const SelectorWait& w = waits(i);
             std::uint32_t t = thread_index_.at(w.tid);
             auto [it, fresh] = last_leave.try_emplace(t, base);
             thr.u(t);

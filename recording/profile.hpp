@@ -117,8 +117,20 @@ public:
     std::string_view string(StringId id) const { return strings_[id]; }
     const FrameRecord& frame(FrameId id) const { return frames_[id]; }
     std::span<const FrameId> stack(StackId id) const;
+    /// The samples and waits still held; ids before samples_dropped()/waits_dropped() were
+    /// handed to the recording file and let go (see drop_events).
     const std::vector<SampleRecord>& samples() const { return samples_; }
     const std::vector<SelectorWait>& selector_waits() const { return selector_waits_; }
+    std::size_t samples_dropped() const { return samples_dropped_; }
+    std::size_t waits_dropped() const { return waits_dropped_; }
+    /// Lets go of every sample and wait held, once they are safely in a recording, so a long
+    /// recording's memory stays flat. The tables (strings, frames, stacks) stay.
+    void drop_events() {
+        samples_dropped_ += samples_.size();
+        waits_dropped_ += selector_waits_.size();
+        samples_.clear();
+        selector_waits_.clear();
+    }
     const std::map<Tid, std::string>& threads() const { return threads_; }
     std::string thread_name(Tid tid) const;
 
@@ -145,6 +157,8 @@ private:
     std::unordered_map<std::string, StackId> stack_ids_;    // key: the frame ids' bytes
     std::vector<SampleRecord> samples_;
     std::vector<SelectorWait> selector_waits_;
+    std::size_t samples_dropped_ = 0;
+    std::size_t waits_dropped_ = 0;
     std::map<Tid, std::string> threads_;
 };
 
