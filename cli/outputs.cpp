@@ -52,7 +52,7 @@ Result<void> validate_outputs(const OutputArgs& a) {
     return {};
 }
 
-Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph) {
+LoopAnalysisOptions analysis_options(const OutputArgs& args) {
     LoopAnalysisOptions lo;
     lo.threshold = Nanoseconds{std::llround(args.threshold_ms * 1e6)};
     lo.order = args.sort == "time" ? CallbackOrder::Time : CallbackOrder::Duration;
@@ -60,6 +60,11 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
     lo.filter.from_s = args.from_s;
     lo.filter.to_s = args.to_s;
     for (int t : args.threads) lo.filter.threads.push_back(Tid{t});
+    return lo;
+}
+
+Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph) {
+    LoopAnalysisOptions lo = analysis_options(args);
     LoopAnalysis analysis = analyze_loops(profile, lo);
 
     FlameMode mode = parse_flame_mode(args.mode).value_or(FlameMode::Busy);

@@ -8,6 +8,7 @@
 
 #include "core/result.hpp"
 #include "recording/profile.hpp"
+#include "reports/loop_analysis.hpp"
 
 namespace CLI {
 class App;
@@ -38,6 +39,9 @@ void add_window_flags(CLI::App& app, OutputArgs& args);
 
 /// Checks values the flag parser cannot (a finite threshold, ...).
 Result<void> validate_outputs(const OutputArgs& args);
+
+/// The loop-analysis settings the flags ask for (threshold, order, loop thread, window, threads).
+LoopAnalysisOptions analysis_options(const OutputArgs& args);
 
 /// Writes every output asked for. `default_flamegraph` is written when nothing was asked for.
 Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph);

@@ -14,13 +14,7 @@ namespace {
 void print_summary(const ReadResult& r, const OutputArgs& args) {
     const Profile& p = r.profile;
     const ProfileInfo& info = p.info;
-    LoopAnalysisOptions lo;
-    lo.threshold = Nanoseconds{static_cast<std::int64_t>(args.threshold_ms * 1e6)};
-    if (args.loop_thread) lo.loop_thread = Tid{*args.loop_thread};
-    lo.filter.from_s = args.from_s;
-    lo.filter.to_s = args.to_s;
-    for (int t : args.threads) lo.filter.threads.push_back(Tid{t});
-    LoopAnalysis a = analyze_loops(p, lo);
+    LoopAnalysis a = analyze_loops(p, analysis_options(args));
 
     std::printf("target:        pid %d  %s\n", info.pid.value, info.target_command.c_str());
     std::printf("python:        %s (%s)\n", python_version_string(info.python).c_str(), info.python_binary.c_str());
