@@ -15,19 +15,10 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
     std::string tmp = path + ".tmp" + std::to_string(::getpid());
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd.valid()) return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(errno));
-    const char* p = contents.data();
-    std::size_t left = contents.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd.get(), p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int err = errno;
-            fd.reset();
-            ::unlink(tmp.c_str());
-            return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(err));
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
+    if (int err = write_fully(fd.get(), contents)) {
+        fd.reset();
+        ::unlink(tmp.c_str());
+        return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(err));
     }
     fd.reset();
     if (::rename(tmp.c_str(), path.c_str()) != 0) {

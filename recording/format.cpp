@@ -229,19 +229,9 @@ Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::stri
 }
 
 Result<void> RecordingWriter::write_all(const std::string& bytes) {
-    const char* p = bytes.data();
-    std::size_t left = bytes.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd_.get(), p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            failure_ = make_error(ErrorKind::Io,
-                                  "cannot write recording " + path_ + ": " + std::strerror(n < 0 ? errno : ENOSPC));
-            return *failure_;
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-        bytes_ += static_cast<std::uint64_t>(n);
+    if (int err = write_fully(fd_.get(), bytes, &bytes_)) {
+        failure_ = make_error(ErrorKind::Io, "cannot write recording " + path_ + ": " + std::strerror(err));
+        return *failure_;
     }
     return {};
 }

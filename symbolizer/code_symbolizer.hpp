@@ -49,7 +49,6 @@ public:
     void new_generation();
     static constexpr std::uint64_t kYoungGenerations = 10;
 
-    std::size_t cached() const { return cache_.size(); }
     /// Code objects read and named so far (a re-check that finds the same object does not count).
     std::uint64_t named_loads() const { return named_loads_; }
     std::uint64_t invalidations() const { return invalidations_; }
