@@ -27,6 +27,16 @@ INTERPRETERS = {
 _covered = set()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _run_in_a_scratch_directory(tmp_path_factory):
+    """loopspy writes a recording into the current directory when not told where: keep those
+    out of the source tree."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
+
+
 def python_param(name):
     return pytest.param(name, id=name)
 
