@@ -32,6 +32,7 @@ const volatile __u32 off_code_adaptive = 0;
 const volatile __u64 code_tag_mask = 0;
 /* Frames owned by the C stack (3.12+ entry shims) are skipped, like CPython's own tracebacks do. */
 const volatile __u32 owner_cstack = LOOPSPY_NO_OWNER;
+const volatile __u32 owner_generator = LOOPSPY_NO_OWNER;
 
 /* Off-CPU intervals and selector waits (the loop view) are tracked unless switched off. */
 const volatile bool track_off_cpu = true;
@@ -183,6 +184,8 @@ static long walk_one_frame(__u32 index, void *data)
         f->offset = (__s32)(instr - (code + off_code_adaptive));
         f->owner = owner;
         w->n++;
+        if (owner == owner_generator)
+            w->ev->h.coro_frame = w->frame;
     }
     w->frame = field_u64(w->buf, off_frame_previous);
     return 0;
@@ -201,6 +204,7 @@ static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate)
     if (err)
         return -1;
     ev->h.flags = 0;
+    ev->h.coro_frame = 0;
     struct walk_ctx walk = {
         .ev = ev,
         .buf = buf,

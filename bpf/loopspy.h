@@ -47,6 +47,8 @@ struct loopspy_sample_header {
     __u64 duration_ns; /* OFF_CPU: how long it was off */
     __s32 syscall;   /* OFF_CPU: syscall in progress when it left, or LOOPSPY_NO_SYSCALL */
     __u32 off_flags; /* OFF_CPU: enum loopspy_off_flags */
+    __u64 coro_frame; /* the outermost generator-owned frame walked (the running task's coroutine
+                       * frame, embedded in its coroutine object), 0 if none */
 };
 
 /* A thread's wait in its selector. Short waits (< fold_ns) after short busy periods (< fold_ns)

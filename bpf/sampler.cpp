@@ -172,6 +172,7 @@ struct Sampler::Impl {
         sample.duration = Nanoseconds{static_cast<std::int64_t>(ev->h.duration_ns)};
         sample.syscall = ev->h.syscall;
         sample.off_flags = ev->h.off_flags;
+        sample.coro_frame = RemoteAddr{ev->h.coro_frame};
         if (self->handlers->sample) self->handlers->sample(sample);
         return 0;
     }
@@ -216,6 +217,7 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     ro->off_code_adaptive = l.code_adaptive;
     ro->code_tag_mask = l.code_tag_mask;
     ro->owner_cstack = l.owner_cstack;
+    ro->owner_generator = l.owner_generator;
     std::uint32_t read_size = std::max({l.frame_code, l.frame_previous, l.frame_instr}) + 8;
     read_size = std::max(read_size, l.frame_owner + 1);
     if (read_size > LOOPSPY_FRAME_READ_MAX) {

@@ -26,6 +26,7 @@ struct FrameWalkLayout {
     std::uint32_t code_adaptive = 0;
     std::uint64_t code_tag_mask = 0;
     std::uint32_t owner_cstack = LOOPSPY_NO_OWNER;
+    std::uint32_t owner_generator = LOOPSPY_NO_OWNER;
 };
 
 /// How cpu-clock sampling is attached (see README "Sampling design").
@@ -52,6 +53,7 @@ struct RawSample {
     Nanoseconds duration;               // OFF_CPU
     std::int32_t syscall = -1;          // OFF_CPU
     std::uint32_t off_flags = 0;        // OFF_CPU
+    RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
 };
 
 /// A selector wait as the kernel emitted it (see struct loopspy_selector_event).

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/dump_command.hpp"
 #include "cli/record_command.hpp"
 #include "cli/replay_command.hpp"
 
@@ -63,13 +64,24 @@ int main(int argc, char** argv) {
     loopspy::add_output_flags(*replay, rep.outputs);
     loopspy::add_window_flags(*replay, rep.outputs);
 
+    loopspy::DumpArgs dump_args;
+    auto* dump = app.add_subcommand("dump", "Print every thread's Python stack and the asyncio task tree of a "
+                                            "running process, once");
+    dump->add_option("-p,--pid", dump_args.pid, "Process id of the Python program")->required();
+    dump->add_flag("--json", dump_args.json, "Print JSON for scripts instead of text");
+    dump->add_flag("--nonblocking", dump_args.nonblocking,
+                   "Do not pause the process while reading it (by default its threads are held still with "
+                   "ptrace for the few milliseconds the read takes, so stacks and tasks agree)");
+
     CLI11_PARSE(app, argc, argv);
 
     if (*pid_opt) rec.pid = pid;
     rec.self_command_line = join_argv(argc, argv);
 
-    if (record->parsed() || replay->parsed()) {
-        auto result = record->parsed() ? loopspy::run_record(rec) : loopspy::run_replay(rep);
+    if (record->parsed() || replay->parsed() || dump->parsed()) {
+        auto result = record->parsed() ? loopspy::run_record(rec)
+                      : replay->parsed() ? loopspy::run_replay(rep)
+                                         : loopspy::run_dump(dump_args);
         if (!result) {
             std::fprintf(stderr, "loopspy: error: %s\n", result.error().message.c_str());
             return exit_code_for(result.error().kind);

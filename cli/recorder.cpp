@@ -32,6 +32,7 @@ FrameWalkLayout frame_walk_layout(const GeneratedLayout& l) {
     w.code_adaptive = u32(l.code_code_adaptive);
     w.code_tag_mask = l.executable_tag_bits;
     w.owner_cstack = l.owner_cstack;
+    w.owner_generator = l.owner_generator;
     return w;
 }
 
@@ -62,6 +63,7 @@ Recorder::Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, 
       memory_(pid),
       symbolizer_(memory_, interp_),
       resolver_(symbolizer_, interp_.layout),
+      tasks_(memory_, interp_, symbolizer_, resolver_, profile, TaskTrackerOptions{options.task_rate_hz}),
       period_(Nanoseconds{1'000'000'000 / options.rate_hz}) {}
 
 Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, const RecorderOptions& options,
@@ -149,6 +151,10 @@ void Recorder::on_sample(const RawSample& raw) {
     s.time = raw.timestamp;
     s.stack = it->second.first;
     s.flags = it->second.second;
+    if (raw.coro_frame.value != 0) {
+        s.coro = raw.coro_frame.value - interp_.layout.gen_iframe;
+        tasks_.saw_coro(s.coro);
+    }
     if (raw.kind == LOOPSPY_EVENT_OFF_CPU) {
         s.kind = SampleKind::OffCpu;
         s.weight = raw.duration;
@@ -230,6 +236,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         } else if (eager && Clock::now() - last_new_code > kWarmQuiet) {
             sampler_->set_eager_wakeup(eager = false);
         }
+        tasks_.tick(monotonic_now());
         auto now = Clock::now();
         // A sample of a thread the kernel has no thread state for means a new Python thread (or
         // a native one): look again at once rather than at the next periodic rescan.
@@ -288,6 +295,9 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     summary.threads_seen = python_threads_.size();
     summary.elapsed = end - start;
     summary.drains = polls_;
+    summary.task_snapshots = tasks_.snapshots();
+    summary.most_tasks = tasks_.largest_task_count();
+    summary.task_snapshot_time = tasks_.time_spent();
     return summary;
 }
 

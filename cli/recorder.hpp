@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "bpf/sampler.hpp"
+#include "cli/task_tracker.hpp"
 #include "recording/profile.hpp"
 #include "symbolizer/code_symbolizer.hpp"
 #include "symbolizer/interpreter.hpp"
@@ -23,6 +24,7 @@ struct RecorderOptions {
     std::optional<Nanoseconds> duration;
     bool live_status = false;  // a one-line status on stderr, refreshed in place
     bool track_off_cpu = true;
+    double task_rate_hz = 10;  // task snapshots per second (0: no task snapshots)
 };
 
 enum class StopReason { Duration, Signal, TargetExited, CheckpointFailed };
@@ -36,6 +38,9 @@ struct RecordSummary {
     std::uint64_t native_thread_samples = 0;  // samples of threads that never ran Python
     std::size_t threads_seen = 0;
     std::uint64_t drains = 0;  // ring-buffer drains (the recorder's wake-ups)
+    std::uint64_t task_snapshots = 0;
+    std::uint64_t most_tasks = 0;   // the largest number of tasks one snapshot saw
+    Nanoseconds task_snapshot_time; // spent reading tasks
     Nanoseconds elapsed;
     std::optional<Error> checkpoint_error;  // why the checkpoint failed (StopReason::CheckpointFailed)
 };
@@ -67,6 +72,7 @@ private:
     RemoteMemory memory_;
     CodeSymbolizer symbolizer_;
     StackResolver resolver_;
+    TaskTracker tasks_;
     std::unique_ptr<Sampler> sampler_;
 
     std::unordered_map<Tid, RemoteAddr> published_;  // thread states the kernel knows

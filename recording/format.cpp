@@ -142,6 +142,9 @@ const char* chunk_name(std::uint32_t type) {
         case kChunkSelectorWaits: return "selector waits";
         case kChunkLoss: return "loss counters";
         case kChunkEnd: return "end";
+        case kChunkSampleCoros: return "sample coroutines";
+        case kChunkTasks: return "tasks";
+        case kChunkTaskSnapshots: return "task snapshots";
         default: return nullptr;
     }
 }
@@ -411,7 +414,73 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         }
         for (Out* col : {&thr, &head, &time, &stack, &weight, &flags, &off_flags, &syscall}) hdr.b += col->b;
         LOOPSPY_CHECK(append_chunk(out, kChunkSamples, hdr.b));
+        // The samples' coroutines ride in a chunk of their own, which 1.0 readers skip.
+        bool any_coro = false;
+        for (std::size_t i = samples_; i < end && !any_coro; ++i) any_coro = samples(i).coro != 0;
+        if (any_coro) {
+            Out c;
+            c.u(samples_);
+            c.u(end - samples_);
+            std::uint64_t prev = 0;
+            for (std::size_t i = samples_; i < end; ++i) {
+                c.s(static_cast<std::int64_t>(samples(i).coro - prev));
+                prev = samples(i).coro;
+            }
+            LOOPSPY_CHECK(append_chunk(out, kChunkSampleCoros, c.b));
+        }
         samples_ = end;
+    }
+
+    // ---- tasks: first id, count, then addr, coro, name, coroutine name per task ----
+    while (tasks_ < p.tasks().size()) {
+        std::size_t end = std::min(p.tasks().size(), tasks_ + kWriterBatch);
+        Out o;
+        o.u(tasks_);
+        o.u(end - tasks_);
+        for (std::size_t i = tasks_; i < end; ++i) {
+            const TaskRecord& t = p.tasks()[i];
+            o.u(t.addr);
+            o.u(t.coro);
+            o.u(t.name);
+            o.u(t.coro_name);
+        }
+        LOOPSPY_CHECK(append_chunk(out, kChunkTasks, o.b));
+        tasks_ = end;
+    }
+
+    // ---- task snapshots: first id, count, then per snapshot its time, removed and changed ----
+    {
+        const auto& held = p.task_snapshots();
+        const std::size_t base = p.snapshots_dropped();
+        if (snapshots_ < base) return make_error(ErrorKind::Internal, "task snapshots were dropped before they were written");
+        while (snapshots_ < base + held.size()) {
+            std::size_t end = snapshots_, entries = 0;
+            while (end < base + held.size() && (end == snapshots_ || entries < kWriterBatch)) {
+                entries += held[end - base].changed.size() + held[end - base].removed.size();
+                ++end;
+            }
+            Out o;
+            o.u(snapshots_);
+            o.u(end - snapshots_);
+            std::int64_t prev = 0;
+            for (std::size_t i = snapshots_; i < end; ++i) {
+                const TaskSnapshot& snap = held[i - base];
+                o.s(wrap_sub(snap.time.value, prev));
+                prev = snap.time.value;
+                o.u(snap.removed.size());
+                for (TaskId id : snap.removed) o.u(id);
+                o.u(snap.changed.size());
+                for (const TaskEntry& e : snap.changed) {
+                    o.u(e.task);
+                    o.u(static_cast<std::uint32_t>(e.state));
+                    o.u(e.stack);
+                    o.u(e.awaited_by.size());
+                    for (TaskId a : e.awaited_by) o.u(a);
+                }
+            }
+            LOOPSPY_CHECK(append_chunk(out, kChunkTaskSnapshots, o.b));
+            snapshots_ = end;
+        }
     }
 
     // ---- selector waits: columns, each time against the one before it ----
@@ -513,6 +582,9 @@ public:
             case kChunkSelectorWaits: return waits(in);
             case kChunkLoss: p_.lost = get_loss(in); return;
             case kChunkEnd: return end(in);
+            case kChunkSampleCoros: return sample_coros(in);
+            case kChunkTasks: return tasks(in);
+            case kChunkTaskSnapshots: return task_snapshots(in);
             default: return;
         }
     }
@@ -679,6 +751,70 @@ private:
         }
         for (const auto& r : recs) p_.add_sample(r);
         sample_data = true;
+    }
+
+    void sample_coros(In& in) {
+        std::uint64_t first = in.u();
+        std::size_t n = in.count(1, "sample coroutines");
+        if (first > p_.samples().size() || p_.samples().size() - first < n) {
+            throw Damage{"sample coroutines name samples the recording does not have"};
+        }
+        std::uint64_t prev = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            prev += static_cast<std::uint64_t>(in.s());
+            p_.set_sample_coro(first + i, prev);
+        }
+    }
+
+    void tasks(In& in) {
+        first_id(in, p_.tasks().size(), "tasks");
+        std::size_t n = in.count(4, "tasks");
+        for (std::size_t i = 0; i < n; ++i) {
+            TaskRecord t;
+            t.addr = in.u();
+            t.coro = in.u();
+            std::uint64_t name = in.u(), coro_name = in.u();
+            if (name >= p_.string_count() || coro_name >= p_.string_count()) {
+                throw Damage{"a task names a string the recording does not have"};
+            }
+            t.name = static_cast<StringId>(name);
+            t.coro_name = static_cast<StringId>(coro_name);
+            if (p_.intern_task(t) != p_.tasks().size() - 1) throw Damage{"a task is repeated"};
+        }
+    }
+
+    TaskId task_id(In& in) {
+        std::uint64_t id = in.u();
+        if (id >= p_.tasks().size()) throw Damage{"a task snapshot names a task the recording does not have"};
+        return static_cast<TaskId>(id);
+    }
+
+    void task_snapshots(In& in) {
+        first_id(in, p_.task_snapshots().size(), "task snapshots");
+        std::size_t n = in.count(3, "task snapshots");
+        std::int64_t prev = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            TaskSnapshot snap;
+            prev = wrap_add(prev, in.s());
+            snap.time = Nanoseconds{prev};
+            std::size_t removed = in.count(1, "removed tasks");
+            for (std::size_t k = 0; k < removed; ++k) snap.removed.push_back(task_id(in));
+            std::size_t changed = in.count(4, "changed tasks");
+            for (std::size_t k = 0; k < changed; ++k) {
+                TaskEntry e;
+                e.task = task_id(in);
+                std::uint64_t state = in.u();
+                if (state > 2) throw Damage{"a task state loopspy does not know"};
+                e.state = static_cast<TaskState>(state);
+                std::uint64_t stack = in.u();
+                if (stack >= p_.stack_count()) throw Damage{"a task snapshot names a stack the recording does not have"};
+                e.stack = static_cast<StackId>(stack);
+                std::size_t awaiters = in.count(1, "awaiting tasks");
+                for (std::size_t a = 0; a < awaiters; ++a) e.awaited_by.push_back(task_id(in));
+                snap.changed.push_back(std::move(e));
+            }
+            p_.add_task_snapshot(std::move(snap));
+        }
     }
 
     void waits(In& in) {

@@ -22,7 +22,7 @@
 
 namespace loopspy {
 
-inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 0;
+inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 1;
 
 /// Layout constants (docs/recording-format.md), exposed for tests and the fuzzer.
 namespace recording_format {
@@ -43,6 +43,9 @@ enum ChunkType : std::uint32_t {
     kChunkSelectorWaits = 8,
     kChunkLoss = 9,
     kChunkEnd = 10,
+    kChunkSampleCoros = 11,    // 1.1: the coroutine of samples (SampleRecord::coro)
+    kChunkTasks = 12,          // 1.1: task records
+    kChunkTaskSnapshots = 13,  // 1.1: task snapshots (deltas)
 };
 }  // namespace recording_format
 
@@ -79,7 +82,7 @@ private:
 
     bool info_written_ = false;
     ProfileInfo info_;  // as last written (end excluded)
-    std::size_t strings_ = 0, frames_ = 0, stacks_ = 0, samples_ = 0, waits_ = 0;
+    std::size_t strings_ = 0, frames_ = 0, stacks_ = 0, samples_ = 0, waits_ = 0, tasks_ = 0, snapshots_ = 0;
     std::unordered_map<Tid, std::uint32_t> thread_index_;
     std::map<Tid, std::string> names_;
     LossCounters lost_;

@@ -52,3 +52,20 @@ std::string Profile::format_frame(FrameId id) const {
 }
 
 }  // namespace loopspy
+
+namespace loopspy {
+
+TaskId Profile::intern_task(const TaskRecord& t) {
+    auto key = std::make_tuple(t.addr, t.coro, t.name, t.coro_name);
+    auto [it, fresh] = task_ids_.try_emplace(key, static_cast<TaskId>(tasks_.size()));
+    if (fresh) tasks_.push_back(t);
+    return it->second;
+}
+
+bool Profile::set_sample_coro(std::size_t index, std::uint64_t coro) {
+    if (index < samples_dropped_ || index - samples_dropped_ >= samples_.size()) return false;
+    samples_[index - samples_dropped_].coro = coro;
+    return true;
+}
+
+}  // namespace loopspy

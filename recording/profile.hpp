@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -57,7 +58,49 @@ struct SampleRecord {
     std::uint32_t flags = 0;      // kSample*
     std::uint32_t off_flags = 0;  // OffCpu: kOff*
     std::int32_t syscall = kNoSyscall;  // OffCpu: the syscall in progress when it left (x86-64 number)
+    /// The coroutine object whose frame was the outermost coroutine frame of the stack (the running
+    /// task's coroutine, when a task runs), 0 if none. Which task it was is decided from the task
+    /// snapshots (reports/task_attribution.hpp), not here.
+    std::uint64_t coro = 0;
     bool operator==(const SampleRecord&) const = default;
+};
+
+using TaskId = std::uint32_t;
+
+/// One asyncio Task as loopspy saw it: a task is identified by its address, its coroutine's
+/// address and its name together, so a freed task whose address is reused is a new TaskRecord.
+struct TaskRecord {
+    std::uint64_t addr = 0;  // the Task object
+    std::uint64_t coro = 0;  // its coroutine object
+    StringId name = 0;       // the task's name
+    StringId coro_name = 0;  // the coroutine's __qualname__ (checked against sampled frames)
+    bool operator==(const TaskRecord&) const = default;
+};
+
+enum class TaskState : std::uint8_t {
+    Suspended = 0,  // pending, not running: awaiting something
+    Running = 1,    // its coroutine was executing at the snapshot
+    Done = 2,       // finished (result, exception or cancelled) but still alive
+};
+
+/// A task's state in a snapshot.
+struct TaskEntry {
+    TaskId task = 0;
+    TaskState state = TaskState::Suspended;
+    /// Suspended: the await chain, outermost first: the task's coroutine frame, the coroutines it
+    /// awaits, and a last special frame `<awaiting TYPE>` naming the object at the bottom (a
+    /// Future, a Task, ...). Empty (stack 0 of no frames) otherwise.
+    StackId stack = 0;
+    std::vector<TaskId> awaited_by;  // the tasks that await this one
+    bool operator==(const TaskEntry&) const = default;
+};
+
+/// What changed in the task set since the previous snapshot (the first one lists every task).
+struct TaskSnapshot {
+    Nanoseconds time;                 // CLOCK_MONOTONIC when the snapshot was read
+    std::vector<TaskEntry> changed;   // new tasks and tasks whose entry changed
+    std::vector<TaskId> removed;      // tasks gone since the previous snapshot
+    bool operator==(const TaskSnapshot&) const = default;
 };
 
 /// A wait of a thread in its selector (epoll_wait, epoll_pwait, epoll_pwait2, select, pselect6,
@@ -112,6 +155,11 @@ public:
     StackId intern_stack(std::span<const FrameId> frames);
     void add_sample(const SampleRecord& s) { samples_.push_back(s); }
     void add_selector_wait(const SelectorWait& w) { selector_waits_.push_back(w); }
+    /// The id of a task seen (the same record gets the same id).
+    TaskId intern_task(const TaskRecord& t);
+    void add_task_snapshot(TaskSnapshot s) { snapshots_.push_back(std::move(s)); }
+    /// Sets the coroutine of the sample with absolute index `index` (the reader's sample-coroutines chunk).
+    bool set_sample_coro(std::size_t index, std::uint64_t coro);
     void set_thread_name(Tid tid, std::string name) { threads_[tid] = std::move(name); }
 
     std::string_view string(StringId id) const { return strings_[id]; }
@@ -123,13 +171,18 @@ public:
     const std::vector<SelectorWait>& selector_waits() const { return selector_waits_; }
     std::size_t samples_dropped() const { return samples_dropped_; }
     std::size_t waits_dropped() const { return waits_dropped_; }
+    const std::vector<TaskRecord>& tasks() const { return tasks_; }
+    const std::vector<TaskSnapshot>& task_snapshots() const { return snapshots_; }
+    std::size_t snapshots_dropped() const { return snapshots_dropped_; }
     /// Lets go of every sample and wait held, once they are safely in a recording, so a long
     /// recording's memory stays flat. The tables (strings, frames, stacks) stay.
     void drop_events() {
         samples_dropped_ += samples_.size();
         waits_dropped_ += selector_waits_.size();
+        snapshots_dropped_ += snapshots_.size();
         samples_.clear();
         selector_waits_.clear();
+        snapshots_.clear();
     }
     const std::map<Tid, std::string>& threads() const { return threads_; }
     std::string thread_name(Tid tid) const;
@@ -159,6 +212,10 @@ private:
     std::vector<SelectorWait> selector_waits_;
     std::size_t samples_dropped_ = 0;
     std::size_t waits_dropped_ = 0;
+    std::vector<TaskRecord> tasks_;
+    std::map<std::tuple<std::uint64_t, std::uint64_t, StringId, StringId>, TaskId> task_ids_;
+    std::vector<TaskSnapshot> snapshots_;
+    std::size_t snapshots_dropped_ = 0;
     std::map<Tid, std::string> threads_;
 };
 

@@ -16,9 +16,12 @@ constexpr std::size_t kMaxLineTable = 256 * 1024;
 
 CodeSymbolizer::CodeSymbolizer(const RemoteMemory& memory, const Interpreter& interp)
     : memory_(memory), interp_(interp) {
-    const GeneratedLayout& l = interp.layout;
-    unicode_ = UnicodeLayout{l.unicode_length, l.unicode_state, l.ascii_object_size, l.compact_unicode_object_size,
-                             l.unicode_kind_shift, l.unicode_compact_bit, l.unicode_ascii_bit};
+    unicode_ = unicode_layout_of(interp.layout);
+}
+
+UnicodeLayout unicode_layout_of(const GeneratedLayout& l) {
+    return UnicodeLayout{l.unicode_length, l.unicode_state, l.ascii_object_size, l.compact_unicode_object_size,
+                         l.unicode_kind_shift, l.unicode_compact_bit, l.unicode_ascii_bit};
 }
 
 std::optional<std::string> CodeSymbolizer::read_string(std::uint64_t addr) {

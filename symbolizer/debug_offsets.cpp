@@ -170,6 +170,7 @@ constexpr Mapping kMappings[] = {
     {"interpreter_frame.instr_ptr", &GeneratedLayout::frame_instr},
     {"interpreter_frame.localsplus", &GeneratedLayout::frame_localsplus},
     {"interpreter_frame.owner", &GeneratedLayout::frame_owner},
+    {"interpreter_frame.stackpointer", &GeneratedLayout::frame_stackpointer},
     {"code_object.filename", &GeneratedLayout::code_filename},
     {"code_object.name", &GeneratedLayout::code_name},
     {"code_object.qualname", &GeneratedLayout::code_qualname},

@@ -30,6 +30,8 @@ struct GeneratedLayout {
   uint64_t frame_owner;
   uint64_t frame_localsplus;
   uint64_t frame_size;                  // sizeof(_PyInterpreterFrame)
+  uint64_t frame_stacktop;              // 3.11-3.13: offsetof int stacktop (top of stack = localsplus[stacktop-1]); else kNone
+  uint64_t frame_stackpointer;          // 3.14+: offsetof _PyStackRef *stackpointer (top of stack = stackpointer[-1]); else kNone
   uint8_t owner_thread, owner_generator, owner_frame_object, owner_cstack, owner_interpreter; // enum values; 0xff when absent
   uint8_t executable_tag_bits;          // 3.14+: low bits of _PyStackRef that are tags (mask them off), else 0
   // PyCodeObject
@@ -44,6 +46,9 @@ struct GeneratedLayout {
   uint64_t gen_iframe;                  // offsetof(PyGenObject, gi_iframe) (3.11-3.13 name; find the 3.14/3.15 equivalent)
   uint64_t gen_frame_state;             // offsetof(PyGenObject, gi_frame_state)
   uint64_t gen_name, gen_qualname;
+  int8_t gen_state_suspended;           // FRAME_SUSPENDED
+  int8_t gen_state_yield_from;          // FRAME_SUSPENDED_YIELD_FROM (3.11 lacks it: FRAME_SUSPENDED)
+  int8_t gen_state_executing;           // FRAME_EXECUTING
   // PyObject
   uint64_t object_type;                 // offsetof(PyObject, ob_type)
   uint64_t type_name;                   // offsetof(PyTypeObject, tp_name)

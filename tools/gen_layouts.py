@@ -62,6 +62,8 @@ struct GeneratedLayout {
   uint64_t frame_owner;
   uint64_t frame_localsplus;
   uint64_t frame_size;                  // sizeof(_PyInterpreterFrame)
+  uint64_t frame_stacktop;              // 3.11-3.13: offsetof int stacktop (top of stack = localsplus[stacktop-1]); else kNone
+  uint64_t frame_stackpointer;          // 3.14+: offsetof _PyStackRef *stackpointer (top of stack = stackpointer[-1]); else kNone
   uint8_t owner_thread, owner_generator, owner_frame_object, owner_cstack, owner_interpreter; // enum values; 0xff when absent
   uint8_t executable_tag_bits;          // 3.14+: low bits of _PyStackRef that are tags (mask them off), else 0
   // PyCodeObject
@@ -76,6 +78,9 @@ struct GeneratedLayout {
   uint64_t gen_iframe;                  // offsetof(PyGenObject, gi_iframe) (3.11-3.13 name; find the 3.14/3.15 equivalent)
   uint64_t gen_frame_state;             // offsetof(PyGenObject, gi_frame_state)
   uint64_t gen_name, gen_qualname;
+  int8_t gen_state_suspended;           // FRAME_SUSPENDED
+  int8_t gen_state_yield_from;          // FRAME_SUSPENDED_YIELD_FROM (3.11 lacks it: FRAME_SUSPENDED)
+  int8_t gen_state_executing;           // FRAME_EXECUTING
   // PyObject
   uint64_t object_type;                 // offsetof(PyObject, ob_type)
   uint64_t type_name;                   // offsetof(PyTypeObject, tp_name)
@@ -91,6 +96,7 @@ FIELDS = [
     ("cframe_current_frame", "cframe"), ("tstate_current_frame", "tstate"),
     ("frame_code", "frame"), ("frame_previous", "frame"), ("frame_instr", "frame"),
     ("frame_owner", "frame"), ("frame_localsplus", "frame"), ("frame_size", "frame"),
+    ("frame_stacktop", "frame"), ("frame_stackpointer", "frame"),
     ("owner_thread", "owner"), ("owner_generator", "owner"), ("owner_frame_object", "owner"),
     ("owner_cstack", "owner"), ("owner_interpreter", "owner"), ("executable_tag_bits", "stackref"),
     ("code_flags", "code"), ("code_argcount", "code"), ("code_firstlineno", "code"),
@@ -102,6 +108,7 @@ FIELDS = [
     ("unicode_compact_bit", "unicode"), ("unicode_ascii_bit", "unicode"),
     ("bytes_ob_size", "bytes"), ("bytes_ob_sval", "bytes"),
     ("gen_iframe", "gen"), ("gen_frame_state", "gen"), ("gen_name", "gen"), ("gen_qualname", "gen"),
+    ("gen_state_suspended", "gen"), ("gen_state_yield_from", "gen"), ("gen_state_executing", "gen"),
     ("object_type", "object"), ("type_name", "type"),
 ]
 U8_FIELDS = {"owner_thread", "owner_generator", "owner_frame_object", "owner_cstack",
@@ -260,6 +267,12 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
     off("frame_owner", "_PyInterpreterFrame", "owner")
     off("frame_localsplus", "_PyInterpreterFrame", "localsplus")
     size("frame_size", "_PyInterpreterFrame")
+    if c.has_member("_PyInterpreterFrame", "stacktop"):
+        off("frame_stacktop", "_PyInterpreterFrame", "stacktop")
+        values["frame_stackpointer"] = NONE
+    else:
+        values["frame_stacktop"] = NONE
+        off("frame_stackpointer", "_PyInterpreterFrame", "stackpointer")
 
     owners = {"owner_thread": "FRAME_OWNED_BY_THREAD",
               "owner_generator": "FRAME_OWNED_BY_GENERATOR",
@@ -326,6 +339,11 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
 
     off("object_type", "PyObject", "ob_type")
     off("type_name", "PyTypeObject", "tp_name")
+
+    lines.append('printf("gen_state_suspended %d\\n", (int)FRAME_SUSPENDED);')
+    lines.append('printf("gen_state_executing %d\\n", (int)FRAME_EXECUTING);')
+    yield_from = "FRAME_SUSPENDED_YIELD_FROM" if c.has_constant("FRAME_SUSPENDED_YIELD_FROM") else "FRAME_SUSPENDED"
+    lines.append(f'printf("gen_state_yield_from %d\\n", (int){yield_from});')
 
     # Generator frame states are not in GeneratedLayout, but the numbering changed (3.15 made
     # them non-negative), so record them in the comment for the reader of gi_frame_state.
@@ -406,7 +424,7 @@ def render(results: list[tuple[HeaderSet, dict, dict, dict]]) -> str:
             v = values[name]
             if v == NONE:
                 text = NONE
-            elif name in U8_FIELDS:
+            elif name in U8_FIELDS or name.startswith("gen_state_"):
                 text = f"0x{v:02x}" if v == 0xFF else str(v)
             else:
                 text = str(v)

@@ -1,0 +1,140 @@
+#include "cli/task_tracker.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+
+#include "symbolizer/code_symbolizer.hpp"
+#include "symbolizer/pystring.hpp"
+
+namespace loopspy {
+namespace {
+
+Nanoseconds monotonic() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
+}
+
+}  // namespace
+
+TaskTracker::TaskTracker(const RemoteMemory& memory, const Interpreter& interp, CodeSymbolizer& symbolizer,
+                         StackResolver& resolver, Profile& profile, const TaskTrackerOptions& options)
+    : memory_(memory),
+      interp_(interp),
+      symbolizer_(symbolizer),
+      resolver_(resolver),
+      profile_(profile),
+      options_(options),
+      reader_(options.rate_hz > 0 ? make_task_reader(memory, interp) : nullptr),
+      types_(memory, interp.layout) {}
+
+void TaskTracker::tick(Nanoseconds now) {
+    if (!reader_ || options_.rate_hz <= 0 || now < next_allowed_) return;
+    const Nanoseconds period{static_cast<std::int64_t>(1e9 / options_.rate_hz)};
+    const Nanoseconds min_gap{std::chrono::duration_cast<std::chrono::nanoseconds>(options_.min_gap).count()};
+    bool due = now - last_start_ >= period || (wanted_ && now - last_start_ >= min_gap);
+    if (due) snapshot(now);
+}
+
+std::string_view TaskTracker::coro_name(RemoteAddr coro) {
+    auto it = coro_names_.find(coro.value);
+    if (it != coro_names_.end()) return it->second;
+    std::string name;
+    if (auto p = memory_.read_u64(RemoteAddr{coro.value + interp_.layout.gen_qualname}); p && *p) {
+        std::vector<std::byte> bytes = memory_.read_prefix(RemoteAddr{*p}, 512);
+        if (auto s = decode_pystring(bytes, unicode_layout_of(interp_.layout), 200)) name = std::move(*s);
+    }
+    return coro_names_.emplace(coro.value, std::move(name)).first->second;
+}
+
+TaskEntry TaskTracker::entry_for(const RawTask& t, TaskId id, const std::unordered_map<std::uint64_t, TaskId>& by_addr) {
+    TaskEntry e;
+    e.task = id;
+    for (RemoteAddr a : t.awaited_by) {
+        if (auto it = by_addr.find(a.value); it != by_addr.end() && it->second != id) e.awaited_by.push_back(it->second);
+    }
+    std::sort(e.awaited_by.begin(), e.awaited_by.end());
+    e.awaited_by.erase(std::unique(e.awaited_by.begin(), e.awaited_by.end()), e.awaited_by.end());
+    if (t.done || t.coro.value == 0) {
+        e.state = TaskState::Done;
+        e.stack = profile_.intern_stack({});
+        return e;
+    }
+    CoroutineChain chain = read_coroutine_chain(memory_, interp_.layout, types_, t.coro);
+    if (chain.state == CoroutineState::Executing) {
+        e.state = TaskState::Running;
+        e.stack = profile_.intern_stack({});
+        return e;
+    }
+    e.state = TaskState::Suspended;
+    resolver_.resolve(chain.frames, resolved_);
+    std::vector<FrameId> frames;
+    for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) {
+        if (!f->code) {
+            frames.push_back(profile_.intern_frame("<unknown>", "", 0, kFrameSpecial));
+            continue;
+        }
+        frames.push_back(profile_.intern_frame(f->code->qualname, f->code->filename, f->line, kFrameCoroutine));
+    }
+    std::string leaf;
+    if (chain.state == CoroutineState::Created) {
+        leaf = "<not started>";
+    } else if (!chain.awaiting.empty()) {
+        leaf = "<awaiting " + chain.awaiting + ">";
+    }
+    if (!leaf.empty()) frames.push_back(profile_.intern_frame(leaf, "", 0, kFrameSpecial));
+    e.stack = profile_.intern_stack(frames);
+    return e;
+}
+
+void TaskTracker::snapshot(Nanoseconds now) {
+    if (!reader_) return;
+    last_start_ = now;
+    wanted_ = false;
+    auto tasks = reader_->read_tasks();
+    std::unordered_map<TaskId, TaskEntry> current;
+    if (tasks) {
+        largest_ = std::max<std::uint64_t>(largest_, tasks->size());
+        std::unordered_map<std::uint64_t, TaskId> by_addr;
+        std::vector<TaskId> ids;
+        ids.reserve(tasks->size());
+        known_coros_.clear();
+        for (const RawTask& t : *tasks) {
+            TaskRecord rec;
+            rec.addr = t.addr.value;
+            rec.coro = t.coro.value;
+            rec.name = profile_.intern_string(t.name);
+            rec.coro_name = profile_.intern_string(t.coro.value ? coro_name(t.coro) : std::string_view{});
+            TaskId id = profile_.intern_task(rec);
+            ids.push_back(id);
+            by_addr[t.addr.value] = id;
+            if (t.coro.value) known_coros_.insert(t.coro.value);
+        }
+        for (std::size_t i = 0; i < tasks->size(); ++i) current.emplace(ids[i], entry_for((*tasks)[i], ids[i], by_addr));
+        // Coroutine names are cached per address only while the coroutine is seen alive.
+        if (coro_names_.size() > 4 * known_coros_.size() + 1024) {
+            std::erase_if(coro_names_, [&](const auto& kv) { return !known_coros_.count(kv.first); });
+        }
+    }
+    TaskSnapshot snap;
+    snap.time = now;
+    for (const auto& [id, e] : last_) {
+        if (!current.count(id)) snap.removed.push_back(id);
+    }
+    for (const auto& [id, e] : current) {
+        auto it = last_.find(id);
+        if (it == last_.end() || !(it->second == e)) snap.changed.push_back(e);
+    }
+    std::sort(snap.removed.begin(), snap.removed.end());
+    std::sort(snap.changed.begin(), snap.changed.end(), [](const TaskEntry& a, const TaskEntry& b) { return a.task < b.task; });
+    // Kept even when nothing changed: each snapshot's time says every task was still there.
+    profile_.add_task_snapshot(std::move(snap));
+    last_ = std::move(current);
+    ++snapshots_;
+    Nanoseconds cost = monotonic() - now;
+    spent_ += cost;
+    next_allowed_ = now + Nanoseconds{static_cast<std::int64_t>(static_cast<double>(cost.value) / options_.max_duty)};
+}
+
+}  // namespace loopspy

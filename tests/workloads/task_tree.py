@@ -1,0 +1,95 @@
+"""A task tree to profile: a root task gathers three named workers, each of which awaits a chain
+of coroutines 40 deep whose leaf burns CPU in short steps. Beside them, a task group with two
+children that sleep, and a task awaited by two tasks at once.
+
+usage: task_tree.py [--ready FILE] [--seconds S] [--depth N]
+
+Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time).
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+burned = {}
+
+
+def spin(seconds):
+    end = time.thread_time() + seconds
+    x = 0
+    while time.thread_time() < end:
+        x += 1
+    return x
+
+
+async def hot_leaf(name, stop_at):
+    while time.monotonic() < stop_at:
+        t0 = time.thread_time()
+        spin(0.004)
+        burned[name] = burned.get(name, 0.0) + time.thread_time() - t0
+        await asyncio.sleep(0)
+
+
+async def chain(depth, name, stop_at):
+    if depth == 0:
+        await hot_leaf(name, stop_at)
+    else:
+        await chain(depth - 1, name, stop_at)
+
+
+async def worker(depth, stop_at):
+    await chain(depth, asyncio.current_task().get_name(), stop_at)
+
+
+async def sleeper(seconds):
+    await asyncio.sleep(seconds)
+
+
+async def shared_wait(seconds):
+    await asyncio.sleep(seconds)
+
+
+async def waiter(shared):
+    await shared
+
+
+async def group_parent(seconds):
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(sleeper(seconds), name="tg-child-0")
+        tg.create_task(sleeper(seconds), name="tg-child-1")
+
+
+async def orchestrate(args, ready):
+    stop_at = time.monotonic() + args.seconds
+    group = asyncio.create_task(group_parent(args.seconds + 1), name="tg-parent")
+    shared = asyncio.create_task(shared_wait(args.seconds + 1), name="shared")
+    waiters = [asyncio.create_task(waiter(shared), name=f"waiter-{i}") for i in range(2)]
+    workers = [asyncio.create_task(worker(args.depth, stop_at), name=f"worker-{i}") for i in range(3)]
+    if ready:
+        asyncio.get_running_loop().call_later(0.3, lambda: open(ready, "w").close())
+    await asyncio.gather(*workers)
+    for t in [group, shared, *waiters]:
+        t.cancel()
+    await asyncio.gather(group, shared, *waiters, return_exceptions=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--ready")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--depth", type=int, default=40)
+    args = p.parse_args()
+
+    async def root():
+        asyncio.current_task().set_name("root")
+        await orchestrate(args, args.ready)
+
+    asyncio.run(root())
+    json.dump({"burned": burned, "pid": os.getpid()}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
