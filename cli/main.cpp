@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
     record->add_option("--sampling", rec.sampling,
                        "How cpu-clock sampling is attached: per-cpu (default) or per-thread")
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));
+    record->add_option("--task-rate", rec.task_rate_hz,
+                       "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "
+                       "new running coroutines, and never take more than 2% of the time");
     record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
     record->add_option("-o,--output", rec.recording,
                        "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy); replay it with `loopspy replay`");

@@ -12,6 +12,8 @@
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
 #include "reports/slow_callbacks.hpp"
+#include "reports/task_attribution.hpp"
+#include "reports/task_report.hpp"
 
 namespace loopspy {
 
@@ -29,6 +31,14 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--threshold", a.threshold_ms, "Slow-callback threshold in milliseconds (default 100, like asyncio)");
     app.add_option("--report", a.report, "Write the loop analysis as JSON to FILE (schema in README)");
     app.add_option("--loop-thread", a.loop_thread, "Analyse this thread as the event loop instead of finding loops");
+    app.add_flag("--async", a.async,
+                 "Flame graph and collapsed stacks by asyncio task: each task under the tasks that await it "
+                 "(\"<task> NAME\" frames and their await chains) instead of under the event loop's frames");
+    app.add_flag("--tasks", a.tasks,
+                 "Print every task's running and waiting time and where it waited; adds \"tasks\" to --report");
+    app.add_option("--tasks-flamegraph", a.tasks_flamegraph,
+                   "Write a flame graph (SVG) of the wall time tasks spent suspended, by await chain");
+    app.add_option("--tasks-collapsed", a.tasks_collapsed, "Write the same as collapsed stacks to FILE");
 }
 
 void add_window_flags(CLI::App& app, OutputArgs& a) {
@@ -65,12 +75,13 @@ LoopAnalysisOptions analysis_options(const OutputArgs& args) {
 
 Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph) {
     LoopAnalysisOptions lo = analysis_options(args);
-    LoopAnalysis analysis = analyze_loops(profile, lo);
+    const TaskAttribution tasks(profile);
+    LoopAnalysis analysis = analyze_loops(profile, lo, &tasks);
 
     FlameMode mode = parse_flame_mode(args.mode).value_or(FlameMode::Busy);
     std::string svg = args.any() ? args.flamegraph : default_flamegraph;
     if (!args.collapsed.empty() || !svg.empty()) {
-        auto stacks = mode_stacks(profile, mode, analysis.loop_threads, lo.filter);
+        auto stacks = mode_stacks(profile, mode, analysis.loop_threads, lo.filter, args.async ? &tasks : nullptr);
         if (!args.collapsed.empty()) {
             LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
             std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());
@@ -84,18 +95,48 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
             std::snprintf(sub, sizeof(sub), "pid %d, Python %s, %d Hz, %.1f s, mode %s", info.pid.value,
                           python_version_string(info.python).c_str(), info.rate_hz, (info.end - info.start).seconds(),
                           std::string(flame_mode_name(mode)).c_str());
-            fo.subtitle = sub;
+            fo.subtitle = std::string(sub) + (args.async ? ", by task" : "");
             fo.count_name = mode == FlameMode::Cpu ? "on-CPU time" : mode == FlameMode::Busy ? "busy time" : "wall time";
             LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo)));
             std::fprintf(stderr, "loopspy: wrote flame graph to %s\n", svg.c_str());
         }
     }
+    std::vector<TaskSummary> summaries;
+    if (args.tasks) summaries = summarize_tasks(profile, tasks, analysis.window);
+    if (!args.tasks_flamegraph.empty() || !args.tasks_collapsed.empty()) {
+        auto stacks = task_wait_stacks(profile, tasks, lo.filter);
+        if (!args.tasks_collapsed.empty()) {
+            LOOPSPY_CHECK(write_file_atomically(args.tasks_collapsed, render_collapsed(stacks)));
+            std::fprintf(stderr, "loopspy: wrote task waits (collapsed) to %s\n", args.tasks_collapsed.c_str());
+        }
+        if (!args.tasks_flamegraph.empty()) {
+            FlameGraphOptions fo;
+            fo.title = "loopspy: where tasks waited";
+            fo.subtitle = "pid " + std::to_string(profile.info.pid.value) + ", wall time of suspended tasks";
+            fo.count_name = "waiting time";
+            LOOPSPY_CHECK(write_file_atomically(args.tasks_flamegraph, render_flamegraph(stacks, fo)));
+            std::fprintf(stderr, "loopspy: wrote task waits flame graph to %s\n", args.tasks_flamegraph.c_str());
+        }
+    }
     if (!args.report.empty()) {
-        LOOPSPY_CHECK(write_file_atomically(args.report, render_json_report(profile, analysis)));
+        std::string text;
+        if (args.tasks) {
+            auto j = loop_report_json(profile, analysis);
+            j["tasks"] = tasks_json(summaries);
+            text = j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+        } else {
+            text = render_json_report(profile, analysis);
+        }
+        LOOPSPY_CHECK(write_file_atomically(args.report, text));
         std::fprintf(stderr, "loopspy: wrote report to %s\n", args.report.c_str());
     }
     if (args.slow_callbacks) {
         std::fputs(render_slow_callbacks_table(profile, analysis).c_str(), stdout);
+        std::fflush(stdout);
+    }
+    if (args.tasks) {
+        if (!tasks.has_tasks()) std::fputs("Tasks: none recorded (no asyncio tasks, or --task-rate 0)\n", stdout);
+        else std::fputs(render_tasks_table(summaries).c_str(), stdout);
         std::fflush(stdout);
     }
     return {};

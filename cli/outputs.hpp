@@ -28,8 +28,15 @@ struct OutputArgs {
     std::optional<double> from_s;    // --from SEC (replay): analyse from this many seconds in
     std::optional<double> to_s;      // --to SEC (replay)
     std::vector<int> threads;        // --thread TID (replay, repeatable): only these threads
+    bool async = false;              // --async: flame graph and collapsed stacks by task
+    bool tasks = false;              // --tasks: the tasks table on stdout, "tasks" in the report
+    std::string tasks_flamegraph;    // --tasks-flamegraph FILE.svg
+    std::string tasks_collapsed;     // --tasks-collapsed FILE
 
-    bool any() const { return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty(); }
+    bool any() const {
+        return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty() || tasks ||
+               !tasks_flamegraph.empty() || !tasks_collapsed.empty();
+    }
 };
 
 /// Registers the output flags on a subcommand.

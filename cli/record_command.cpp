@@ -90,6 +90,9 @@ Result<int> run_record(const RecordArgs& args) {
         return make_error(ErrorKind::BadInput, "--duration must be a positive number of seconds");
     }
     LOOPSPY_CHECK(validate_outputs(args.outputs));
+    if (!std::isfinite(args.task_rate_hz) || args.task_rate_hz < 0 || args.task_rate_hz > 1000) {
+        return make_error(ErrorKind::BadInput, "--task-rate must be between 0 and 1000 snapshots per second");
+    }
     if (args.pid && !process_exists(Pid{*args.pid})) {
         return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(*args.pid));
     }
@@ -127,6 +130,7 @@ Result<int> run_record(const RecordArgs& args) {
 
     RecorderOptions ro;
     ro.rate_hz = args.rate_hz;
+    ro.task_rate_hz = args.task_rate_hz;
     ro.mode = args.sampling == "per-thread" ? SamplingMode::PerThread : SamplingMode::PerCpu;
     if (args.duration_s > 0) ro.duration = Nanoseconds{static_cast<std::int64_t>(args.duration_s * 1e9)};
     ro.live_status = !args.no_status && ::isatty(STDERR_FILENO);

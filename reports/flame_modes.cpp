@@ -25,29 +25,53 @@ std::optional<FlameMode> parse_flame_mode(std::string_view name) {
 }
 
 std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, const std::vector<Tid>& loop_threads,
-                                       const AnalysisFilter& filter) {
+                                       const AnalysisFilter& filter, const TaskAttribution* async) {
     const TimeWindow window = analysis_window(profile, filter);
     // Summed per (thread, stack, why off-CPU) first, so each distinct stack is formatted once.
     // The reason is empty for on-CPU time.
-    std::map<std::tuple<Tid, StackId, std::string>, std::int64_t> weights_ns;
-    for (const SampleRecord& s : profile.samples()) {
+    // With --async, also per async prefix (-1: none), interned.
+    std::map<std::tuple<Tid, StackId, std::string, int>, std::int64_t> weights_ns;
+    std::map<std::vector<std::string>, int> prefix_ids;
+    std::vector<const std::vector<std::string>*> prefixes;
+    const auto& samples = profile.samples();
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+        const SampleRecord& s = samples[i];
         if (!thread_selected(filter, s.tid)) continue;
+        Nanoseconds w;
+        std::string reason;
         if (s.kind == SampleKind::OnCpu) {
-            if (window.contains(s.time)) weights_ns[{s.tid, s.stack, std::string()}] += s.weight.value;
-            continue;
+            if (!window.contains(s.time)) continue;
+            w = s.weight;
+        } else {
+            if (mode == FlameMode::Cpu || (s.off_flags & kOffIdle)) continue;
+            w = window.overlap(s.time, s.time + s.weight);
+            if (w.value <= 0) continue;
+            reason = off_cpu_reason(s.syscall, s.off_flags);
         }
-        if (mode == FlameMode::Cpu || (s.off_flags & kOffIdle)) continue;
-        const Nanoseconds w = window.overlap(s.time, s.time + s.weight);
-        if (w.value > 0) weights_ns[{s.tid, s.stack, off_cpu_reason(s.syscall, s.off_flags)}] += w.value;
+        int prefix = -1;
+        if (async) {
+            if (auto task = async->task_of(i)) {
+                auto [it, fresh] = prefix_ids.try_emplace(async->async_prefix(*task, s.time), static_cast<int>(prefixes.size()));
+                if (fresh) prefixes.push_back(&it->first);
+                prefix = it->second;
+            }
+        }
+        weights_ns[{s.tid, s.stack, std::move(reason), prefix}] += w.value;
     }
 
     // Distinct stack ids may format alike: merge again by the frames' text.
     std::map<std::vector<std::string>, std::int64_t> merged_ns;
     for (const auto& [key, ns] : weights_ns) {
-        const auto& [tid, stack, reason] = key;
+        const auto& [tid, stack, reason, prefix] = key;
         std::vector<std::string> frames;
         frames.push_back(thread_root_frame(profile, tid));
-        for (FrameId f : profile.stack(stack)) frames.push_back(profile.format_frame(f));
+        auto stack_frames = profile.stack(stack);
+        std::size_t first = 0;
+        if (prefix >= 0) {
+            frames.insert(frames.end(), prefixes[prefix]->begin(), prefixes[prefix]->end());
+            first = async->task_frames_begin(stack);
+        }
+        for (std::size_t k = first; k < stack_frames.size(); ++k) frames.push_back(profile.format_frame(stack_frames[k]));
         if (!reason.empty()) frames.push_back("<off-CPU: " + reason + ">");
         merged_ns[std::move(frames)] += ns;
     }
@@ -61,6 +85,29 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
     std::vector<WeightedStack> out;
     out.reserve(merged_ns.size());
     for (auto& [frames, ns] : merged_ns) out.push_back({frames, static_cast<std::uint64_t>(ns / 1000)});
+    return out;
+}
+
+}  // namespace loopspy
+
+namespace loopspy {
+
+std::vector<WeightedStack> task_wait_stacks(const Profile& profile, const TaskAttribution& tasks,
+                                            const AnalysisFilter& filter) {
+    const TimeWindow window = analysis_window(profile, filter);
+    std::map<std::vector<std::string>, std::int64_t> merged_ns;
+    for (const TaskAttribution::Suspension& s : tasks.suspensions(window.begin, window.end)) {
+        std::vector<std::string> frames{"tasks (suspended)"};
+        // The awaiting tasks as they were when it was last seen waiting there.
+        std::vector<std::string> prefix = tasks.async_prefix(s.task, profile.info.end);
+        frames.insert(frames.end(), prefix.begin(), prefix.end());
+        for (FrameId f : profile.stack(s.stack)) frames.push_back(profile.format_frame(f));
+        merged_ns[std::move(frames)] += s.time.value;
+    }
+    std::vector<WeightedStack> out;
+    for (auto& [frames, ns] : merged_ns) {
+        if (ns >= 1000) out.push_back({frames, static_cast<std::uint64_t>(ns / 1000)});
+    }
     return out;
 }
 

@@ -20,6 +20,7 @@
 #include "recording/profile.hpp"
 #include "reports/loop_analysis.hpp"
 #include "reports/stacks.hpp"
+#include "reports/task_attribution.hpp"
 
 namespace loopspy {
 
@@ -36,7 +37,17 @@ inline constexpr std::string_view kIdleFrame = "<idle>";
 /// The stacks of `mode`. Samples are taken when they fall in the window (on-CPU: their time;
 /// off-CPU: the part of the interval inside it) and their thread passes the filter; idle time
 /// (Wall) is each selected loop thread's loop_stats(...).idle over the window.
+///
+/// With `async` (--async), a sample that ran in a known task is shown as the user thinks of it:
+/// under the thread's root, the tasks awaiting it and their await chains (TaskAttribution::
+/// async_prefix), then "<task> NAME", then the sample's own frames from the task's coroutine
+/// inward (the event loop's frames above it are left out). Other samples stay physical.
 std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, const std::vector<Tid>& loop_threads,
-                                       const AnalysisFilter& filter = {});
+                                       const AnalysisFilter& filter = {}, const TaskAttribution* async = nullptr);
+
+/// --tasks: the wall time tasks spent suspended, each under its awaiting tasks (as with --async)
+/// and ending with its await chain and "<awaiting TYPE>". Roots are "tasks (suspended)".
+std::vector<WeightedStack> task_wait_stacks(const Profile& profile, const TaskAttribution& tasks,
+                                            const AnalysisFilter& filter = {});
 
 }  // namespace loopspy

@@ -1,5 +1,7 @@
 #include "reports/loop_analysis.hpp"
 
+#include "reports/task_attribution.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -187,11 +189,12 @@ struct Item {
     Nanoseconds end;    // clipped to the period (= start for an on-CPU sample)
     std::int64_t frame;  // identity frame or -1
     std::uint64_t key;
+    std::optional<TaskId> task;  // the asyncio task it ran in, when known
 };
 
 /// Splits one busy period [b0, b1] of `tid` into callbacks; appends those that qualify.
 void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const Timeline& tl, Nanoseconds b0,
-                       Nanoseconds b1, Nanoseconds threshold, const TimeWindow& window,
+                       Nanoseconds b1, Nanoseconds threshold, const TimeWindow& window, const TaskAttribution* tasks,
                        std::vector<SlowCallback>& out) {
     std::vector<Item> items;
     const Nanoseconds from = b0 - tl.longest_off;
@@ -210,6 +213,7 @@ void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const T
             items.push_back({&s, s.time, s.time, -1, 0});
         }
         Item& item = items.back();
+        if (tasks) item.task = tasks->task_of(static_cast<std::size_t>(&s - profile.samples().data()));
         item.frame = ids.frame_of(s.stack);
         if (item.frame >= 0) item.key = ids.key_of(static_cast<FrameId>(item.frame));
     }
@@ -222,7 +226,8 @@ void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const T
         if (items[i].frame < 0) continue;
         if (!prev) {
             keys.push_back(items[i].key);
-        } else if (items[i].key != items[*prev].key) {
+        } else if (items[i].key != items[*prev].key ||
+                   (items[i].task && items[*prev].task && *items[i].task != *items[*prev].task)) {
             const Item& a = items[*prev];
             const Item& b = items[i];
             Nanoseconds cut = a.s->time + Nanoseconds{(b.s->time - a.s->time).value / 2};
@@ -254,6 +259,7 @@ void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const T
         cb.duration = ge - gs;
         std::map<StackId, std::int64_t> stack_weight;
         std::map<FrameId, std::int64_t> identity_weight;
+        std::map<TaskId, std::int64_t> task_weight;
         for (const Item& item : items) {
             Nanoseconds w;
             if (is_off_cpu(*item.s)) {
@@ -272,6 +278,7 @@ void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const T
                 w = item.s->weight;
             }
             stack_weight[item.s->stack] += w.value;
+            if (item.task) task_weight[*item.task] += std::max<std::int64_t>(w.value, 1);
             if (item.frame >= 0 && keys[g] && item.key == *keys[g]) identity_weight[static_cast<FrameId>(item.frame)] += w.value;
         }
         cb.on_cpu = cb.duration - cb.off_cpu;
@@ -297,6 +304,7 @@ void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const T
             cb.callback = stack_weight.empty() ? "<no samples>" : "<event loop>";
         }
         if (!stack_weight.empty()) cb.stack = format_stack(profile, heaviest(stack_weight)->first);
+        if (!task_weight.empty()) cb.task = std::string(tasks->name(heaviest(task_weight)->first));
         std::stable_sort(cb.blocking.begin(), cb.blocking.end(), [](const BlockingInterval& a, const BlockingInterval& b) {
             if (a.duration != b.duration) return a.duration > b.duration;
             return a.start < b.start;
@@ -397,7 +405,8 @@ LoopStats loop_stats(const Profile& profile, Tid thread, const TimeWindow& windo
 }
 
 std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std::vector<Tid>& loop_threads,
-                                              Nanoseconds threshold, const TimeWindow& window, CallbackOrder order) {
+                                              Nanoseconds threshold, const TimeWindow& window, CallbackOrder order,
+                                              const TaskAttribution* tasks) {
     std::vector<SlowCallback> out;
     Identities ids(profile);
     auto lines = timelines(profile, loop_threads);
@@ -406,7 +415,7 @@ std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std:
         for (const SelectorWait* w : waits_of(profile, tid)) {
             if (w->previous_leave.value == 0 || w->enter < w->previous_leave) continue;
             if (w->enter - w->previous_leave < threshold || !window.overlaps(w->previous_leave, w->enter)) continue;
-            split_busy_period(profile, ids, tid, tl, w->previous_leave, w->enter, threshold, window, out);
+            split_busy_period(profile, ids, tid, tl, w->previous_leave, w->enter, threshold, window, tasks, out);
         }
     }
     auto by_time = [](const SlowCallback& a, const SlowCallback& b) {
@@ -468,7 +477,9 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
     return out;
 }
 
-LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& options) {
+LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& options, const TaskAttribution* tasks) {
+    std::optional<TaskAttribution> own;
+    if (!tasks && !profile.task_snapshots().empty()) tasks = &own.emplace(profile);
     LoopAnalysis a;
     a.window = analysis_window(profile, options.filter);
     a.whole_recording = !options.filter.from_s && !options.filter.to_s;
@@ -494,7 +505,7 @@ LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& op
         a.total.idle += st.idle;
         a.per_thread.push_back(st);
     }
-    a.slow_callbacks = find_slow_callbacks(profile, a.loop_threads, a.threshold, a.window, a.order);
+    a.slow_callbacks = find_slow_callbacks(profile, a.loop_threads, a.threshold, a.window, a.order, tasks);
     a.blocking_calls = aggregate_blocking_calls(profile, a.loop_threads, a.window);
     return a;
 }

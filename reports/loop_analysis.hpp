@@ -24,6 +24,8 @@
 
 namespace loopspy {
 
+class TaskAttribution;
+
 /// Which part of a recording an analysis looks at.
 struct AnalysisFilter {
     std::optional<double> from_s;  // seconds since info.start; none: from the start
@@ -87,7 +89,7 @@ struct SlowCallback {
     Nanoseconds off_cpu;  // off-CPU intervals inside it
     std::string callback;             // the identity frame, formatted; "<event loop>" if no sample had an
                                       // identity, "<no samples>" if there were none
-    std::optional<std::string> task;  // the asyncio task's name (not known yet: always empty)
+    std::optional<std::string> task;  // the asyncio task it ran in (reports/task_attribution.hpp), if known
     std::vector<std::string> stack;   // the stack with the most time inside it, formatted, outermost first
     std::vector<BlockingInterval> blocking;  // longest first
 };
@@ -113,7 +115,8 @@ enum class CallbackOrder { Duration, Time };
 /// its nearer end). The first callback begins with the busy period, the last ends with it.
 std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std::vector<Tid>& loop_threads,
                                               Nanoseconds threshold, const TimeWindow& window,
-                                              CallbackOrder order = CallbackOrder::Duration);
+                                              CallbackOrder order = CallbackOrder::Duration,
+                                              const TaskAttribution* tasks = nullptr);
 
 /// Off-CPU intervals of loop threads with the same stack and reason.
 struct BlockingCall {
@@ -162,6 +165,8 @@ struct LoopAnalysis {
 };
 
 /// Everything above for one recording.
-LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& options);
+/// `tasks` names the callbacks' tasks; when null, one is made from the profile's task snapshots.
+LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& options,
+                           const TaskAttribution* tasks = nullptr);
 
 }  // namespace loopspy

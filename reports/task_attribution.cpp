@@ -1,0 +1,186 @@
+#include "reports/task_attribution.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace loopspy {
+namespace {
+
+// Consecutive on-CPU samples of one coroutine further apart than this many periods are not
+// taken as one step of it.
+constexpr std::int64_t kStepGapPeriods = 3;
+
+}  // namespace
+
+TaskAttribution::TaskAttribution(const Profile& profile) : profile_(profile), seen_(profile.tasks().size()) {
+    std::unordered_map<TaskId, TaskEntry> state;
+    Nanoseconds previous{INT64_MIN};
+    for (const TaskSnapshot& snap : profile.task_snapshots()) {
+        snapshot_times_.push_back(snap.time);
+        for (TaskId id : snap.removed) {
+            if (state.erase(id) && id < seen_.size()) seen_[id].last = previous;
+        }
+        for (const TaskEntry& e : snap.changed) {
+            if (e.task >= seen_.size()) continue;
+            state[e.task] = e;
+            Seen& s = seen_[e.task];
+            s.versions.push_back({snap.time, e});
+            s.first = std::min(s.first, snap.time);
+        }
+        previous = snap.time;
+    }
+    for (const auto& [id, e] : state) seen_[id].last = previous;
+    resolve_samples();
+}
+
+std::string_view TaskAttribution::name(TaskId task) const {
+    if (task >= profile_.tasks().size()) return {};
+    return profile_.string(profile_.tasks()[task].name);
+}
+
+std::optional<TaskId> TaskAttribution::task_of(std::size_t index) const {
+    if (index >= sample_task_.size()) return std::nullopt;
+    return sample_task_[index];
+}
+
+const TaskEntry* TaskAttribution::entry_at(TaskId task, Nanoseconds t) const {
+    if (task >= seen_.size() || seen_[task].versions.empty()) return nullptr;
+    const auto& v = seen_[task].versions;
+    auto it = std::upper_bound(v.begin(), v.end(), t, [](Nanoseconds x, const Version& ver) { return x < ver.from; });
+    if (it == v.begin()) return &v.front().entry;
+    return &std::prev(it)->entry;
+}
+
+std::size_t TaskAttribution::task_frames_begin(StackId stack) const {
+    auto frames = profile_.stack(stack);
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        const FrameRecord& f = profile_.frame(frames[i]);
+        if ((f.flags & kFrameCoroutine) && !(f.flags & kFrameSpecial)) return i;
+    }
+    return 0;
+}
+
+void TaskAttribution::resolve_samples() {
+    const auto& samples = profile_.samples();
+    sample_task_.assign(samples.size(), std::nullopt);
+    if (!has_tasks()) return;
+    std::unordered_map<std::uint64_t, std::vector<TaskId>> by_coro;
+    for (TaskId id = 0; id < profile_.tasks().size(); ++id) {
+        if (!seen_[id].versions.empty()) by_coro[profile_.tasks()[id].coro].push_back(id);
+    }
+    // Each thread's events in time order, and its selector waits.
+    std::map<Tid, std::vector<std::size_t>> per_thread;
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+        per_thread[samples[i].tid].push_back(i);
+    }
+    std::map<Tid, std::vector<std::pair<Nanoseconds, Nanoseconds>>> waits;
+    for (const SelectorWait& w : profile_.selector_waits()) waits[w.tid].emplace_back(w.enter, w.leave);
+    for (auto& [tid, v] : waits) std::sort(v.begin(), v.end());
+    const std::int64_t period = profile_.info.rate_hz > 0 ? 1'000'000'000 / profile_.info.rate_hz : 1'000'000;
+
+    for (auto& [tid, idx] : per_thread) {
+        std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return samples[a].time < samples[b].time; });
+        const auto& thread_waits = waits[tid];
+        // Runs of consecutive samples of one coroutine with no selector wait and no long gap between.
+        std::size_t run_begin = 0;
+        while (run_begin < idx.size()) {
+            const SampleRecord& first = samples[idx[run_begin]];
+            std::size_t run_end = run_begin + 1;
+            Nanoseconds end = first.kind == SampleKind::OffCpu ? first.time + first.weight : first.time;
+            while (run_end < idx.size()) {
+                const SampleRecord& s = samples[idx[run_end]];
+                if (s.coro != first.coro || s.time.value - end.value > kStepGapPeriods * period) break;
+                // A selector wait between them ends the step.
+                auto w = std::upper_bound(thread_waits.begin(), thread_waits.end(), std::make_pair(end, Nanoseconds{INT64_MAX}));
+                if (w != thread_waits.end() && w->first < s.time) break;
+                end = std::max(end, s.kind == SampleKind::OffCpu ? s.time + s.weight : s.time);
+                ++run_end;
+            }
+            if (first.coro != 0) {
+                auto candidates = by_coro.find(first.coro);
+                if (candidates != by_coro.end()) {
+                    std::string_view outer;
+                    auto frames = profile_.stack(first.stack);
+                    std::size_t b = task_frames_begin(first.stack);
+                    if (b < frames.size()) outer = profile_.string(profile_.frame(frames[b]).name);
+                    std::optional<TaskId> found;
+                    int matches = 0;
+                    for (TaskId id : candidates->second) {
+                        const TaskRecord& t = profile_.tasks()[id];
+                        std::string_view coro_name = profile_.string(t.coro_name);
+                        if (!coro_name.empty() && coro_name != outer) continue;
+                        if (seen_[id].first <= end && seen_[id].last >= first.time) {
+                            found = id;
+                            ++matches;
+                        }
+                    }
+                    if (matches == 1) {
+                        for (std::size_t k = run_begin; k < run_end; ++k) sample_task_[idx[k]] = found;
+                    }
+                }
+            }
+            run_begin = run_end;
+        }
+    }
+}
+
+std::vector<std::string> TaskAttribution::async_prefix(TaskId task, Nanoseconds t) const {
+    struct Link {
+        TaskId task;
+        std::size_t awaiters;
+    };
+    std::vector<Link> links;  // innermost first
+    std::set<TaskId> visited;
+    TaskId cur = task;
+    for (int depth = 0; depth < 64 && visited.insert(cur).second; ++depth) {
+        const TaskEntry* e = entry_at(cur, t);
+        std::size_t n = e ? e->awaited_by.size() : 0;
+        links.push_back({cur, n});
+        if (n == 0) break;
+        cur = *std::min_element(e->awaited_by.begin(), e->awaited_by.end());
+    }
+    std::vector<std::string> out;
+    for (auto l = links.rbegin(); l != links.rend(); ++l) {
+        std::string frame = std::string(kTaskFramePrefix) + std::string(name(l->task));
+        if (l->awaiters > 1) frame += " (awaited by " + std::to_string(l->awaiters) + " tasks)";
+        out.push_back(std::move(frame));
+        if (l->task == task) break;
+        if (const TaskEntry* e = entry_at(l->task, t)) {
+            for (FrameId f : profile_.stack(e->stack)) {
+                if (profile_.frame(f).flags & kFrameSpecial) continue;  // <awaiting ...>: the next task says what
+                out.push_back(profile_.format_frame(f));
+            }
+        }
+    }
+    return out;
+}
+
+std::vector<TaskAttribution::Suspension> TaskAttribution::suspensions(Nanoseconds from, Nanoseconds to) const {
+    std::map<std::pair<TaskId, StackId>, Nanoseconds> total;
+    Nanoseconds end = profile_.info.end > profile_.info.start ? profile_.info.end
+                      : snapshot_times_.empty()               ? Nanoseconds{}
+                                                              : snapshot_times_.back();
+    for (TaskId id = 0; id < seen_.size(); ++id) {
+        const Seen& s = seen_[id];
+        for (std::size_t k = 0; k < s.versions.size(); ++k) {
+            const TaskEntry& e = s.versions[k].entry;
+            if (e.state != TaskState::Suspended) continue;
+            Nanoseconds b = s.versions[k].from;
+            // Holds until the next version, or until the snapshot after the last one it was seen in.
+            Nanoseconds until = k + 1 < s.versions.size() ? s.versions[k + 1].from : s.last;
+            if (k + 1 == s.versions.size()) {
+                auto next = std::upper_bound(snapshot_times_.begin(), snapshot_times_.end(), s.last);
+                until = next != snapshot_times_.end() ? *next : std::max(s.last, end);
+            }
+            Nanoseconds lo = std::max(b, from), hi = std::min(until, to);
+            if (hi > lo) total[{id, e.stack}] += hi - lo;
+        }
+    }
+    std::vector<Suspension> out;
+    for (const auto& [key, t] : total) out.push_back({key.first, key.second, t});
+    return out;
+}
+
+}  // namespace loopspy

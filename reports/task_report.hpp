@@ -1,0 +1,41 @@
+// --tasks: for every asyncio task, how long it ran and how long it waited, and on what. Running
+// time comes from the samples attributed to it; waiting time from the task snapshots (each
+// snapshot's state holds until the next), so a task that waits on a slow server shows up even
+// while the loop is idle.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "recording/profile.hpp"
+#include "reports/loop_analysis.hpp"
+#include "reports/task_attribution.hpp"
+
+namespace loopspy {
+
+struct TaskWait {
+    std::vector<std::string> stack;  // the await chain, outermost first, ending "<awaiting TYPE>"
+    Nanoseconds time;
+};
+
+struct TaskSummary {
+    std::string name;
+    std::uint64_t id = 0;   // the Task object's address
+    Nanoseconds running;    // samples attributed to it (on-CPU, and off-CPU outside the selector)
+    Nanoseconds suspended;  // snapshots that found it suspended
+    std::vector<TaskWait> waits;  // longest first
+};
+
+/// Every task seen in the window, by suspended + running time, longest first. Tasks with the same
+/// name and address seen with different coroutines (a reused address) stay separate.
+std::vector<TaskSummary> summarize_tasks(const Profile& profile, const TaskAttribution& tasks, const TimeWindow& window);
+
+/// The table `--tasks` prints: the `limit` longest tasks, each with its three longest waits.
+std::string render_tasks_table(const std::vector<TaskSummary>& tasks, std::size_t limit = 20);
+
+/// The "tasks" array of the JSON report.
+nlohmann::ordered_json tasks_json(const std::vector<TaskSummary>& tasks);
+
+}  // namespace loopspy
