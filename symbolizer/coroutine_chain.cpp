@@ -79,19 +79,24 @@ CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const GeneratedL
         chain.frames.push_back(f);
         // 3.13+ tell a `yield` from an `await`; before, only the object's type can.
         if (l.gen_state_yield_from != l.gen_state_suspended && state != l.gen_state_yield_from) break;
-        std::uint64_t top = 0;
         if (l.frame_stacktop != kNone) {
             auto stacktop = load_at<std::int32_t>(bytes, l.gen_iframe + l.frame_stacktop);
             if (!stacktop || *stacktop <= 0 || *stacktop > 4096) break;
-            top = frame + l.frame_localsplus + 8 * static_cast<std::uint64_t>(*stacktop - 1);
+            std::uint64_t top = frame + l.frame_localsplus + 8 * static_cast<std::uint64_t>(*stacktop - 1);
+            obj = RemoteAddr{memory.read_u64(RemoteAddr{top}).value_or(0)};
         } else if (l.frame_stackpointer != kNone) {
-            std::uint64_t sp = load_at<std::uint64_t>(bytes, l.gen_iframe + l.frame_stackpointer).value_or(0);
+            std::uint64_t sp = load_at<std::uint64_t>(bytes, l.gen_iframe + l.frame_stackpointer).value_or(0) & tag_mask;
             if (sp <= frame + l.frame_localsplus || sp > frame + l.frame_localsplus + 8 * 4096) break;
-            top = sp - 8;
+            // The awaited object is on top of the stack (3.14), or just under the value being
+            // sent to it (3.15 keeps that slot, holding a tagged NULL, while suspended).
+            std::array<std::uint64_t, 2> slots{};
+            if (!memory.read(RemoteAddr{sp - 16}, std::as_writable_bytes(std::span(slots)))) break;
+            std::uint64_t top = slots[1] & tag_mask;
+            if (top == 0 && sp - 16 >= frame + l.frame_localsplus) top = slots[0] & tag_mask;
+            obj = RemoteAddr{top};
         } else {
             break;
         }
-        obj = RemoteAddr{memory.read_u64(RemoteAddr{top}).value_or(0) & tag_mask};
     }
     std::reverse(chain.frames.begin(), chain.frames.end());
     return chain;

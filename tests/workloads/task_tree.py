@@ -68,7 +68,7 @@ async def orchestrate(args, ready):
     waiters = [asyncio.create_task(waiter(shared), name=f"waiter-{i}") for i in range(2)]
     workers = [asyncio.create_task(worker(args.depth, stop_at), name=f"worker-{i}") for i in range(3)]
     if ready:
-        asyncio.get_running_loop().call_later(0.3, lambda: open(ready, "w").close())
+        asyncio.get_running_loop().call_later(0.3, lambda: open(ready, "w").write("ready"))
     await asyncio.gather(*workers)
     for t in [group, shared, *waiters]:
         t.cancel()

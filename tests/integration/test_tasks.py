@@ -1,0 +1,168 @@
+"""asyncio tasks: which task each sample ran in, the task tree, and where tasks wait.
+
+The user's story: a service's root task gathers workers, each deep in a chain of coroutines.
+A physical flame graph shows the event loop calling coroutines; with --async it reads like the
+program's task tree. `loopspy dump` prints the same tree as CPython's own `asyncio pstree`, and
+every slow callback names the task that stalled the loop.
+"""
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import (ALL_PYTHONS, WORKLOADS, frame_name, interpreter, parse_collapsed, run_loopspy,
+                      wait_for_file)
+
+TASK_PYTHONS = ALL_PYTHONS  # 3.11 through 3.15, pyenv, Debian and Debian-sid builds
+WORKERS = [f"worker-{i}" for i in range(3)]
+
+
+def task_frames(frames):
+    return [f[len("<task> "):] for f in frames if f.startswith("<task> ")]
+
+
+@pytest.mark.parametrize("py", TASK_PYTHONS)
+def test_async_stacks_put_each_worker_under_its_own_task_under_the_roots_gather(py, tmp_path):
+    python = interpreter(py)
+    rec = tmp_path / "tree.lspy"
+    proc = run_loopspy("record", "--no-status", "-o", rec, "--", python, WORKLOADS / "task_tree.py",
+                       "--seconds", "4", "--depth", "40", timeout=120)
+    burned = json.loads(proc.stdout.strip().splitlines()[-1])["burned"]
+    assert sorted(burned) == WORKERS
+
+    run_loopspy("replay", rec, "--async", "--mode", "cpu", "--collapsed", tmp_path / "async.txt")
+    run_loopspy("replay", rec, "--mode", "cpu", "--collapsed", tmp_path / "physical.txt")
+    async_stacks = parse_collapsed(tmp_path / "async.txt")
+    physical = parse_collapsed(tmp_path / "physical.txt")
+
+    # Physical mode is unchanged: no task frames, the leaf runs under the loop's Handle._run.
+    assert not any(task_frames(frames) for frames, _ in physical)
+    spin_physical = sum(w for frames, w in physical if frame_name(frames[-1]) == "spin")
+    assert any("Handle._run" in map(frame_name, frames) for frames, _ in physical if frame_name(frames[-1]) == "spin")
+
+    per_worker = {w: 0 for w in WORKERS}
+    unattributed = 0
+    for frames, weight in async_stacks:
+        if frame_name(frames[-1]) != "spin":
+            continue
+        tasks = task_frames(frames)
+        names = [frame_name(f) for f in frames]
+        if not tasks:
+            unattributed += weight
+            continue
+        # root -> its gather -> worker-N -> worker's 40-deep chain -> hot leaf
+        assert tasks[0] == "root" and len(tasks) == 2 and tasks[1] in per_worker, frames
+        root_at, worker_at = frames.index("<task> root"), frames.index("<task> " + tasks[1])
+        assert "orchestrate" in names[root_at:worker_at], frames
+        assert names[worker_at + 1] == "worker" and names.count("chain") == 41, frames
+        assert "Handle._run" not in names, frames
+        per_worker[tasks[1]] += weight
+    spin_total = sum(per_worker.values()) + unattributed
+    assert spin_total == spin_physical
+    assert unattributed <= 0.05 * spin_total, (unattributed, spin_total)
+    # Each worker's time under its own task, in proportion to the CPU time it really burned.
+    truth_total = sum(burned.values())
+    for w in WORKERS:
+        share, truth = per_worker[w] / spin_total, burned[w] / truth_total
+        assert abs(share - truth) < 0.05, (w, share, truth)
+
+
+def pstree_edges(text):
+    """(parent task, child task) pairs and roots from a tree of `(T) NAME` lines."""
+    edges, roots, stack = set(), set(), []
+    for line in text.splitlines():
+        m = re.search(r"\(T\) (\S+)", line)
+        if not m:
+            continue
+        depth = m.start()
+        name = m.group(1)
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        if stack:
+            edges.add((stack[-1][1], name))
+        else:
+            roots.add(name)
+        stack.append((depth, name))
+    return edges, roots
+
+
+@pytest.mark.parametrize("py", ["sid-3.14", "sid-3.15"])
+def test_dump_shows_the_same_task_tree_as_cpythons_own_pstree(py, tmp_path, spawn):
+    python = interpreter(py)
+    ready = tmp_path / "ready"
+    proc = spawn([python, WORKLOADS / "task_tree.py", "--seconds", "30", "--depth", "5", "--ready", ready],
+                 stdout=subprocess.DEVNULL)
+    wait_for_file(ready, proc=proc)
+    ours = run_loopspy("dump", "-p", proc.pid).stdout
+    theirs = subprocess.run([python, "-m", "asyncio", "pstree", str(proc.pid)], capture_output=True, text=True,
+                            timeout=60, check=True).stdout
+    our_edges, our_roots = pstree_edges(ours)
+    their_edges, their_roots = pstree_edges(theirs)
+    assert their_edges, theirs
+    assert our_edges == their_edges
+    assert our_roots == their_roots
+
+    # The JSON form says the same for scripts.
+    dump = json.loads(run_loopspy("dump", "-p", proc.pid, "--json").stdout)
+    by_id = {t["id"]: t for t in dump["tasks"]}
+    json_edges = {(by_id[p]["name"], t["name"]) for t in dump["tasks"] for p in t["awaited_by"] if p in by_id}
+    assert json_edges == their_edges
+    worker = next(t for t in dump["tasks"] if t["name"] == "worker-0")
+    assert worker["state"] in ("suspended", "running")
+    if worker["state"] == "suspended":
+        names = [f["name"] for f in worker["coroutine_stack"]]
+        assert names[-1] == "worker" and "hot_leaf" in names and all(f["coroutine"] for f in worker["coroutine_stack"])
+    (thread,) = dump["threads"]
+    assert thread["frames"][-1]["name"] == "<module>"
+
+
+@pytest.mark.parametrize("py", TASK_PYTHONS)
+def test_dump_prints_threads_and_the_task_tree(py, tmp_path, spawn):
+    python = interpreter(py)
+    ready = tmp_path / "ready"
+    proc = spawn([python, WORKLOADS / "task_tree.py", "--seconds", "30", "--depth", "5", "--ready", ready],
+                 stdout=subprocess.DEVNULL)
+    wait_for_file(ready, proc=proc)
+    out = run_loopspy("dump", "-p", proc.pid).stdout
+    edges, roots = pstree_edges(out)
+    assert {("root", w) for w in WORKERS} <= edges
+    assert {("tg-parent", "tg-child-0"), ("tg-parent", "tg-child-1"), ("waiter-0", "shared"),
+            ("waiter-1", "shared")} <= edges
+    assert {"root", "tg-parent", "waiter-0", "waiter-1"} == roots
+    assert f"Thread {proc.pid}" in out and "run_forever" in out
+
+
+@pytest.mark.parametrize("py", TASK_PYTHONS)
+def test_every_slow_callback_names_its_task(py, tmp_path):
+    python = interpreter(py)
+    truth_file = tmp_path / "truth.json"
+    run_loopspy("record", "--no-status", "-o", tmp_path / "s.lspy", "--report", tmp_path / "r.json",
+                "--threshold", "100", "--", python, WORKLOADS / "named_stalls.py", "--truth", truth_file)
+    truth = json.loads(truth_file.read_text())
+    report = json.loads((tmp_path / "r.json").read_text())
+    slow = sorted(report["slow_callbacks"], key=lambda s: s["start_ms"])
+    assert len(slow) == len(truth) == 2, slow
+    for stall, cb in zip(sorted(truth, key=lambda t: t["start_ns"]), slow):
+        assert cb["task"] == stall["task"], cb
+        assert "stall" in cb["callback"], cb
+
+
+@pytest.mark.parametrize("py", ["pyenv-3.12", "sid-3.14"])
+def test_short_lived_tasks_churning_never_take_a_hot_tasks_samples(py, tmp_path):
+    python = interpreter(py)
+    proc = run_loopspy("record", "--no-status", "-o", tmp_path / "c.lspy", "--task-rate", "200", "--async",
+                       "--collapsed", tmp_path / "c.txt", "--", python, WORKLOADS / "task_churn.py", "--seconds", "4")
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["short_tasks"] > 2000
+    hot_under_hot = 0
+    for frames, weight in parse_collapsed(tmp_path / "c.txt"):
+        names = [frame_name(f) for f in frames]
+        tasks = task_frames(frames)
+        if not tasks:
+            continue
+        if "hot_work" in names:
+            assert tasks[-1].startswith("hot-"), frames
+            hot_under_hot += weight
+        if "short_job" in names:
+            assert tasks[-1].startswith("short-"), frames
+    assert hot_under_hot > 0
