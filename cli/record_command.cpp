@@ -174,6 +174,12 @@ Result<int> run_record(const RecordArgs& args) {
                  static_cast<unsigned long long>(profile.lost.off_cpu),
                  static_cast<unsigned long long>(summary.selector_waits), summary.threads_seen,
                  summary.elapsed.seconds(), static_cast<unsigned long long>(summary.drains));
+    if (summary.task_snapshots > 0) {
+        std::fprintf(stderr, "loopspy: %llu task snapshots (up to %llu tasks), %.2f ms each on average\n",
+                     static_cast<unsigned long long>(summary.task_snapshots),
+                     static_cast<unsigned long long>(summary.most_tasks),
+                     summary.task_snapshot_time.ms() / static_cast<double>(summary.task_snapshots));
+    }
 
     int exit_code = 0;
     if (child) {

@@ -92,6 +92,7 @@ void TaskTracker::snapshot(Nanoseconds now) {
     if (!reader_) return;
     last_start_ = now;
     wanted_ = false;
+    RemoteMemory::PageCacheScope cache(memory_);
     auto tasks = reader_->read_tasks();
     std::unordered_map<TaskId, TaskEntry> current;
     if (tasks) {

@@ -2,11 +2,38 @@
 
 #include <sys/uio.h>
 
+#include <cstring>
+
 namespace loopspy {
+
+const std::byte* RemoteMemory::page(std::uint64_t page) const {
+    auto it = pages_.find(page);
+    if (it != pages_.end()) return it->second.get();
+    if (pages_.size() >= kMaxCachedPages) return nullptr;
+    auto bytes = std::make_unique<std::byte[]>(kPage);
+    if (!read_uncached(RemoteAddr{page}, std::span<std::byte>(bytes.get(), kPage))) bytes.reset();
+    return pages_.emplace(page, std::move(bytes)).first->second.get();
+}
 
 bool RemoteMemory::read(RemoteAddr addr, std::span<std::byte> out) const {
     if (out.empty()) return true;
     if (out.size() > kMaxRead || addr.value == 0) return false;
+    if (!caching_) return read_uncached(addr, out);
+    std::uint64_t a = addr.value;
+    std::size_t done = 0;
+    while (done < out.size()) {
+        std::uint64_t base = a - a % kPage;
+        const std::byte* p = page(base);
+        if (!p) return false;
+        std::size_t n = std::min<std::size_t>(out.size() - done, kPage - (a - base));
+        std::memcpy(out.data() + done, p + (a - base), n);
+        done += n;
+        a += n;
+    }
+    return true;
+}
+
+bool RemoteMemory::read_uncached(RemoteAddr addr, std::span<std::byte> out) const {
     iovec local{out.data(), out.size()};
     iovec remote{reinterpret_cast<void*>(addr.value), out.size()};
     ++reads_;
@@ -18,6 +45,23 @@ std::vector<std::byte> RemoteMemory::read_prefix(RemoteAddr addr, std::size_t ma
     std::vector<std::byte> out;
     if (addr.value == 0 || max == 0) return out;
     if (max > kMaxRead) max = kMaxRead;
+    if (caching_) {
+        // Page by page from the cache, up to the first unreadable one.
+        out.resize(max);
+        std::size_t done = 0;
+        std::uint64_t a = addr.value;
+        while (done < max) {
+            std::uint64_t base = a - a % kPage;
+            const std::byte* p = page(base);
+            if (!p) break;
+            std::size_t n = std::min<std::size_t>(max - done, kPage - (a - base));
+            std::memcpy(out.data() + done, p + (a - base), n);
+            done += n;
+            a += n;
+        }
+        out.resize(done);
+        return out;
+    }
     out.resize(max);
     // process_vm_readv stops at the first unreadable page when the remote iovec spans several;
     // split the remote range at page boundaries so a string near a page end is still read.

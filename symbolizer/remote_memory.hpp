@@ -5,7 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
+#include <unordered_map>
 #include <span>
 #include <vector>
 
@@ -37,9 +39,34 @@ public:
     /// Number of process_vm_readv calls made (for the profiler's own cost accounting).
     std::uint64_t reads() const { return reads_; }
 
+    /// While one lives, reads are served from whole pages read once: walking thousands of small
+    /// objects that share pages (a task snapshot) costs a read per page, not per object, and sees
+    /// each page as of one instant. Only for short, bounded walks: nothing read is ever refreshed.
+    class PageCacheScope {
+    public:
+        explicit PageCacheScope(const RemoteMemory& m) : m_(m) { m_.caching_ = true; }
+        ~PageCacheScope() {
+            m_.caching_ = false;
+            m_.pages_.clear();
+        }
+        PageCacheScope(const PageCacheScope&) = delete;
+        PageCacheScope& operator=(const PageCacheScope&) = delete;
+
+    private:
+        const RemoteMemory& m_;
+    };
+
 private:
+    static constexpr std::uint64_t kPage = 4096;
+    static constexpr std::size_t kMaxCachedPages = 64 * 1024;  // 256 MiB: a walk never gets near it
+    bool read_uncached(RemoteAddr addr, std::span<std::byte> out) const;
+    /// The cached page at `page` (page-aligned), reading it first; null if unreadable.
+    const std::byte* page(std::uint64_t page) const;
+
     Pid pid_;
     mutable std::uint64_t reads_ = 0;
+    mutable bool caching_ = false;
+    mutable std::unordered_map<std::uint64_t, std::unique_ptr<std::byte[]>> pages_;  // null: unreadable
 };
 
 /// Reads a plain value out of a byte buffer at `offset`, or nullopt if it does not fit.
