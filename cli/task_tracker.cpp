@@ -3,6 +3,8 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "symbolizer/code_symbolizer.hpp"
 #include "symbolizer/pystring.hpp"
@@ -101,18 +103,28 @@ void TaskTracker::snapshot(Nanoseconds now) {
         std::vector<TaskId> ids;
         ids.reserve(tasks->size());
         known_coros_.clear();
+        decltype(ids_) ids_now;
         for (const RawTask& t : *tasks) {
-            TaskRecord rec;
-            rec.addr = t.addr.value;
-            rec.coro = t.coro.value;
-            rec.name = profile_.intern_string(t.name);
-            rec.coro_name = profile_.intern_string(t.coro.value ? coro_name(t.coro) : std::string_view{});
-            TaskId id = profile_.intern_task(rec);
+            // The same task as last time (same addresses, same name) keeps its id without interning.
+            TaskId id;
+            auto known = ids_.find({t.addr.value, t.coro.value});
+            if (known != ids_.end() && known->second.first == t.name) {
+                id = known->second.second;
+            } else {
+                TaskRecord rec;
+                rec.addr = t.addr.value;
+                rec.coro = t.coro.value;
+                rec.name = profile_.intern_string(t.name);
+                rec.coro_name = profile_.intern_string(t.coro.value ? coro_name(t.coro) : std::string_view{});
+                id = profile_.intern_task(rec);
+            }
+            ids_now.emplace(std::make_pair(t.addr.value, t.coro.value), std::make_pair(t.name, id));
             ids.push_back(id);
             by_addr[t.addr.value] = id;
             if (t.coro.value) known_coros_.insert(t.coro.value);
         }
         for (std::size_t i = 0; i < tasks->size(); ++i) current.emplace(ids[i], entry_for((*tasks)[i], ids[i], by_addr));
+        ids_ = std::move(ids_now);
         // Coroutine names are cached per address only while the coroutine is seen alive.
         if (coro_names_.size() > 4 * known_coros_.size() + 1024) {
             std::erase_if(coro_names_, [&](const auto& kv) { return !known_coros_.count(kv.first); });
@@ -135,6 +147,11 @@ void TaskTracker::snapshot(Nanoseconds now) {
     ++snapshots_;
     Nanoseconds cost = monotonic() - now;
     spent_ += cost;
+    if (std::getenv("LOOPSPY_DEBUG_TASKS")) {
+        std::fprintf(stderr, "loopspy: task snapshot %llu: %zu tasks in %.2f ms, %llu reads\n",
+                     static_cast<unsigned long long>(snapshots_), last_.size(), cost.ms(),
+                     static_cast<unsigned long long>(memory_.reads()));
+    }
     next_allowed_ = now + Nanoseconds{static_cast<std::int64_t>(static_cast<double>(cost.value) / options_.max_duty)};
 }
 

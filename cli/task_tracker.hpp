@@ -56,7 +56,14 @@ private:
     std::unique_ptr<TaskReader> reader_;
     TypeNames types_;
 
+    struct PairHash {
+        std::size_t operator()(const std::pair<std::uint64_t, std::uint64_t>& p) const noexcept {
+            return std::hash<std::uint64_t>()(p.first * 0x9E3779B97F4A7C15ull ^ p.second);
+        }
+    };
     std::unordered_map<TaskId, TaskEntry> last_;   // every task's entry as of the last snapshot
+    /// (task, coroutine) addresses -> name and id, as of the last snapshot.
+    std::unordered_map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::string, TaskId>, PairHash> ids_;
     std::unordered_set<std::uint64_t> known_coros_;
     std::unordered_map<std::uint64_t, std::string> coro_names_;  // coroutine address -> __qualname__
     bool wanted_ = true;

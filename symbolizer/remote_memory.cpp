@@ -8,11 +8,24 @@ namespace loopspy {
 
 const std::byte* RemoteMemory::page(std::uint64_t page) const {
     auto it = pages_.find(page);
-    if (it != pages_.end()) return it->second.get();
+    if (it != pages_.end()) return it->second ? it->second->bytes.get() + (page - it->second->first) : nullptr;
     if (pages_.size() >= kMaxCachedPages) return nullptr;
-    auto bytes = std::make_unique<std::byte[]>(kPage);
-    if (!read_uncached(RemoteAddr{page}, std::span<std::byte>(bytes.get(), kPage))) bytes.reset();
-    return pages_.emplace(page, std::move(bytes)).first->second.get();
+    // Objects that live together are read together: a miss reads the pages after it too, in one
+    // call, up to the first unreadable one or one already cached.
+    std::size_t want = 1;
+    while (want < kPagesPerRead && !pages_.count(page + want * kPage)) ++want;
+    auto block = std::make_shared<Block>(page, want * kPage);
+    iovec local{block->bytes.get(), block->size};
+    iovec remote{reinterpret_cast<void*>(page), block->size};
+    ++reads_;
+    ssize_t n = ::process_vm_readv(pid_.value, &local, 1, &remote, 1, 0);
+    std::size_t got = n > 0 ? static_cast<std::size_t>(n) / kPage : 0;
+    if (got == 0) {
+        pages_.emplace(page, nullptr);
+        return nullptr;
+    }
+    for (std::size_t i = 0; i < got; ++i) pages_.emplace(page + i * kPage, block);
+    return block->bytes.get();
 }
 
 bool RemoteMemory::read(RemoteAddr addr, std::span<std::byte> out) const {

@@ -58,7 +58,15 @@ public:
 
 private:
     static constexpr std::uint64_t kPage = 4096;
+    static constexpr std::size_t kPagesPerRead = 16;
     static constexpr std::size_t kMaxCachedPages = 64 * 1024;  // 256 MiB: a walk never gets near it
+    /// Consecutive pages read in one call.
+    struct Block {
+        Block(std::uint64_t first, std::size_t size) : first(first), size(size), bytes(new std::byte[size]) {}
+        std::uint64_t first;
+        std::size_t size;
+        std::unique_ptr<std::byte[]> bytes;  // not zeroed: filled by the read
+    };
     bool read_uncached(RemoteAddr addr, std::span<std::byte> out) const;
     /// The cached page at `page` (page-aligned), reading it first; null if unreadable.
     const std::byte* page(std::uint64_t page) const;
@@ -66,7 +74,7 @@ private:
     Pid pid_;
     mutable std::uint64_t reads_ = 0;
     mutable bool caching_ = false;
-    mutable std::unordered_map<std::uint64_t, std::unique_ptr<std::byte[]>> pages_;  // null: unreadable
+    mutable std::unordered_map<std::uint64_t, std::shared_ptr<Block>> pages_;  // page -> its block; null: unreadable
 };
 
 /// Reads a plain value out of a byte buffer at `offset`, or nullopt if it does not fit.

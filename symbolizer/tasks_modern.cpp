@@ -1,6 +1,7 @@
 #include "symbolizer/tasks_modern.hpp"
 
 #include <cstring>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "symbolizer/code_symbolizer.hpp"
@@ -39,6 +40,7 @@ public:
         if (!states) return states.error();
         std::vector<RawTask> out;
         std::unordered_set<std::uint64_t> seen;
+        ++generation_;
         std::unordered_set<std::uint64_t> interps;
         for (const ThreadState& ts : *states) {
             read_list(ts.tstate.value + o.thread_tasks_head, out, seen);
@@ -48,6 +50,8 @@ public:
         }
         // Tasks of threads that have exited move to their interpreter's list.
         for (std::uint64_t is : interps) read_list(is + o.interp_tasks_head, out, seen);
+        // Names of tasks no longer seen are forgotten: their objects may be freed and reused.
+        std::erase_if(names_, [&](const auto& kv) { return kv.second.second != generation_; });
         return out;
     }
 
@@ -116,6 +120,18 @@ private:
     }
 
     std::optional<std::string> read_name(RemoteAddr name) {
+        // A task holds its name: while the same task shows the same name object, it is the same
+        // name (renaming stores a new object).
+        if (auto it = names_.find(name.value); it != names_.end()) {
+            it->second.second = generation_;
+            return it->second.first;
+        }
+        auto decoded = decode_name(name);
+        if (decoded) names_.emplace(name.value, std::make_pair(*decoded, generation_));
+        return decoded;
+    }
+
+    std::optional<std::string> decode_name(RemoteAddr name) {
         const std::string& type = types_.of_object(name);
         if (type == "str") {
             std::vector<std::byte> bytes = memory_.read_prefix(name, 512);
@@ -158,6 +174,8 @@ private:
     TypeNames types_;
     UnicodeLayout unicode_;
     std::optional<AsyncioDebugOffsets> offsets_;
+    std::unordered_map<std::uint64_t, std::pair<std::string, std::uint64_t>> names_;  // str address -> (name, generation seen)
+    std::uint64_t generation_ = 0;
 };
 
 }  // namespace
