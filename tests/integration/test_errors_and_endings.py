@@ -130,3 +130,30 @@ def test_without_output_flags_a_recording_is_written_in_the_current_directory(tm
     assert re.fullmatch(r"loopspy-\d+-\d{8}-\d{6}\.lspy", recordings[0].name)
     assert recordings[0].name in proc.stderr
     assert not list(tmp_path.glob("*.svg"))
+
+
+def test_dump_reports_a_dead_pid_a_non_python_process_and_an_old_python(spawn):
+    p = subprocess.Popen(["true"])
+    p.wait()
+    assert_one_line_error(run_loopspy("dump", "-p", p.pid, check=False), 3, f"no process with pid {p.pid}")
+    sleeper = spawn(["sleep", "30"])
+    time.sleep(0.1)
+    assert_one_line_error(run_loopspy("dump", "-p", sleeper.pid, check=False), 4, "is not a Python process")
+    old = "/root/.pyenv/versions/3.10.13/bin/python3"
+    if os.access(old, os.X_OK):
+        py = spawn([old, "-c", "import time; time.sleep(30)"])
+        time.sleep(0.5)
+        assert_one_line_error(run_loopspy("dump", "-p", py.pid, check=False), 5, "3.10")
+    # The process it paused runs on afterwards.
+    assert sleeper.poll() is None
+
+
+def test_dump_of_a_python_without_asyncio_shows_its_threads_and_no_tasks(spawn, tmp_path):
+    ready = tmp_path / "ready"
+    py = spawn([interpreter("pyenv-3.12"), "-c",
+                f"import time\ndef waiting_here():\n    open({str(ready)!r}, 'w').write('1'); time.sleep(30)\nwaiting_here()"])
+    wait_for_file(ready, proc=py)
+    out = run_loopspy("dump", "-p", py.pid).stdout
+    assert "waiting_here" in out and "Tasks: 0" in out
+    time.sleep(0.1)
+    assert py.poll() is None
