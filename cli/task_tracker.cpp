@@ -148,11 +148,18 @@ void TaskTracker::snapshot(Nanoseconds now) {
     Nanoseconds cost = monotonic() - now;
     spent_ += cost;
     if (std::getenv("LOOPSPY_DEBUG_TASKS")) {
-        std::fprintf(stderr, "loopspy: task snapshot %llu: %zu tasks in %.2f ms, %llu reads\n",
-                     static_cast<unsigned long long>(snapshots_), last_.size(), cost.ms(),
+        std::fprintf(stderr, "loopspy: task snapshot %llu at %.3f s: %zu tasks in %.2f ms, %llu reads:",
+                     static_cast<unsigned long long>(snapshots_), now.seconds(), last_.size(), cost.ms(),
                      static_cast<unsigned long long>(memory_.reads()));
+        if (tasks && tasks->size() <= 20) {
+            for (const RawTask& t : *tasks) std::fprintf(stderr, " %s", t.name.c_str());
+        }
+        std::fprintf(stderr, "\n");
     }
-    next_allowed_ = now + Nanoseconds{static_cast<std::int64_t>(static_cast<double>(cost.value) / options_.max_duty)};
+    // The first snapshot also names every code object it meets, once: it does not set the pace.
+    if (snapshots_ > 1) {
+        next_allowed_ = now + Nanoseconds{static_cast<std::int64_t>(static_cast<double>(cost.value) / options_.max_duty)};
+    }
 }
 
 }  // namespace loopspy

@@ -1,0 +1,18 @@
+// Tasks of CPython 3.11, 3.12 and 3.13, found where asyncio.all_tasks() finds them: the
+// `asyncio.tasks` module's WeakSet of scheduled tasks (`_all_tasks` in 3.11, `_scheduled_tasks`
+// after) and, from 3.12, its set `_eager_tasks`. Who awaits whom comes from the futures'
+// done-callbacks: a task awaiting another registers its wake-up method (a builtin method bound to
+// it), asyncio.gather a closure holding its _GatheringFuture (awaited by the task whose
+// fut_waiter it is), a TaskGroup its bound method _on_task_done (awaited by the group's
+// _parent_task).
+#pragma once
+
+#include <memory>
+
+#include "symbolizer/asyncio_tasks.hpp"
+
+namespace loopspy {
+
+std::unique_ptr<TaskReader> make_tasks_311_reader(const RemoteMemory& memory, const Interpreter& interp);
+
+}  // namespace loopspy
