@@ -55,7 +55,7 @@ def run_workload(python, window, tmp, loopspy=None, task_rate=None):
         err = prof.stderr.read()
         if prof.returncode != 0 or "fully symbolized" not in err:
             sys.exit(f"task_snapshots: loopspy failed ({prof.returncode}):\n{err}")
-        m = re.search(r"(\d+) task snapshots \(up to (\d+) tasks\), ([\d.]+) ms each", err)
+        m = re.search(r"(\d+) task snapshots \(up to (\d+) tasks\), ([\d.]+) ms of CPU each", err)
         result["snapshots"] = int(m.group(1)) if m else 0
         result["tasks_seen"] = int(m.group(2)) if m else 0
         result["snapshot_ms"] = float(m.group(3)) if m else 0.0

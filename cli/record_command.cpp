@@ -175,7 +175,7 @@ Result<int> run_record(const RecordArgs& args) {
                  static_cast<unsigned long long>(summary.selector_waits), summary.threads_seen,
                  summary.elapsed.seconds(), static_cast<unsigned long long>(summary.drains));
     if (summary.task_snapshots > 0) {
-        std::fprintf(stderr, "loopspy: %llu task snapshots (up to %llu tasks), %.2f ms each on average\n",
+        std::fprintf(stderr, "loopspy: %llu task snapshots (up to %llu tasks), %.2f ms of CPU each on average\n",
                      static_cast<unsigned long long>(summary.task_snapshots),
                      static_cast<unsigned long long>(summary.most_tasks),
                      summary.task_snapshot_time.ms() / static_cast<double>(summary.task_snapshots));

@@ -271,6 +271,8 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             next_status = now + std::chrono::milliseconds(250);
         }
     }
+    // A last look at the tasks, so those still alive are known to have lived to the end.
+    tasks_.snapshot(monotonic_now());
     // Drain what the kernel already emitted.
     for (int i = 0; i < 64; ++i) {
         auto n = sampler_->poll(0, cb);

@@ -12,9 +12,9 @@
 namespace loopspy {
 namespace {
 
-Nanoseconds monotonic() {
+Nanoseconds thread_cpu_time() {
     timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
 }
 
@@ -94,6 +94,7 @@ void TaskTracker::snapshot(Nanoseconds now) {
     if (!reader_) return;
     last_start_ = now;
     wanted_ = false;
+    const Nanoseconds cpu_start = thread_cpu_time();
     RemoteMemory::PageCacheScope cache(memory_);
     auto tasks = reader_->read_tasks();
     std::unordered_map<TaskId, TaskEntry> current;
@@ -145,7 +146,9 @@ void TaskTracker::snapshot(Nanoseconds now) {
     profile_.add_task_snapshot(std::move(snap));
     last_ = std::move(current);
     ++snapshots_;
-    Nanoseconds cost = monotonic() - now;
+    // What a snapshot costs is loopspy's CPU time: on a busy machine its wall time also counts
+    // the time it waited for a CPU, which costs the target nothing.
+    Nanoseconds cost = thread_cpu_time() - cpu_start;
     spent_ += cost;
     if (std::getenv("LOOPSPY_DEBUG_TASKS")) {
         std::fprintf(stderr, "loopspy: task snapshot %llu at %.3f s: %zu tasks in %.2f ms, %llu reads:",
