@@ -418,13 +418,27 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         bool any_coro = false;
         for (std::size_t i = samples_; i < end && !any_coro; ++i) any_coro = samples(i).coro != 0;
         if (any_coro) {
+            // A table of the chunk's distinct coroutines (ascending, as deltas), then per sample
+            // its index in the table plus one (0: none): a busy loop has a few hundred tasks at
+            // most, so a sample costs a byte, which zlib squeezes further.
+            std::vector<std::uint64_t> distinct;
+            for (std::size_t i = samples_; i < end; ++i) {
+                if (samples(i).coro) distinct.push_back(samples(i).coro);
+            }
+            std::sort(distinct.begin(), distinct.end());
+            distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
             Out c;
             c.u(samples_);
             c.u(end - samples_);
+            c.u(distinct.size());
             std::uint64_t prev = 0;
+            for (std::uint64_t d : distinct) {
+                c.u(d - prev);
+                prev = d;
+            }
             for (std::size_t i = samples_; i < end; ++i) {
-                c.s(static_cast<std::int64_t>(samples(i).coro - prev));
-                prev = samples(i).coro;
+                std::uint64_t coro = samples(i).coro;
+                c.u(coro ? static_cast<std::uint64_t>(std::lower_bound(distinct.begin(), distinct.end(), coro) - distinct.begin()) + 1 : 0);
             }
             LOOPSPY_CHECK(append_chunk(out, kChunkSampleCoros, c.b));
         }
@@ -759,10 +773,14 @@ private:
         if (first > p_.samples().size() || p_.samples().size() - first < n) {
             throw Damage{"sample coroutines name samples the recording does not have"};
         }
+        std::size_t ndistinct = in.count(1, "distinct coroutines");
+        std::vector<std::uint64_t> distinct(ndistinct);
         std::uint64_t prev = 0;
+        for (auto& d : distinct) d = prev += in.u();
         for (std::size_t i = 0; i < n; ++i) {
-            prev += static_cast<std::uint64_t>(in.s());
-            p_.set_sample_coro(first + i, prev);
+            std::uint64_t k = in.u();
+            if (k > distinct.size()) throw Damage{"a sample names a coroutine its chunk does not list"};
+            p_.set_sample_coro(first + i, k ? distinct[k - 1] : 0);
         }
     }
 
