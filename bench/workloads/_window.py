@@ -5,9 +5,12 @@ measurement window starts when --go FILE appears (at once if no --go is given) a
 --seconds. At exit it prints one JSON line on stdout (and writes it to --result FILE if given):
 
     {"ops_per_s": ..., "ops": ..., "window_s": ..., "window_thread_cpu_s": ...,
-     "thread_time_at_go": ..., "thread_time_at_exit": ..., "pid": ...}
+     "thread_time_at_go": ..., "thread_time_at_exit": ..., "mono_ns_at_go": ...,
+     "mono_ns_at_end": ..., "pid": ...}
 
-thread times are time.thread_time() of the loop thread (the only thread).
+thread times are time.thread_time() of the loop thread (the only thread); mono_ns_* are
+time.monotonic_ns() (CLOCK_MONOTONIC, the clock of loopspy's recordings) at the window's ends. A
+workload may add fields of its own (run(..., extra=callable)).
 """
 import argparse
 import asyncio
@@ -50,11 +53,11 @@ async def controller(args, counter, stop):
                 print("workload: the go file never appeared", file=sys.stderr)
                 sys.exit(3)
             await asyncio.sleep(0.002)
-    t_go = time.thread_time()
+    t_go, m_go = time.thread_time(), time.monotonic_ns()
     n0, w0 = counter.n, time.perf_counter()
     await asyncio.sleep(args.seconds)
     n1, w1 = counter.n, time.perf_counter()
-    t_end = time.thread_time()
+    t_end, m_end = time.thread_time(), time.monotonic_ns()
     stop.set()
     return {
         "ops": n1 - n0,
@@ -62,11 +65,14 @@ async def controller(args, counter, stop):
         "ops_per_s": (n1 - n0) / (w1 - w0),
         "window_thread_cpu_s": t_end - t_go,
         "thread_time_at_go": t_go,
+        "mono_ns_at_go": m_go,
+        "mono_ns_at_end": m_end,
     }
 
 
-def run(args, make_workers):
-    """make_workers(counter, stop) -> list of coroutines that run until stop is set."""
+def run(args, make_workers, extra=None):
+    """make_workers(counter, stop) -> list of coroutines that run until stop is set; extra() -> a
+    dict of more result fields, called once the loop has finished."""
 
     async def main():
         counter = Counter()
@@ -79,6 +85,8 @@ def run(args, make_workers):
     result = asyncio.run(main())
     result["pid"] = os.getpid()
     result["thread_time_at_exit"] = time.thread_time()
+    if extra:
+        result.update(extra())
     line = json.dumps(result)
     if args.result:
         with open(args.result, "w") as f:
