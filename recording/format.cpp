@@ -763,6 +763,7 @@ private:
             recs[i].time = Nanoseconds{wrap_add(it->second, recs[i].time.value)};
             it->second = wrap_add(recs[i].time.value, recs[i].weight.value);
         }
+        p_.reserve_samples(recs.size());
         for (const auto& r : recs) p_.add_sample(r);
         sample_data = true;
     }

@@ -3,6 +3,7 @@
 // persists it lives beside it: recording/format.hpp, specified in docs/recording-format.md.)
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -154,6 +155,10 @@ public:
     /// Frames outermost first.
     StackId intern_stack(std::span<const FrameId> frames);
     void add_sample(const SampleRecord& s) { samples_.push_back(s); }
+    /// Room for `more` samples, growing geometrically (a reader adds them a chunk at a time).
+    void reserve_samples(std::size_t more) {
+        if (samples_.capacity() - samples_.size() < more) samples_.reserve(std::max(2 * samples_.capacity(), samples_.size() + more));
+    }
     void add_selector_wait(const SelectorWait& w) { selector_waits_.push_back(w); }
     /// The id of a task seen (the same record gets the same id).
     TaskId intern_task(const TaskRecord& t);
