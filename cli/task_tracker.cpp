@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 
@@ -17,6 +18,9 @@ Nanoseconds thread_cpu_time() {
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
 }
+
+// From this many tasks on, a snapshot reads through a page cache.
+constexpr std::size_t kPageCacheTasks = 256;
 
 }  // namespace
 
@@ -95,7 +99,9 @@ void TaskTracker::snapshot(Nanoseconds now) {
     last_start_ = now;
     wanted_ = false;
     const Nanoseconds cpu_start = thread_cpu_time();
-    RemoteMemory::PageCacheScope cache(memory_);
+    // Many tasks share pages: read whole pages once. A few tasks are cheaper read object by object.
+    std::optional<RemoteMemory::PageCacheScope> cache;
+    if (last_.size() >= kPageCacheTasks) cache.emplace(memory_);
     auto tasks = reader_->read_tasks();
     std::unordered_map<TaskId, TaskEntry> current;
     if (tasks) {
