@@ -5,24 +5,18 @@ asyncio.sleep(0)`; one "op" is one iteration of one of those. Prints {"ops_per_s
 
 usage: many_tasks.py --seconds S [--ready FILE] [--go FILE] [--warmup S] [--result FILE]
 """
-import asyncio
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _window  # noqa: E402
+from sleep0 import worker  # noqa: E402  (the same callback-heavy load)
 
 IDLE_TASKS = int(os.environ.get("LOOPSPY_BENCH_IDLE_TASKS", "10000"))
 
 
 async def idle(stop):
     await stop.wait()
-
-
-async def worker(counter, stop):
-    while not stop.is_set():
-        await asyncio.sleep(0)
-        counter.n += 1
 
 
 def main():

@@ -68,6 +68,15 @@ def test_async_stacks_put_each_worker_under_its_own_task_under_the_roots_gather(
         assert abs(share - truth) < 0.05, (w, share, truth)
 
 
+def start_task_tree(python, tmp_path, spawn):
+    """The task tree workload, running for 30 s, once its tasks exist."""
+    ready = tmp_path / "ready"
+    proc = spawn([python, WORKLOADS / "task_tree.py", "--seconds", "30", "--depth", "5", "--ready", ready],
+                 stdout=subprocess.DEVNULL)
+    wait_for_file(ready, proc=proc)
+    return proc
+
+
 def pstree_edges(text):
     """(parent task, child task) pairs and roots from a tree of `(T) NAME` lines."""
     edges, roots, stack = set(), set(), []
@@ -90,10 +99,7 @@ def pstree_edges(text):
 @pytest.mark.parametrize("py", ["sid-3.14", "sid-3.15"])
 def test_dump_shows_the_same_task_tree_as_cpythons_own_pstree(py, tmp_path, spawn):
     python = interpreter(py)
-    ready = tmp_path / "ready"
-    proc = spawn([python, WORKLOADS / "task_tree.py", "--seconds", "30", "--depth", "5", "--ready", ready],
-                 stdout=subprocess.DEVNULL)
-    wait_for_file(ready, proc=proc)
+    proc = start_task_tree(python, tmp_path, spawn)
     ours = run_loopspy("dump", "-p", proc.pid).stdout
     theirs = subprocess.run([python, "-m", "asyncio", "pstree", str(proc.pid)], capture_output=True, text=True,
                             timeout=60, check=True).stdout
@@ -120,10 +126,7 @@ def test_dump_shows_the_same_task_tree_as_cpythons_own_pstree(py, tmp_path, spaw
 @pytest.mark.parametrize("py", TASK_PYTHONS)
 def test_dump_prints_threads_and_the_task_tree(py, tmp_path, spawn):
     python = interpreter(py)
-    ready = tmp_path / "ready"
-    proc = spawn([python, WORKLOADS / "task_tree.py", "--seconds", "30", "--depth", "5", "--ready", ready],
-                 stdout=subprocess.DEVNULL)
-    wait_for_file(ready, proc=proc)
+    proc = start_task_tree(python, tmp_path, spawn)
     out = run_loopspy("dump", "-p", proc.pid).stdout
     edges, roots = pstree_edges(out)
     assert {("root", w) for w in WORKERS} <= edges
