@@ -77,6 +77,10 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
     LoopAnalysisOptions lo = analysis_options(args);
     const TaskAttribution tasks(profile);
     LoopAnalysis analysis = analyze_loops(profile, lo, &tasks);
+    if ((args.async || args.tasks || !args.tasks_flamegraph.empty() || !args.tasks_collapsed.empty()) && !tasks.has_tasks()) {
+        std::fprintf(stderr, "loopspy: no task snapshots in this recording (recorded with --task-rate 0, or in recording "
+                             "format 1.0): stacks stay physical and no task is named\n");
+    }
 
     FlameMode mode = parse_flame_mode(args.mode).value_or(FlameMode::Busy);
     std::string svg = args.any() ? args.flamegraph : default_flamegraph;
