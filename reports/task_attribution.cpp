@@ -105,18 +105,20 @@ void TaskAttribution::resolve_samples() {
                     auto frames = profile_.stack(first.stack);
                     std::size_t b = task_frames_begin(first.stack);
                     if (b < frames.size()) outer = profile_.string(profile_.frame(frames[b]).name);
+                    // Several records can fit one coroutine (a task renamed, a name read once
+                    // without its coroutine's): they are one task if they share the name.
                     std::optional<TaskId> found;
-                    int matches = 0;
+                    bool ambiguous = false;
                     for (TaskId id : candidates->second) {
                         const TaskRecord& t = profile_.tasks()[id];
                         std::string_view coro_name = profile_.string(t.coro_name);
                         if (!coro_name.empty() && coro_name != outer) continue;
                         if (seen_[id].first <= end && seen_[id].last >= first.time) {
-                            found = id;
-                            ++matches;
+                            if (found && profile_.tasks()[*found].name != t.name) ambiguous = true;
+                            if (!found) found = id;
                         }
                     }
-                    if (matches == 1) {
+                    if (found && !ambiguous) {
                         for (std::size_t k = run_begin; k < run_end; ++k) sample_task_[idx[k]] = found;
                     }
                 }
