@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ public:
     /// Errors only for a target that cannot be read at all.
     virtual Result<std::vector<RawTask>> read_tasks() = 0;
 };
+
+/// The name of a task whose task_name is an int counter (unnamed tasks, from 3.12 lazily): "Task-N".
+/// `int_object` is the int; nullopt if it is not a small non-negative int.
+std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, int minor);
 
 /// The reader for `interp`'s version (3.11-3.15).
 std::unique_ptr<TaskReader> make_task_reader(const RemoteMemory& memory, const Interpreter& interp);

@@ -43,7 +43,6 @@ constexpr std::uint64_t kFunctionClosure = 72;                      // PyFunctio
 constexpr std::uint64_t kFunctionQualname = 40;                     // PyFunctionObject.func_qualname
 constexpr std::uint64_t kCellRef = 16;                              // PyCellObject.ob_ref
 constexpr std::uint64_t kVarSize = 16, kTupleItems = 24, kListItems = 24;
-constexpr std::uint64_t kLongTag = 16, kLongDigits = 24;           // 3.12+: lv_tag, ob_digit
 constexpr std::uint64_t kMaxEntries = 1 << 16, kMaxSetSlots = 1 << 20;
 
 class Tasks311Reader final : public TaskReader {
@@ -187,13 +186,13 @@ private:
         return out;
     }
 
-    std::vector<std::uint64_t> items(std::uint64_t seq, std::uint64_t items_at, std::size_t max) {
+    /// The items of a list (behind a pointer) or a tuple (inline), at most `max` of them.
+    std::vector<std::uint64_t> items(std::uint64_t seq, std::size_t max) {
         std::vector<std::uint64_t> out;
         auto n = m_.read_u64(RemoteAddr{seq + kVarSize});
         if (!n || *n > max) return out;
-        std::uint64_t at = items_at == kListItems && types_.of_object(RemoteAddr{seq}) == "list"
-                               ? m_.read_u64(RemoteAddr{seq + kListItems}).value_or(0)
-                               : seq + kTupleItems;
+        std::uint64_t at = types_.of_object(RemoteAddr{seq}) == "list" ? m_.read_u64(RemoteAddr{seq + kListItems}).value_or(0)
+                                                                       : seq + kTupleItems;
         if (!at) return out;
         out.resize(*n);
         if (!m_.read(RemoteAddr{at}, std::as_writable_bytes(std::span(out)))) out.clear();
@@ -259,19 +258,7 @@ private:
     std::optional<std::string> task_name(std::uint64_t name) {
         if (auto s = str(name)) return s;
         if (types_.of_object(RemoteAddr{name}) != "int") return std::nullopt;
-        if (interp_.version.minor() == 11) {
-            auto size = m_.read_u64(RemoteAddr{name + kVarSize});
-            auto d = m_.read_u64(RemoteAddr{name + kLongDigits});
-            if (!size || !d || *size > 2) return std::nullopt;
-            std::uint64_t v = *size == 0 ? 0 : (*d & 0x3fffffff) | (*size == 2 ? ((*d >> 32) & 0x3fffffff) << 30 : 0);
-            return "Task-" + std::to_string(v);
-        }
-        auto tag = m_.read_u64(RemoteAddr{name + kLongTag});
-        auto d = m_.read_u64(RemoteAddr{name + kLongDigits});
-        if (!tag || !d || (*tag & 3) == 2 || (*tag >> 3) > 2) return std::nullopt;
-        std::uint64_t nd = *tag >> 3;
-        std::uint64_t v = nd == 0 ? 0 : (*d & 0x3fffffff) | (nd == 2 ? ((*d >> 32) & 0x3fffffff) << 30 : 0);
-        return "Task-" + std::to_string(v);
+        return counter_task_name(m_, RemoteAddr{name}, interp_.version.minor());
     }
 
     /// The callbacks registered on a future: callback0 and each (callback, context) of callbacks.
@@ -288,8 +275,8 @@ private:
         }
         if (cb0) out.push_back(cb0);
         if (list && types_.of_object(RemoteAddr{list}) == "list") {
-            for (std::uint64_t pair : items(list, kListItems, 4096)) {
-                auto cb = items(pair, kTupleItems, 2);
+            for (std::uint64_t pair : items(list, 4096)) {
+                auto cb = items(pair, 2);
                 if (!cb.empty()) out.push_back(cb[0]);
             }
         }
@@ -320,7 +307,7 @@ private:
                     // gather: a closure whose cell holds the outer future.
                     std::uint64_t closure = m_.read_u64(RemoteAddr{cb + kFunctionClosure}).value_or(0);
                     if (!closure || types_.of_object(RemoteAddr{closure}) != "tuple") continue;
-                    for (std::uint64_t cell : items(closure, kTupleItems, 64)) {
+                    for (std::uint64_t cell : items(closure, 64)) {
                         std::uint64_t obj = m_.read_u64(RemoteAddr{cell + kCellRef}).value_or(0);
                         if (!obj || types_.of_object(RemoteAddr{obj}) != "_GatheringFuture") continue;
                         if (auto w = waiting_on.find(obj); w != waiting_on.end()) {

@@ -17,8 +17,6 @@ namespace {
 // PySetObject (Include/cpython/setobject.h, unchanged 3.11-3.15): mask at 32, table at 40;
 // each setentry is {PyObject *key; Py_hash_t hash}.
 constexpr std::uint64_t kSetMask = 32, kSetTable = 40, kSetEntrySize = 16;
-// PyLongObject from 3.12: lv_tag (ndigits << 3 | sign) at 16, 30-bit digits from 24.
-constexpr std::uint64_t kLongTag = 16, kLongDigits = 24;
 // Bounds: no target keeps more tasks than this in one list, or awaiters of one task.
 constexpr int kMaxTasksPerList = 1 << 20;
 constexpr std::uint64_t kMaxSetSlots = 1 << 16;
@@ -139,17 +137,8 @@ private:
             if (!s) return std::nullopt;
             return *s;
         }
-        if (type == "int") {
-            // Unnamed tasks keep a counter and are called "Task-N" when asked.
-            auto tag = memory_.read_u64(RemoteAddr{name.value + kLongTag});
-            auto digits = memory_.read_u64(RemoteAddr{name.value + kLongDigits});
-            if (!tag || !digits) return std::nullopt;
-            std::uint64_t ndigits = *tag >> 3;
-            if ((*tag & 3) != 0 || ndigits > 2) return std::nullopt;
-            std::uint64_t v = (*digits & 0x3fffffff) | (ndigits == 2 ? ((*digits >> 32) & 0x3fffffff) << 30 : 0);
-            if (ndigits == 0) v = 0;
-            return "Task-" + std::to_string(v);
-        }
+        // Unnamed tasks keep a counter and are called "Task-N" when asked.
+        if (type == "int") return counter_task_name(memory_, name, interp_.version.minor());
         return std::nullopt;
     }
 
