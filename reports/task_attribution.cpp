@@ -53,6 +53,17 @@ const TaskEntry* TaskAttribution::entry_at(TaskId task, Nanoseconds t) const {
     return &std::prev(it)->entry;
 }
 
+const TaskEntry* TaskAttribution::suspended_entry_near(TaskId task, Nanoseconds t) const {
+    // An awaiting task is suspended while the task it awaits runs. If the snapshot before `t`
+    // caught it still running (it had not reached its await yet), the next one shows where it waits.
+    const TaskEntry* e = entry_at(task, t);
+    if (!e || e->state == TaskState::Suspended) return e;
+    for (const Version& v : seen_[task].versions) {
+        if (v.from > t && v.entry.state == TaskState::Suspended) return &v.entry;
+    }
+    return e;
+}
+
 std::size_t TaskAttribution::task_frames_begin(StackId stack) const {
     auto frames = profile_.stack(stack);
     for (std::size_t i = 0; i < frames.size(); ++i) {
@@ -149,7 +160,7 @@ std::vector<std::string> TaskAttribution::async_prefix(TaskId task, Nanoseconds 
         if (l->awaiters > 1) frame += " (awaited by " + std::to_string(l->awaiters) + " tasks)";
         out.push_back(std::move(frame));
         if (l->task == task) break;
-        if (const TaskEntry* e = entry_at(l->task, t)) {
+        if (const TaskEntry* e = suspended_entry_near(l->task, t)) {
             for (FrameId f : profile_.stack(e->stack)) {
                 if (profile_.frame(f).flags & kFrameSpecial) continue;  // <awaiting ...>: the next task says what
                 out.push_back(profile_.format_frame(f));

@@ -61,6 +61,7 @@ private:
         std::vector<Version> versions;  // in time order
     };
     const TaskEntry* entry_at(TaskId task, Nanoseconds t) const;
+    const TaskEntry* suspended_entry_near(TaskId task, Nanoseconds t) const;
     void resolve_samples();
 
     const Profile& profile_;

@@ -150,3 +150,15 @@ TEST_CASE("AsyncioDebug section: offsets are read and checked against their stru
     CHECK(!parse_asyncio_debug(bytes).ok());
     CHECK(!parse_asyncio_debug(std::span<const std::byte>(bytes, 64)).ok());
 }
+
+TEST_CASE("task attribution: an awaiting task caught running before its await is drawn where it then waits") {
+    Builder b;
+    TaskId root = b.task(0x1000, 0xa000, "root", "main");
+    TaskId worker = b.task(0x2000, 0xb000, "worker", "work");
+    StackId chain = b.p.intern_stack(std::vector<FrameId>{b.p.intern_frame("main", "app.py", 5, kFrameCoroutine)});
+    b.snapshot(100, {running(root), {worker, TaskState::Suspended, 0, {root}}});
+    b.snapshot(200, {{root, TaskState::Suspended, chain, {}}, running(worker, {root})});
+    TaskAttribution t(b.p);
+    std::vector<std::string> expected = {"<task> root", "main (app.py:5)", "<task> worker"};
+    CHECK(t.async_prefix(worker, Nanoseconds{150 * kMs}) == expected);
+}
