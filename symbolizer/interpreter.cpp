@@ -33,6 +33,17 @@ std::optional<std::uint64_t> runtime_address(const ElfFile& elf, const std::vect
     return std::nullopt;
 }
 
+bool segment_in_place(const ElfFile& elf, const std::vector<Mapping>& maps, const std::string& path,
+                      std::uint64_t vaddr, std::uint64_t addr) {
+    auto want_offset = elf.file_offset_of(vaddr);
+    for (const auto& m : maps) {
+        if (addr < m.start || addr >= m.end) continue;
+        if (!want_offset) return true;  // .bss: any mapping at the address is the final one
+        return m.path == path && m.offset + (addr - m.start) == *want_offset;
+    }
+    return false;
+}
+
 namespace {
 
 /// A version string like "3.9.18" from .rodata, for interpreters older than Py_Version (3.11).
@@ -111,6 +122,9 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
         interp.binary_path = cand.path;
         auto runtime = runtime_address(*elf, maps, cand.path, *runtime_vaddr);
         if (!runtime) continue;
+        // Between exec and the dynamic loader's mapping of the data segment, the address of
+        // _PyRuntime holds other bytes of the file: not an interpreter to read yet.
+        if (!segment_in_place(*elf, maps, cand.path, *runtime_vaddr, *runtime)) continue;
         interp.runtime = RemoteAddr{*runtime};
 
         auto version_sym = elf->find_symbol("Py_Version");

@@ -31,6 +31,10 @@ class ElfFile;
 /// Where a link-time address `vaddr` of the ELF file `path` lies in a process with mappings `maps`.
 std::optional<std::uint64_t> runtime_address(const ElfFile& elf, const std::vector<Mapping>& maps,
                                              const std::string& path, std::uint64_t vaddr);
+/// True once the PT_LOAD segment holding link-time `vaddr` is mapped at `addr` from the right file
+/// offset: while the loader is still placing a library's segments, it is not.
+bool segment_in_place(const ElfFile& elf, const std::vector<Mapping>& maps, const std::string& path,
+                      std::uint64_t vaddr, std::uint64_t addr);
 
 /// "3.12.1" for 0x030C01F0.
 std::string format_version(PythonVersion v);

@@ -46,6 +46,40 @@ TEST_CASE("a symbol of this binary is found and maps to its real address") {
     CHECK(v == 1234);
 }
 
+TEST_CASE("an interpreter's data segment counts as in place only once the loader has mapped it") {
+    // Between exec and the loader's mmap of the data segment, a library is one span mapped from
+    // file offset 0, and the address of a data symbol shows other bytes of the file.
+    std::string exe = self_exe();
+    auto elf = ElfFile::open(exe);
+    REQUIRE(elf.ok());
+    auto sym = elf->find_symbol("loopspy_elf_test_marker");
+    REQUIRE(sym.has_value());
+    const auto& segs = elf->load_segments();
+    REQUIRE(segs.size() >= 2);
+    const ElfSegment* data = nullptr;
+    for (const auto& s : segs) {
+        if (sym->value >= s.vaddr && sym->value < s.vaddr + s.filesz) data = &s;
+    }
+    REQUIRE(data != nullptr);
+    REQUIRE(data->vaddr - data->offset != segs.front().vaddr - segs.front().offset);
+    const std::uint64_t base = 0x7f0000000000;
+    const std::uint64_t span = (segs.back().vaddr + segs.back().memsz + 0xfff) & ~0xfffull;
+    std::vector<Mapping> mid_load{{base, base + span, 0, "r--p", 1, exe}};
+    auto addr = runtime_address(*elf, mid_load, exe, sym->value);
+    REQUIRE(addr.has_value());
+    CHECK(*addr == base + sym->value);
+    CHECK_FALSE(segment_in_place(*elf, mid_load, exe, sym->value, *addr));
+
+    std::vector<Mapping> loaded;
+    for (const auto& s : segs) {
+        std::uint64_t start = base + (s.vaddr & ~0xfffull);
+        std::uint64_t end = (base + s.vaddr + s.memsz + 0xfff) & ~0xfffull;
+        loaded.push_back({start, end, s.offset & ~0xfffull, "r--p", 1, exe});
+    }
+    CHECK(segment_in_place(*elf, loaded, exe, sym->value, *addr));
+    CHECK_FALSE(segment_in_place(*elf, {}, exe, sym->value, *addr));  // nothing mapped there
+}
+
 TEST_CASE("a missing symbol is not found") {
     auto elf = ElfFile::open(self_exe());
     REQUIRE(elf.ok());
