@@ -138,12 +138,11 @@ def test_dump_prints_threads_and_the_task_tree(py, tmp_path, spawn):
     assert f"Thread {proc.pid}" in out and "run_forever" in out
 
 
-@pytest.mark.parametrize("py", TASK_PYTHONS)
-def test_every_slow_callback_names_its_task(py, tmp_path):
-    python = interpreter(py)
+def check_each_slow_callback_is_named_by_its_task(python, loop, tmp_path):
     truth_file = tmp_path / "truth.json"
     run_loopspy("record", "--no-status", "-o", tmp_path / "s.lspy", "--report", tmp_path / "r.json",
-                "--threshold", "100", "--", python, WORKLOADS / "named_stalls.py", "--truth", truth_file)
+                "--threshold", "100", "--", python, WORKLOADS / "named_stalls.py", "--truth", truth_file,
+                "--loop", loop)
     truth = json.loads(truth_file.read_text())
     report = json.loads((tmp_path / "r.json").read_text())
     slow = sorted(report["slow_callbacks"], key=lambda s: s["start_ms"])
@@ -151,6 +150,16 @@ def test_every_slow_callback_names_its_task(py, tmp_path):
     for stall, cb in zip(sorted(truth, key=lambda t: t["start_ns"]), slow):
         assert cb["task"] == stall["task"], cb
         assert "stall" in cb["callback"], cb
+
+
+@pytest.mark.parametrize("py", TASK_PYTHONS)
+def test_every_slow_callback_names_its_task(py, tmp_path):
+    check_each_slow_callback_is_named_by_its_task(interpreter(py), "stdlib", tmp_path)
+
+
+def test_under_uvloop_every_slow_callback_names_its_task(tmp_path):
+    # uvloop runs the same C Tasks from its own (native) loop: no Python loop frames at all.
+    check_each_slow_callback_is_named_by_its_task(interpreter("debian-3.11"), "uvloop", tmp_path)
 
 
 @pytest.mark.parametrize("py", ["pyenv-3.12", "sid-3.14"])

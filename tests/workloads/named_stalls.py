@@ -4,7 +4,7 @@ Tasks "stall-sleep" (time.sleep, off-CPU) and "stall-burn" (a CPU loop) each sta
 0.15 s, at different times; "ticker" runs tiny callbacks all along. The truth (JSON on --truth):
 per stall, the task's name, its start and end (time.monotonic_ns()).
 
-usage: named_stalls.py --truth FILE [--ready FILE]
+usage: named_stalls.py --truth FILE [--ready FILE] [--loop stdlib|uvloop]
 """
 import argparse
 import asyncio
@@ -50,7 +50,13 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--truth", required=True)
     p.add_argument("--ready")
+    p.add_argument("--loop", choices=["stdlib", "uvloop"], default="stdlib")
     a = p.parse_args()
-    asyncio.run(main(a))
+    if a.loop == "uvloop":
+        import uvloop
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main(a))
+    else:
+        asyncio.run(main(a))
     with open(a.truth, "w") as f:
         json.dump(truth, f)
