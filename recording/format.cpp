@@ -84,6 +84,10 @@ public:
     std::size_t left() const { return static_cast<std::size_t>(end_ - p_); }
 
     std::uint64_t u() {
+        if (p_ != end_ && *p_ < 0x80) return *p_++;  // most values are one byte
+        return u_long();
+    }
+    std::uint64_t u_long() {
         std::uint64_t v = 0;
         for (int shift = 0; shift < 64; shift += 7) {
             if (p_ == end_) throw Damage{"a value runs past the end of its chunk"};
@@ -724,12 +728,16 @@ private:
 
     void samples(In& in) {
         first_id(in, p_.samples().size(), "samples");
-        std::size_t n = in.count(4, "samples");  // thread, head, time and stack: a byte each at least
-        std::int64_t default_weight = in.s();
-        std::int64_t base = in.s();
-        std::vector<SampleRecord> recs(n);
-        std::vector<std::uint32_t> index(n);
-        std::vector<std::uint8_t> heads(n);
+        const std::size_t n = in.count(4, "samples");  // thread, head, time and stack: a byte each at least
+        const std::int64_t default_weight = in.s();
+        const std::int64_t base = in.s();
+        // Scratch columns live across chunks: a recording's chunks are all about the same size.
+        auto& recs = scratch_samples_;
+        auto& index = scratch_index_;
+        auto& heads = scratch_heads_;
+        recs.assign(n, SampleRecord{});
+        index.resize(n);
+        heads.resize(n);
         for (std::size_t i = 0; i < n; ++i) {
             index[i] = thread(in);
             recs[i].tid = thread_tids_[index[i]];
@@ -742,9 +750,10 @@ private:
             recs[i].kind = static_cast<SampleKind>(kind);
         }
         for (auto& r : recs) r.time = Nanoseconds{in.s()};  // deltas for now
+        const std::size_t stacks = p_.stack_count();
         for (auto& r : recs) {
             std::uint64_t s = in.u();
-            if (s >= p_.stack_count()) throw Damage{"a sample names a stack the recording does not have"};
+            if (s >= stacks) throw Damage{"a sample names a stack the recording does not have"};
             r.stack = static_cast<StackId>(s);
         }
         for (std::size_t i = 0; i < n; ++i) recs[i].weight = Nanoseconds{heads[i] & kHeadWeight ? in.s() : default_weight};
@@ -757,14 +766,15 @@ private:
         for (std::size_t i = 0; i < n; ++i) {
             if (heads[i] & kHeadSyscall) recs[i].syscall = in.i32("a syscall number");
         }
-        std::unordered_map<std::uint32_t, std::int64_t> predicted;
+        // Each thread's times are predicted from its previous sample's end (the chunk's base at first).
+        std::vector<std::int64_t>& predicted = scratch_predicted_;
+        predicted.assign(thread_tids_.size(), base);
         for (std::size_t i = 0; i < n; ++i) {
-            auto [it, fresh] = predicted.try_emplace(index[i], base);
-            recs[i].time = Nanoseconds{wrap_add(it->second, recs[i].time.value)};
-            it->second = wrap_add(recs[i].time.value, recs[i].weight.value);
+            std::int64_t& next = predicted[index[i]];
+            recs[i].time = Nanoseconds{wrap_add(next, recs[i].time.value)};
+            next = wrap_add(recs[i].time.value, recs[i].weight.value);
         }
-        p_.reserve_samples(recs.size());
-        for (const auto& r : recs) p_.add_sample(r);
+        p_.add_samples(recs);
         sample_data = true;
     }
 
@@ -840,8 +850,10 @@ private:
         first_id(in, p_.selector_waits().size(), "selector waits");
         std::size_t n = in.count(8, "selector waits");  // eight columns of a byte at least
         std::int64_t base = in.s();
-        std::vector<SelectorWait> recs(n);
-        std::vector<std::uint32_t> index(n);
+        auto& recs = scratch_waits_;
+        auto& index = scratch_index_;
+        recs.assign(n, SelectorWait{});
+        index.resize(n);
         for (std::size_t i = 0; i < n; ++i) {
             index[i] = thread(in);
             recs[i].tid = thread_tids_[index[i]];
@@ -853,17 +865,19 @@ private:
         for (auto& w : recs) w.folded_waits = in.u32("a folded wait count");
         for (auto& w : recs) w.folded_wait_time = Nanoseconds{in.s()};
         for (auto& w : recs) w.folded_busy_time = Nanoseconds{in.s()};
-        std::unordered_map<std::uint32_t, std::int64_t> last_leave;
+        // Each thread's times are predicted from its previous wait's leave (the chunk's base at first).
+        std::vector<std::int64_t>& last_leave = scratch_predicted_;
+        last_leave.assign(thread_tids_.size(), base);
         for (std::size_t i = 0; i < n; ++i) {
             SelectorWait& w = recs[i];
-            auto [it, fresh] = last_leave.try_emplace(index[i], base);
+            std::int64_t& last = last_leave[index[i]];
             w.previous_leave = Nanoseconds{wrap_add(
-                wrap_add(it->second, wrap_add(w.folded_busy_time.value, w.folded_wait_time.value)), w.previous_leave.value)};
-            w.enter = Nanoseconds{wrap_add(w.previous_leave.value != 0 ? w.previous_leave.value : it->second, w.enter.value)};
+                wrap_add(last, wrap_add(w.folded_busy_time.value, w.folded_wait_time.value)), w.previous_leave.value)};
+            w.enter = Nanoseconds{wrap_add(w.previous_leave.value != 0 ? w.previous_leave.value : last, w.enter.value)};
             w.leave = Nanoseconds{wrap_add(w.enter.value, w.leave.value)};
-            it->second = w.leave.value;
+            last = w.leave.value;
         }
-        for (const auto& w : recs) p_.add_selector_wait(w);
+        p_.add_selector_waits(recs);
         sample_data = true;
     }
 
@@ -880,6 +894,12 @@ private:
     ReadResult& r_;
     Profile& p_;
     std::vector<Tid> thread_tids_;
+    // Reused by every samples and selector-waits chunk (see samples() and waits()).
+    std::vector<SampleRecord> scratch_samples_;
+    std::vector<SelectorWait> scratch_waits_;
+    std::vector<std::uint32_t> scratch_index_;
+    std::vector<std::uint8_t> scratch_heads_;
+    std::vector<std::int64_t> scratch_predicted_;
     std::unordered_map<Tid, std::uint32_t> thread_ids_;
 };
 
@@ -894,6 +914,36 @@ Nanoseconds data_end(const Profile& p) {
         if (w.leave > end) end = w.leave;
     }
     return end;
+}
+
+}  // namespace
+
+namespace {
+
+/// Upper bounds on the samples and selector waits a recording holds, from its chunk headers
+/// alone (a sample takes at least 4 bytes of a chunk's body, a wait 8), each capped at 4 a byte
+/// of file: enough to reserve their memory once. Stops at the first header that does not check
+/// out; the reader proper judges the chunks.
+struct EventBounds {
+    std::size_t samples = 0;
+    std::size_t waits = 0;
+};
+
+EventBounds event_bounds(const std::uint8_t* data, std::size_t size) {
+    std::uint64_t samples = 0, waits = 0;
+    std::size_t pos = kFileHeaderSize;
+    while (pos <= size && size - pos >= kChunkHeaderSize) {
+        const std::uint8_t* h = data + pos;
+        if (crc_of(h, 20) != get_le32(h + 20)) break;
+        const std::uint32_t stored = get_le32(h + 8);
+        if (stored > size - pos - kChunkHeaderSize) break;
+        const std::uint32_t raw = std::min(get_le32(h + 12), kMaxChunkRaw);
+        if (get_le32(h) == kChunkSamples) samples += raw / 4;
+        if (get_le32(h) == kChunkSelectorWaits) waits += raw / 8;
+        pos += kChunkHeaderSize + stored;
+    }
+    const std::uint64_t cap = std::uint64_t{size} * 4;
+    return {static_cast<std::size_t>(std::min(samples, cap)), static_cast<std::size_t>(std::min(waits, cap))};
 }
 
 }  // namespace
@@ -922,6 +972,8 @@ Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
                                                    std::to_string(kFormatMajor) + ".x)");
     }
 
+    const EventBounds bounds = event_bounds(data, size);
+    r.profile.reserve_events(bounds.samples, bounds.waits);
     Decoder decoder(r);
     std::size_t pos = kFileHeaderSize;
     std::string problem;    // why reading stopped early, e.g. "a bad checksum in the samples chunk at byte 123"

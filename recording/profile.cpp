@@ -1,5 +1,9 @@
 #include "recording/profile.hpp"
 
+#include <exception>
+
+#include "core/huge_pages.hpp"
+
 namespace loopspy {
 
 StringId Profile::intern_string(std::string_view s) {
@@ -60,6 +64,26 @@ TaskId Profile::intern_task(const TaskRecord& t) {
     auto [it, fresh] = task_ids_.try_emplace(key, static_cast<TaskId>(tasks_.size()));
     if (fresh) tasks_.push_back(t);
     return it->second;
+}
+
+namespace {
+
+template <typename T>
+void reserve_on_huge_pages(std::vector<T>& v, std::size_t total) {
+    if (total <= v.capacity()) return;
+    try {
+        v.reserve(total);
+    } catch (const std::exception&) {
+        return;  // an estimate too large to hold: the vector grows as events come instead
+    }
+    advise_huge_pages(v.data(), v.capacity() * sizeof(T));
+}
+
+}  // namespace
+
+void Profile::reserve_events(std::size_t samples, std::size_t waits) {
+    reserve_on_huge_pages(samples_, samples);
+    reserve_on_huge_pages(selector_waits_, waits);
 }
 
 bool Profile::set_sample_coro(std::size_t index, std::uint64_t coro) {

@@ -155,11 +155,17 @@ public:
     /// Frames outermost first.
     StackId intern_stack(std::span<const FrameId> frames);
     void add_sample(const SampleRecord& s) { samples_.push_back(s); }
-    /// Room for `more` samples, growing geometrically (a reader adds them a chunk at a time).
-    void reserve_samples(std::size_t more) {
-        if (samples_.capacity() - samples_.size() < more) samples_.reserve(std::max(2 * samples_.capacity(), samples_.size() + more));
-    }
+    /// Room for `samples` samples and `waits` selector waits in all, in memory backed by huge pages
+    /// where it is large (the reader's estimate from chunk headers, so that one allocation each
+    /// holds a whole recording).
+    void reserve_events(std::size_t samples, std::size_t waits);
+    /// Adds a chunk's samples at once (insert grows the vector geometrically).
+    void add_samples(std::span<const SampleRecord> more) { samples_.insert(samples_.end(), more.begin(), more.end()); }
     void add_selector_wait(const SelectorWait& w) { selector_waits_.push_back(w); }
+    /// Adds a chunk's selector waits at once.
+    void add_selector_waits(std::span<const SelectorWait> more) {
+        selector_waits_.insert(selector_waits_.end(), more.begin(), more.end());
+    }
     /// The id of a task seen (the same record gets the same id).
     TaskId intern_task(const TaskRecord& t);
     void add_task_snapshot(TaskSnapshot s) { snapshots_.push_back(std::move(s)); }

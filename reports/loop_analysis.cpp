@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/sorting.hpp"
 #include "reports/syscalls.hpp"
 
 namespace loopspy {
@@ -147,7 +148,12 @@ struct Timeline {
 
 std::unordered_map<Tid, Timeline> timelines(const Profile& profile, const std::vector<Tid>& threads) {
     std::unordered_map<Tid, Timeline> out;
-    for (Tid t : threads) out[t];
+    std::unordered_map<Tid, std::size_t> counts;  // counted first: one allocation a thread
+    for (Tid t : threads) counts[t] = 0;
+    for (const SampleRecord& s : profile.samples()) {
+        if (auto it = counts.find(s.tid); it != counts.end()) ++it->second;
+    }
+    for (const auto& [tid, n] : counts) out[tid].samples.reserve(n);
     for (const SampleRecord& s : profile.samples()) {
         auto it = out.find(s.tid);
         if (it == out.end()) continue;
@@ -155,8 +161,8 @@ std::unordered_map<Tid, Timeline> timelines(const Profile& profile, const std::v
         if (is_off_cpu(s)) it->second.longest_off = std::max(it->second.longest_off, s.weight);
     }
     for (auto& [tid, tl] : out) {
-        std::stable_sort(tl.samples.begin(), tl.samples.end(),
-                         [](const SampleRecord* a, const SampleRecord* b) { return a->time < b->time; });
+        stable_sort_unless_sorted(tl.samples.begin(), tl.samples.end(),
+                                  [](const SampleRecord* a, const SampleRecord* b) { return a->time < b->time; });
     }
     return out;
 }
@@ -166,7 +172,7 @@ std::vector<const SelectorWait*> waits_of(const Profile& profile, Tid tid) {
     for (const SelectorWait& w : profile.selector_waits()) {
         if (w.tid == tid) out.push_back(&w);
     }
-    std::stable_sort(out.begin(), out.end(), [](const SelectorWait* a, const SelectorWait* b) { return a->enter < b->enter; });
+    stable_sort_unless_sorted(out.begin(), out.end(), [](const SelectorWait* a, const SelectorWait* b) { return a->enter < b->enter; });
     return out;
 }
 

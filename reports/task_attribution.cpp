@@ -5,6 +5,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/sorting.hpp"
+
 namespace loopspy {
 namespace {
 
@@ -41,7 +43,7 @@ std::string_view TaskAttribution::name(TaskId task) const {
 }
 
 std::optional<TaskId> TaskAttribution::task_of(std::size_t index) const {
-    if (index >= sample_task_.size()) return std::nullopt;
+    if (index >= sample_task_.size() || sample_task_[index] == kNoTask) return std::nullopt;
     return sample_task_[index];
 }
 
@@ -75,25 +77,37 @@ std::size_t TaskAttribution::task_frames_begin(StackId stack) const {
 
 void TaskAttribution::resolve_samples() {
     const auto& samples = profile_.samples();
-    sample_task_.assign(samples.size(), std::nullopt);
+    sample_task_.assign(samples.size(), kNoTask);
     if (!has_tasks()) return;
     std::unordered_map<std::uint64_t, std::vector<TaskId>> by_coro;
     for (TaskId id = 0; id < profile_.tasks().size(); ++id) {
         if (!seen_[id].versions.empty()) by_coro[profile_.tasks()[id].coro].push_back(id);
     }
     // Each thread's events in time order, and its selector waits.
-    std::map<Tid, std::vector<std::size_t>> per_thread;
+    std::map<Tid, std::vector<std::uint32_t>> per_thread;  // sample indices (a recording holds < 4G samples)
+    {
+        std::map<Tid, std::size_t> counts;
+        for (const SampleRecord& s : samples) ++counts[s.tid];
+        for (const auto& [tid, n] : counts) per_thread[tid].reserve(n);
+    }
     for (std::size_t i = 0; i < samples.size(); ++i) {
-        per_thread[samples[i].tid].push_back(i);
+        per_thread[samples[i].tid].push_back(static_cast<std::uint32_t>(i));
     }
     std::map<Tid, std::vector<std::pair<Nanoseconds, Nanoseconds>>> waits;
     for (const SelectorWait& w : profile_.selector_waits()) waits[w.tid].emplace_back(w.enter, w.leave);
-    for (auto& [tid, v] : waits) std::sort(v.begin(), v.end());
+    for (auto& [tid, v] : waits) stable_sort_unless_sorted(v.begin(), v.end(), std::less<>());
     const std::int64_t period = profile_.info.rate_hz > 0 ? 1'000'000'000 / profile_.info.rate_hz : 1'000'000;
 
     for (auto& [tid, idx] : per_thread) {
-        std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return samples[a].time < samples[b].time; });
+        stable_sort_unless_sorted(idx.begin(), idx.end(), [&](std::uint32_t a, std::uint32_t b) { return samples[a].time < samples[b].time; });
         const auto& thread_waits = waits[tid];
+        // The first of the thread's waits that enters after `t`: a cursor, as `t` moves mostly forward.
+        std::size_t wait_cursor = 0;
+        auto first_wait_after = [&](Nanoseconds t) {
+            while (wait_cursor < thread_waits.size() && thread_waits[wait_cursor].first <= t) ++wait_cursor;
+            while (wait_cursor > 0 && thread_waits[wait_cursor - 1].first > t) --wait_cursor;
+            return wait_cursor;
+        };
         // Runs of consecutive samples of one coroutine with no selector wait and no long gap between.
         std::size_t run_begin = 0;
         while (run_begin < idx.size()) {
@@ -104,8 +118,8 @@ void TaskAttribution::resolve_samples() {
                 const SampleRecord& s = samples[idx[run_end]];
                 if (s.coro != first.coro || s.time.value - end.value > kStepGapPeriods * period) break;
                 // A selector wait between them ends the step.
-                auto w = std::upper_bound(thread_waits.begin(), thread_waits.end(), std::make_pair(end, Nanoseconds{INT64_MAX}));
-                if (w != thread_waits.end() && w->first < s.time) break;
+                std::size_t w = first_wait_after(end);
+                if (w < thread_waits.size() && thread_waits[w].first < s.time) break;
                 end = std::max(end, s.kind == SampleKind::OffCpu ? s.time + s.weight : s.time);
                 ++run_end;
             }
@@ -130,7 +144,7 @@ void TaskAttribution::resolve_samples() {
                         }
                     }
                     if (found && !ambiguous) {
-                        for (std::size_t k = run_begin; k < run_end; ++k) sample_task_[idx[k]] = found;
+                        for (std::size_t k = run_begin; k < run_end; ++k) sample_task_[idx[k]] = *found;
                     }
                 }
             }

@@ -67,7 +67,8 @@ private:
     const Profile& profile_;
     std::vector<Seen> seen_;  // by TaskId
     std::vector<Nanoseconds> snapshot_times_;
-    std::vector<std::optional<TaskId>> sample_task_;  // by sample index
+    static constexpr TaskId kNoTask = ~TaskId{0};
+    std::vector<TaskId> sample_task_;  // by sample index; kNoTask where none was found
 };
 
 }  // namespace loopspy
