@@ -12,6 +12,7 @@
 #include <ctime>
 #include <thread>
 
+#include "core/memory.hpp"
 #include "cli/launch.hpp"
 #include "cli/preflight.hpp"
 #include "cli/recorder.hpp"
@@ -206,6 +207,7 @@ Result<int> run_record(const RecordArgs& args) {
     std::fprintf(stderr, "loopspy: wrote recording to %s (%llu bytes)\n", recording_path.c_str(),
                  static_cast<unsigned long long>(writer->bytes_written()));
     if (args.outputs.any()) {
+        keep_freed_memory_for_reuse();  // recording is over: from here on this is a replay
         LOOPSPY_TRY(ReadResult recorded, read_recording(recording_path));
         LOOPSPY_CHECK(write_outputs(recorded.profile, args.outputs, ""));
     }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "core/memory.hpp"
 #include "recording/format.hpp"
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
@@ -37,6 +38,7 @@ void print_summary(const ReadResult& r, const OutputArgs& args) {
 
 Result<int> run_replay(const ReplayArgs& args) {
     LOOPSPY_CHECK(validate_outputs(args.outputs));
+    keep_freed_memory_for_reuse();
     LOOPSPY_TRY(ReadResult read, read_recording(args.file));
     if (!read.warning.empty()) std::fprintf(stderr, "loopspy: warning: %s\n", read.warning.c_str());
     if (!args.outputs.any()) {

@@ -2,7 +2,7 @@
 
 #include <exception>
 
-#include "core/huge_pages.hpp"
+#include "core/memory.hpp"
 
 namespace loopspy {
 

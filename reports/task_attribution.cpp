@@ -84,16 +84,21 @@ void TaskAttribution::resolve_samples() {
         if (!seen_[id].versions.empty()) by_coro[profile_.tasks()[id].coro].push_back(id);
     }
     // Each thread's events in time order, and its selector waits.
+    // Each vector is counted first and allocated once: on a long recording these are large.
     std::map<Tid, std::vector<std::uint32_t>> per_thread;  // sample indices (a recording holds < 4G samples)
+    std::map<Tid, std::vector<std::pair<Nanoseconds, Nanoseconds>>> waits;
     {
-        std::map<Tid, std::size_t> counts;
-        for (const SampleRecord& s : samples) ++counts[s.tid];
-        for (const auto& [tid, n] : counts) per_thread[tid].reserve(n);
+        std::map<Tid, std::pair<std::size_t, std::size_t>> counts;
+        for (const SampleRecord& s : samples) ++counts[s.tid].first;
+        for (const SelectorWait& w : profile_.selector_waits()) ++counts[w.tid].second;
+        for (const auto& [tid, n] : counts) {
+            per_thread[tid].reserve(n.first);
+            waits[tid].reserve(n.second);
+        }
     }
     for (std::size_t i = 0; i < samples.size(); ++i) {
         per_thread[samples[i].tid].push_back(static_cast<std::uint32_t>(i));
     }
-    std::map<Tid, std::vector<std::pair<Nanoseconds, Nanoseconds>>> waits;
     for (const SelectorWait& w : profile_.selector_waits()) waits[w.tid].emplace_back(w.enter, w.leave);
     for (auto& [tid, v] : waits) stable_sort_unless_sorted(v.begin(), v.end(), std::less<>());
     const std::int64_t period = profile_.info.rate_hz > 0 ? 1'000'000'000 / profile_.info.rate_hz : 1'000'000;
