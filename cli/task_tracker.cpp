@@ -19,8 +19,8 @@ Nanoseconds thread_cpu_time() {
     return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
 }
 
-// From this many tasks on, a snapshot reads through a page cache.
-constexpr std::size_t kPageCacheTasks = 256;
+// From this many tasks on, a snapshot's page-cache misses read 16 pages at a time.
+constexpr std::size_t kManyTasks = 1000;
 
 }  // namespace
 
@@ -99,9 +99,11 @@ void TaskTracker::snapshot(Nanoseconds now) {
     last_start_ = now;
     wanted_ = false;
     const Nanoseconds cpu_start = thread_cpu_time();
-    // Many tasks share pages: read whole pages once. A few tasks are cheaper read object by object.
-    std::optional<RemoteMemory::PageCacheScope> cache;
-    if (last_.size() >= kPageCacheTasks) cache.emplace(memory_);
+    // Tasks, their coroutines and frames share pages: each page is read once a snapshot (101
+    // tasks: 1,150 reads and 3.2 ms object by object, 70 reads and 0.4 ms by page). Thousands of
+    // tasks fill whole runs of pages, which are cheaper read 16 at a time (10,000 tasks: 24 ms
+    // a snapshot, 30 ms page by page; the two cost the same at about 1,000).
+    RemoteMemory::PageCacheScope cache(memory_, last_.size() >= kManyTasks ? 16 : 1);
     auto tasks = reader_->read_tasks();
     std::unordered_map<TaskId, TaskEntry> current;
     if (tasks) {

@@ -13,7 +13,7 @@ const std::byte* RemoteMemory::page(std::uint64_t page) const {
     // Objects that live together are read together: a miss reads the pages after it too, in one
     // call, up to the first unreadable one or one already cached.
     std::size_t want = 1;
-    while (want < kPagesPerRead && !pages_.count(page + want * kPage)) ++want;
+    while (want < pages_per_read_ && !pages_.count(page + want * kPage)) ++want;
     auto block = std::make_shared<Block>(page, want * kPage);
     iovec local{block->bytes.get(), block->size};
     iovec remote{reinterpret_cast<void*>(page), block->size};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -44,7 +45,11 @@ public:
     /// each page as of one instant. Only for short, bounded walks: nothing read is ever refreshed.
     class PageCacheScope {
     public:
-        explicit PageCacheScope(const RemoteMemory& m) : m_(m) { m_.caching_ = true; }
+        /// A miss reads up to `pages_per_read` consecutive pages in one call (at least 1).
+        PageCacheScope(const RemoteMemory& m, std::size_t pages_per_read) : m_(m) {
+            m_.caching_ = true;
+            m_.pages_per_read_ = std::max<std::size_t>(1, pages_per_read);
+        }
         ~PageCacheScope() {
             m_.caching_ = false;
             m_.pages_.clear();
@@ -58,7 +63,6 @@ public:
 
 private:
     static constexpr std::uint64_t kPage = 4096;
-    static constexpr std::size_t kPagesPerRead = 16;
     static constexpr std::size_t kMaxCachedPages = 64 * 1024;  // 256 MiB: a walk never gets near it
     /// Consecutive pages read in one call.
     struct Block {
@@ -73,6 +77,7 @@ private:
 
     Pid pid_;
     mutable std::uint64_t reads_ = 0;
+    mutable std::size_t pages_per_read_ = 1;
     mutable bool caching_ = false;
     mutable std::unordered_map<std::uint64_t, std::shared_ptr<Block>> pages_;  // page -> its block; null: unreadable
 };
