@@ -916,10 +916,6 @@ Nanoseconds data_end(const Profile& p) {
     return end;
 }
 
-}  // namespace
-
-namespace {
-
 /// Upper bounds on the samples and selector waits a recording holds, from its chunk headers
 /// alone (a sample takes at least 4 bytes of a chunk's body, a wait 8), each capped at 4 a byte
 /// of file: enough to reserve their memory once. Stops at the first header that does not check
