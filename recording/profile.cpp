@@ -7,7 +7,7 @@
 namespace loopspy {
 
 StringId Profile::intern_string(std::string_view s) {
-    auto it = string_ids_.find(std::string(s));
+    auto it = string_ids_.find(s);
     if (it != string_ids_.end()) return it->second;
     StringId id = static_cast<StringId>(strings_.size());
     strings_.emplace_back(s);
@@ -23,14 +23,13 @@ FrameId Profile::intern_frame(std::string_view name, std::string_view file, std:
 }
 
 StackId Profile::intern_stack(std::span<const FrameId> frames) {
-    std::string key(reinterpret_cast<const char*>(frames.data()), frames.size_bytes());
-    auto [it, inserted] = stack_ids_.emplace(std::move(key), static_cast<StackId>(stack_offsets_.size()));
-    if (inserted) {
-        stack_offsets_.emplace_back(static_cast<std::uint32_t>(stack_frames_.size()),
-                                    static_cast<std::uint32_t>(frames.size()));
-        stack_frames_.insert(stack_frames_.end(), frames.begin(), frames.end());
-    }
-    return it->second;
+    const std::string_view key(reinterpret_cast<const char*>(frames.data()), frames.size_bytes());
+    if (auto it = stack_ids_.find(key); it != stack_ids_.end()) return it->second;
+    const auto id = static_cast<StackId>(stack_offsets_.size());
+    stack_ids_.emplace(std::string(key), id);
+    stack_offsets_.emplace_back(static_cast<std::uint32_t>(stack_frames_.size()), static_cast<std::uint32_t>(frames.size()));
+    stack_frames_.insert(stack_frames_.end(), frames.begin(), frames.end());
+    return id;
 }
 
 std::span<const FrameId> Profile::stack(StackId id) const {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -213,12 +214,18 @@ private:
         }
     };
     std::vector<std::string> strings_;
-    std::unordered_map<std::string, StringId> string_ids_;
+    /// Looks strings up by string_view, so that interning a string already known (every sample
+    /// whose stack the recorder has not cached) allocates nothing.
+    struct StringKeyHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, StringId, StringKeyHash, std::equal_to<>> string_ids_;
     std::vector<FrameRecord> frames_;
     std::unordered_map<FrameRecord, FrameId, FrameHash> frame_ids_;
     std::vector<FrameId> stack_frames_;                      // all stacks, concatenated
     std::vector<std::pair<std::uint32_t, std::uint32_t>> stack_offsets_;  // (begin, size) per stack
-    std::unordered_map<std::string, StackId> stack_ids_;    // key: the frame ids' bytes
+    std::unordered_map<std::string, StackId, StringKeyHash, std::equal_to<>> stack_ids_;  // key: the frame ids' bytes
     std::vector<SampleRecord> samples_;
     std::vector<SelectorWait> selector_waits_;
     std::size_t samples_dropped_ = 0;
