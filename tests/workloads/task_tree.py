@@ -2,7 +2,7 @@
 of coroutines 40 deep whose leaf burns CPU in short steps. Beside them, a task group with two
 children that sleep, and a task awaited by two tasks at once.
 
-usage: task_tree.py [--ready FILE] [--seconds S] [--depth N]
+usage: task_tree.py [--ready FILE] [--seconds S] [--depth N] [--loop stdlib|uvloop]
 
 Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time).
 """
@@ -80,13 +80,19 @@ def main():
     p.add_argument("--ready")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--depth", type=int, default=40)
+    p.add_argument("--loop", choices=["stdlib", "uvloop"], default="stdlib")
     args = p.parse_args()
 
     async def root():
         asyncio.current_task().set_name("root")
         await orchestrate(args, args.ready)
 
-    asyncio.run(root())
+    if args.loop == "uvloop":
+        import uvloop
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(root())
+    else:
+        asyncio.run(root())
     json.dump({"burned": burned, "pid": os.getpid()}, sys.stdout)
     print()
 
