@@ -12,10 +12,10 @@
 #include <ctime>
 #include <thread>
 
-#include "core/memory.hpp"
 #include "cli/launch.hpp"
 #include "cli/preflight.hpp"
 #include "cli/recorder.hpp"
+#include "core/memory.hpp"
 #include "recording/format.hpp"
 #include "symbolizer/proc_maps.hpp"
 

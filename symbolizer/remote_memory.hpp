@@ -2,8 +2,8 @@
 // target runs on, memory is freed); callers treat a failure as "unknown", never as fatal.
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
