@@ -1,5 +1,6 @@
 // ELF symbol lookup, on this very test binary and on the real interpreters we support.
 #include <doctest/doctest.h>
+#include <elf.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -46,38 +47,56 @@ TEST_CASE("a symbol of this binary is found and maps to its real address") {
     CHECK(v == 1234);
 }
 
+namespace {
+/// A headers-only ELF with a text segment at file offset 0 and a data segment whose
+/// vaddr - offset is 0x1000 more than the text's, as in libpython3.13.so.
+std::vector<std::byte> two_segment_library() {
+    std::vector<std::byte> out(0x3000);
+    Elf64_Ehdr eh{};
+    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_VERSION] = EV_CURRENT;
+    eh.e_type = ET_DYN;
+    eh.e_machine = EM_X86_64;
+    eh.e_version = EV_CURRENT;
+    eh.e_phoff = sizeof(Elf64_Ehdr);
+    eh.e_ehsize = sizeof(Elf64_Ehdr);
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = 2;
+    Elf64_Phdr text{PT_LOAD, PF_R | PF_X, 0, 0, 0, 0x2000, 0x2000, 0x1000};
+    Elf64_Phdr data{PT_LOAD, PF_R | PF_W, 0x2000, 0x3000, 0x3000, 0x800, 0x1000, 0x1000};
+    std::memcpy(out.data(), &eh, sizeof(eh));
+    std::memcpy(out.data() + eh.e_phoff, &text, sizeof(text));
+    std::memcpy(out.data() + eh.e_phoff + sizeof(text), &data, sizeof(data));
+    return out;
+}
+}  // namespace
+
 TEST_CASE("an interpreter's data segment counts as in place only once the loader has mapped it") {
     // Between exec and the loader's mmap of the data segment, a library is one span mapped from
     // file offset 0, and the address of a data symbol shows other bytes of the file.
-    std::string exe = self_exe();
-    auto elf = ElfFile::open(exe);
+    auto elf = ElfFile::from_bytes(two_segment_library());
     REQUIRE(elf.ok());
-    auto sym = elf->find_symbol("loopspy_elf_test_marker");
-    REQUIRE(sym.has_value());
-    const auto& segs = elf->load_segments();
-    REQUIRE(segs.size() >= 2);
-    const ElfSegment* data = nullptr;
-    for (const auto& s : segs) {
-        if (sym->value >= s.vaddr && sym->value < s.vaddr + s.filesz) data = &s;
-    }
-    REQUIRE(data != nullptr);
-    REQUIRE(data->vaddr - data->offset != segs.front().vaddr - segs.front().offset);
+    REQUIRE(elf->load_segments().size() == 2);
+    const std::string path = "/usr/lib/libpython-test.so";
+    const std::uint64_t runtime_vaddr = 0x3010;  // a data symbol, like _PyRuntime
     const std::uint64_t base = 0x7f0000000000;
-    const std::uint64_t span = (segs.back().vaddr + segs.back().memsz + 0xfff) & ~0xfffull;
-    std::vector<Mapping> mid_load{{base, base + span, 0, "r--p", 1, exe}};
-    auto addr = runtime_address(*elf, mid_load, exe, sym->value);
-    REQUIRE(addr.has_value());
-    CHECK(*addr == base + sym->value);
-    CHECK_FALSE(segment_in_place(*elf, mid_load, exe, sym->value, *addr));
 
-    std::vector<Mapping> loaded;
-    for (const auto& s : segs) {
-        std::uint64_t start = base + (s.vaddr & ~0xfffull);
-        std::uint64_t end = (base + s.vaddr + s.memsz + 0xfff) & ~0xfffull;
-        loaded.push_back({start, end, s.offset & ~0xfffull, "r--p", 1, exe});
-    }
-    CHECK(segment_in_place(*elf, loaded, exe, sym->value, *addr));
-    CHECK_FALSE(segment_in_place(*elf, {}, exe, sym->value, *addr));  // nothing mapped there
+    std::vector<Mapping> mid_load{{base, base + 0x4000, 0, "r--p", 1, path}};
+    auto addr = runtime_address(*elf, mid_load, path, runtime_vaddr);
+    REQUIRE(addr.has_value());
+    CHECK(*addr == base + runtime_vaddr);
+    CHECK_FALSE(segment_in_place(*elf, mid_load, path, runtime_vaddr, *addr));  // file offset 0x3010 there
+
+    std::vector<Mapping> loaded{{base, base + 0x2000, 0, "r-xp", 1, path},
+                                {base + 0x3000, base + 0x4000, 0x2000, "rw-p", 1, path}};
+    CHECK(*runtime_address(*elf, loaded, path, runtime_vaddr) == *addr);
+    CHECK(segment_in_place(*elf, loaded, path, runtime_vaddr, *addr));
+    CHECK_FALSE(segment_in_place(*elf, loaded, "/other/file.so", runtime_vaddr, *addr));  // another file there
+    CHECK_FALSE(segment_in_place(*elf, {}, path, runtime_vaddr, *addr));                 // nothing mapped there
+    // .bss (past filesz): whatever is mapped at the address is the loader's final mapping.
+    CHECK(segment_in_place(*elf, loaded, path, 0x3900, base + 0x3900));
 }
 
 TEST_CASE("a missing symbol is not found") {
