@@ -39,21 +39,22 @@ std::optional<std::string> CodeSymbolizer::read_string(std::uint64_t addr) {
     return std::nullopt;
 }
 
-std::optional<std::uint64_t> CodeSymbolizer::read_fingerprint(CodeAddr code, std::span<const std::byte>* header_out,
-                                                              std::vector<std::byte>& header) {
+CodeSymbolizer::Fingerprint CodeSymbolizer::read_fingerprint(CodeAddr code, std::span<const std::byte>* header_out,
+                                                             std::vector<std::byte>& header) {
+    using Kind = Fingerprint::Kind;
     const GeneratedLayout& l = interp_.layout;
     header.resize(l.code_code_adaptive);
-    if (!memory_.read(RemoteAddr{code.value}, header)) return std::nullopt;
+    if (!memory_.read(RemoteAddr{code.value}, header)) return {Kind::Unreadable};
     auto type = load_at<std::uint64_t>(header, l.object_type);
-    if (!type) return std::nullopt;
-    if (interp_.code_type && *type != interp_.code_type->value) return std::nullopt;
+    if (!type) return {Kind::NotCode};
+    if (interp_.code_type && *type != interp_.code_type->value) return {Kind::NotCode};
     std::uint64_t h = *type;
     for (std::uint64_t off : {l.code_filename, l.code_name, l.code_qualname, l.code_linetable}) {
         h = mix(h, load_at<std::uint64_t>(header, off).value_or(0));
     }
     h = mix(h, static_cast<std::uint64_t>(load_at<std::int32_t>(header, l.code_firstlineno).value_or(0)));
     if (header_out) *header_out = header;
-    return h;
+    return {Kind::Code, h};
 }
 
 std::unique_ptr<CodeInfo> CodeSymbolizer::load(CodeAddr code, std::span<const std::byte> header) {
@@ -88,24 +89,28 @@ std::unique_ptr<CodeInfo> CodeSymbolizer::load(CodeAddr code, std::span<const st
 }
 
 const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
+    using Kind = Fingerprint::Kind;
     auto it = cache_.find(code.value);
     if (it != cache_.end() && it->second.generation == generation_) return it->second.info.get();
 
     std::vector<std::byte> header;
     std::span<const std::byte> view;
-    auto fingerprint = read_fingerprint(code, &view, header);
+    Fingerprint fingerprint = read_fingerprint(code, &view, header);
     if (it != cache_.end()) {
-        if (fingerprint && *fingerprint == it->second.fingerprint && it->second.info) {
-            it->second.generation = generation_;
-            return it->second.info.get();
+        Entry& e = it->second;
+        if (fingerprint.kind == Kind::Code && fingerprint.value == e.fingerprint && e.info) {
+            e.generation = generation_;
+            return e.info.get();
         }
+        // Not confirmed, so its generation stays.
+        if (survives(e, fingerprint.kind)) return e.info.get();
         ++invalidations_;
     }
     Entry entry;
     entry.generation = generation_;
     entry.loaded_generation = generation_;
-    if (fingerprint) {
-        entry.fingerprint = *fingerprint;
+    if (fingerprint.kind == Kind::Code) {
+        entry.fingerprint = fingerprint.value;
         entry.info = load(code, view);
         if (entry.info) ++named_loads_;
     }
@@ -114,7 +119,14 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     return slot.info.get();
 }
 
+bool CodeSymbolizer::survives(const Entry& e, Fingerprint::Kind kind) const {
+    if (!e.info) return false;
+    if (kind == Fingerprint::Kind::Unreadable) return true;
+    return kind == Fingerprint::Kind::NotCode && e.generation - e.loaded_generation >= kYoungGenerations;
+}
+
 void CodeSymbolizer::new_generation() {
+    using Kind = Fingerprint::Kind;
     ++generation_;
     std::vector<std::byte> header;
     for (auto it = cache_.begin(); it != cache_.end();) {
@@ -123,9 +135,11 @@ void CodeSymbolizer::new_generation() {
             ++it;
             continue;
         }
-        auto fingerprint = read_fingerprint(CodeAddr{it->first}, nullptr, header);
-        if (fingerprint && *fingerprint == e.fingerprint) {
+        Fingerprint fingerprint = read_fingerprint(CodeAddr{it->first}, nullptr, header);
+        if (fingerprint.kind == Kind::Code && fingerprint.value == e.fingerprint) {
             e.generation = generation_;
+            ++it;
+        } else if (survives(e, fingerprint.kind)) {
             ++it;
         } else {
             ++invalidations_;

@@ -2,6 +2,16 @@
 // object out of the target once and caching it. A cached entry is re-validated the first time it
 // is used in each generation (the caller starts one every 100 ms), so a code object that was freed
 // and whose address was reused is not misnamed for long.
+//
+// The drain lags the kernel by up to 150 ms, so the last samples of a target that ends are named
+// after it has gone, or while it finalizes and frees its code objects. So a re-check that finds
+// no code object where a cached one was does not always drop it. Memory that can no longer be
+// read holds nothing a sample could have named since: the entry stands. Memory that holds no code
+// object now: the entry stands if its code object was still there when its kYoungGenerations of
+// re-checks ended, since a long-lived code object is freed at finalization or unload, and naming a
+// sample wrongly would take a code object that lived and died at the same address within the
+// drain's lag. Young code (a module body run once at import) is dropped: its address is often
+// reused at once. A different code object at the address always replaces the entry.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +73,15 @@ private:
         std::uint64_t generation = 0;         // last validated
         std::uint64_t loaded_generation = 0;
     };
-    std::optional<std::uint64_t> read_fingerprint(CodeAddr code, std::span<const std::byte>* header_out,
-                                                  std::vector<std::byte>& header);
+    /// What a re-read of a code object's header found.
+    struct Fingerprint {
+        enum class Kind { Code, NotCode, Unreadable } kind;
+        std::uint64_t value = 0;  // for Code: the type, names and first line, hashed
+    };
+    Fingerprint read_fingerprint(CodeAddr code, std::span<const std::byte>* header_out,
+                                 std::vector<std::byte>& header);
+    /// Whether `e` stands although a re-check found `kind` (not its code object) at its address.
+    bool survives(const Entry& e, Fingerprint::Kind kind) const;
     std::unique_ptr<CodeInfo> load(CodeAddr code, std::span<const std::byte> header);
     std::optional<std::string> read_string(std::uint64_t addr);
 
