@@ -160,6 +160,7 @@ struct walk_ctx {
     struct frame_buf *buf;
     __u64 frame; /* the next frame to read, 0 at the end of the chain */
     __u32 n;     /* frames stored so far */
+    __u64 shape; /* loopspy_shape_step over the stored frames' code objects */
 };
 
 /* One step of the frame walk: read the frame, keep it unless CPython hides it, move outward. */
@@ -184,6 +185,7 @@ static long walk_one_frame(__u32 index, void *data)
         f->offset = (__s32)(instr - (code + off_code_adaptive));
         f->owner = owner;
         w->n++;
+        w->shape = loopspy_shape_step(w->shape, code);
         if (owner == owner_generator)
             w->ev->h.coro_frame = w->frame;
     }
@@ -191,9 +193,10 @@ static long walk_one_frame(__u32 index, void *data)
     return 0;
 }
 
-/* Walk the Python stack of the current thread (whose state is `tstate`) into `ev`.
- * Returns 0, or -1 when the chain's head could not be read. */
-static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate)
+/* Walk the Python stack of the current thread (whose state is `tstate`) into `ev`, and its shape
+ * (which code objects, in which order) into *shape. Returns 0, or -1 when the chain's head could
+ * not be read. */
+static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate, __u64 *shape)
 {
     __u32 zero = 0;
     struct frame_buf *buf = bpf_map_lookup_elem(&frame_scratch, &zero);
@@ -210,6 +213,7 @@ static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate)
         .buf = buf,
         .frame = frame,
         .n = 0,
+        .shape = LOOPSPY_SHAPE_SEED,
     };
     /* bpf_loop has the verifier check one step, not LOOPSPY_MAX_FRAMES unrolled copies. */
     bpf_loop(LOOPSPY_MAX_FRAMES, walk_one_frame, &walk, 0);
@@ -219,6 +223,7 @@ static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate)
     if (n > LOOPSPY_MAX_FRAMES)
         n = LOOPSPY_MAX_FRAMES;
     ev->h.nframes = n;
+    *shape = walk.shape;
     return 0;
 }
 
@@ -227,22 +232,27 @@ static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate)
  * thread being profiled for each event it causes. */
 const volatile __u64 wakeup_bytes = 2 * 1024 * 1024;
 
-/* Set by user space while the target is warming up (new code objects keep appearing): then every
- * event wakes it, so it names short-lived code (a module body at import) before it is freed. */
-volatile __u32 eager_wakeup = 1;
+/* Stack shapes (the code objects of a stack, in order, line numbers aside) user space has named.
+ * A sample of a shape not here wakes user space at once, so that it names new code while that
+ * still exists: a module body run once at import, the shut-down code of a program about to exit.
+ * A program has few shapes once warm, so every other event collects until user space's timer. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, LOOPSPY_KNOWN_SHAPES);
+    __type(key, __u64);
+    __type(value, __u8);
+} known_shapes SEC(".maps");
 
-/* Only on-CPU samples wake eagerly: they are where new code shows up. Waking for an off-CPU
- * event would feed back (the woken recorder preempts the target, which is another event). */
-static __always_inline __u64 wakeup_flag(bool eager)
+static __always_inline __u64 wakeup_flag(bool early)
 {
     /* Forced: the default (wake only a consumer that has caught up) stays silent while
      * records that did not wake it are still unread. */
-    if (eager && eager_wakeup)
+    if (early)
         return BPF_RB_FORCE_WAKEUP;
     return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline long emit_sample(struct loopspy_sample *ev)
+static __always_inline long emit_sample(struct loopspy_sample *ev, bool early)
 {
     __u32 n = ev->h.nframes;
     if (n > LOOPSPY_MAX_FRAMES)
@@ -250,7 +260,7 @@ static __always_inline long emit_sample(struct loopspy_sample *ev)
     __u64 size = sizeof(ev->h) + (__u64)n * sizeof(struct loopspy_frame);
     if (size > sizeof(*ev))
         size = sizeof(*ev);
-    return bpf_ringbuf_output(&events, ev, size, wakeup_flag(ev->h.kind == LOOPSPY_EVENT_ON_CPU));
+    return bpf_ringbuf_output(&events, ev, size, wakeup_flag(early));
 }
 
 /* The thread state of a target thread, counting a sample of a thread not (yet) known. */
@@ -279,7 +289,8 @@ static __always_inline int sample_on_cpu(__u32 tid)
     struct loopspy_sample *ev = bpf_map_lookup_elem(&sample_scratch, &zero);
     if (!ev)
         return 0;
-    if (walk_stack(ev, *tstate)) {
+    __u64 shape = 0;
+    if (walk_stack(ev, *tstate, &shape)) {
         count(LOOPSPY_STAT_LOST_READ);
         return 0;
     }
@@ -295,7 +306,10 @@ static __always_inline int sample_on_cpu(__u32 tid)
         count(LOOPSPY_STAT_PARTIAL);
     if (ev->h.flags & LOOPSPY_SAMPLE_TRUNCATED)
         count(LOOPSPY_STAT_TRUNCATED);
-    if (emit_sample(ev)) {
+    /* Only on-CPU samples wake early: they are where new code shows up. Waking for an off-CPU
+     * event would feed back (the woken recorder preempts the target, which is another event). */
+    bool new_shape = ev->h.nframes > 0 && !bpf_map_lookup_elem(&known_shapes, &shape);
+    if (emit_sample(ev, new_shape)) {
         count(LOOPSPY_STAT_LOST_RINGBUF);
         return 0;
     }
@@ -359,7 +373,8 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
             return;
         }
     }
-    if (walk_stack(ev, *tstate)) {
+    __u64 shape = 0;
+    if (walk_stack(ev, *tstate, &shape)) {
         count(LOOPSPY_STAT_LOST_OFF_CPU);
         return;
     }
@@ -386,7 +401,7 @@ static __always_inline void thread_switched_in(__u32 tid)
     ev->h.duration_ns = now - a->off_since_ns;
     ev->h.syscall = a->off_syscall;
     ev->h.off_flags = a->off_flags;
-    if (emit_sample(ev))
+    if (emit_sample(ev, false))
         count(LOOPSPY_STAT_LOST_OFF_CPU);
     else
         count(LOOPSPY_STAT_OFF_CPU);

@@ -283,7 +283,18 @@ Result<int> Sampler::poll(int timeout_ms, const Handlers& handlers) {
     return n;
 }
 
-void Sampler::set_eager_wakeup(bool eager) { impl_->skel->data->eager_wakeup = eager ? 1 : 0; }
+void Sampler::mark_shape_known(std::uint64_t shape) {
+    __u64 key = shape;
+    __u8 one = 1;
+    // Best effort: a failed update only means more early wake-ups for this shape.
+    bpf_map__update_elem(impl_->skel->maps.known_shapes, &key, sizeof(key), &one, sizeof(one), BPF_ANY);
+}
+
+std::uint64_t Sampler::shape_of(std::span<const loopspy_frame> frames) {
+    __u64 shape = LOOPSPY_SHAPE_SEED;
+    for (const loopspy_frame& f : frames) shape = loopspy_shape_step(shape, f.code);
+    return shape;
+}
 
 namespace {
 

@@ -104,9 +104,12 @@ public:
     /// arrived. Returns how many were consumed.
     Result<int> poll(int timeout_ms, const Handlers& handlers);
 
-    /// Eager: every event wakes poll() at once (for naming short-lived code while the target warms
-    /// up). Otherwise events collect until poll()'s timeout or a well-filled buffer.
-    void set_eager_wakeup(bool eager);
+    /// Tells the kernel side that stacks of this shape (see loopspy_shape_step) are named. Until
+    /// then a sample of that shape wakes poll() at once (to name short-lived code before it is
+    /// freed); other events collect until poll()'s timeout or a well-filled buffer.
+    void mark_shape_known(std::uint64_t shape);
+    /// The shape of a sample's stack, as the kernel side computes it.
+    static std::uint64_t shape_of(std::span<const loopspy_frame> frames);
 
     SamplerStats stats() const;
     /// Just LOOPSPY_STAT_NO_TSTATE (one map read, cheap enough for every poll).

@@ -43,15 +43,14 @@ constexpr auto kGeneration = std::chrono::milliseconds(100);
 // ...and raw stacks, which skip the symbolizer altogether, are forgotten this often.
 constexpr auto kStackCacheLifetime = std::chrono::seconds(1);
 // How long to let events collect before draining them. Code objects that run once (module
-// bodies at import, eval/exec) can be freed within milliseconds, so while new code objects keep
-// appearing every event wakes the recorder; once none has appeared for kWarmQuiet it lets events
-// collect for kPollMs at a time, which costs the target far less.
+// bodies at import, eval/exec, shut-down code) can be freed within milliseconds, so a sample of a
+// stack shape the kernel side does not know yet wakes the recorder at once (see known_shapes in
+// loopspy.bpf.c); everything else waits for kPollMs, which costs the target far less.
 constexpr int kPollMs = 50;
 // How often the checkpoint (the recording file's flush) runs: a killed recorder loses at most this.
 constexpr auto kCheckpoint = std::chrono::milliseconds(1000);
 // How often to ask whether the target still runs (a stat of /proc/PID, or waitpid).
 constexpr auto kAliveCheck = std::chrono::milliseconds(100);
-constexpr auto kWarmQuiet = std::chrono::milliseconds(250);
 
 }  // namespace
 
@@ -145,6 +144,14 @@ void Recorder::on_sample(const RawSample& raw) {
         }
         StackId stack = profile_.intern_stack(frame_ids_);
         it = stack_cache_.emplace(key_, std::make_pair(stack, flags)).first;
+        // Named (or found unnameable) now: samples of this shape no longer wake us early.
+        if (!raw.frames.empty()) {
+            std::uint64_t shape = Sampler::shape_of(raw.frames);
+            // Past the kernel map's size its LRU forgets shapes this set still holds: start over,
+            // so that a forgotten shape is marked again at its next resolve.
+            if (known_shapes_.size() >= LOOPSPY_KNOWN_SHAPES) known_shapes_.clear();
+            if (known_shapes_.insert(shape).second) sampler_->mark_shape_known(shape);
+        }
     }
     SampleRecord s;
     s.tid = raw.tid;
@@ -203,10 +210,8 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     auto next_generation = Clock::now() + kGeneration;
     auto next_stack_cache_clear = Clock::now() + kStackCacheLifetime;
     auto next_status = Clock::now();
-    bool eager = true;  // the kernel side starts eager
     auto next_alive_check = Clock::now();
     auto next_checkpoint = Clock::now() + kCheckpoint;
-    auto last_new_code = Clock::now();
     Sampler::Handlers cb;
     cb.sample = [this](const RawSample& raw) { on_sample(raw); };
     cb.selector_wait = [this](const RawSelectorWait& raw) { on_selector_wait(raw); };
@@ -227,15 +232,8 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             }
             next_alive_check = Clock::now() + kAliveCheck;
         }
-        std::uint64_t known_code = symbolizer_.named_loads();
         LOOPSPY_CHECK(sampler_->poll(kPollMs, cb));
         ++polls_;
-        if (symbolizer_.named_loads() != known_code) {
-            last_new_code = Clock::now();
-            if (!eager) sampler_->set_eager_wakeup(eager = true);
-        } else if (eager && Clock::now() - last_new_code > kWarmQuiet) {
-            sampler_->set_eager_wakeup(eager = false);
-        }
         tasks_.tick(monotonic_now());
         auto now = Clock::now();
         // A sample of a thread the kernel has no thread state for means a new Python thread (or

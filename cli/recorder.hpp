@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "bpf/sampler.hpp"
 #include "cli/task_tracker.hpp"
@@ -78,6 +79,7 @@ private:
     std::unordered_map<Tid, RemoteAddr> published_;  // thread states the kernel knows
     std::set<Tid> python_threads_;                     // every thread ever seen with a thread state
     std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache_;  // raw frames -> stack, flags
+    std::unordered_set<std::uint64_t> known_shapes_;  // stack shapes the kernel side knows as named
     std::vector<ResolvedFrame> resolved_;
     std::vector<FrameId> frame_ids_;
     std::string key_;
