@@ -90,7 +90,7 @@ enum loopspy_stat {
 /* A stack's shape: its code objects in order (innermost first), line numbers aside. Both sides
  * compute it the same way (FNV-1a over the code addresses) to agree on which shapes are known. */
 #define LOOPSPY_SHAPE_SEED 0xcbf29ce484222325ull
-#define LOOPSPY_KNOWN_SHAPES 65536 /* entries of the kernel's LRU map of named shapes */
+#define LOOPSPY_KNOWN_SHAPES 8192 /* entries of the kernel's LRU map of named shapes */
 static inline __u64 loopspy_shape_step(__u64 shape, __u64 code)
 {
     return (shape ^ code) * 0x100000001b3ull;
