@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import (ALL_PYTHONS, WORKLOADS, fully_symbolized_percent, frame_name, interpreter,
+from conftest import (ALL_PYTHONS, WORKLOADS, fully_symbolized_percent, frame_name, interpreter, summary_line,
                       parse_collapsed, run_loopspy, wait_for_file)
 
 FUNCS = ("burn_alpha", "burn_beta", "burn_gamma")
@@ -25,6 +25,23 @@ def test_under_cpu_contention_the_shares_stay_right(tmp_path, spawn):
         h.kill()
     truth = json.loads(truth_file.read_text())
     check_against_truth(parse_collapsed(cpu), truth, "share_after_ready")
+
+
+def test_a_warm_program_rarely_wakes_the_recorder(tmp_path, spawn):
+    """Attached to a program that runs the same code over and over, loopspy is woken early only
+    for the few stack shapes it has not named yet; the rest waits for its 50 ms drain. A recorder
+    woken for every sample would take the CPU from the target once per sample."""
+    python = interpreter("sid-3.15")
+    truth_file, ready = tmp_path / "truth.json", tmp_path / "ready"
+    workload = spawn([python, WORKLOADS / "cpu_shares.py", "--seconds", "6", "--truth", truth_file, "--ready", ready])
+    wait_for_file(ready, proc=workload)
+    proc = run_loopspy("record", "-p", workload.pid, "-d", 3, "-r", 1000, "-o", tmp_path / "r.lspy")
+    line = summary_line(proc.stderr)
+    samples = int(line.split("loopspy: ")[1].split(" samples")[0])
+    wakeups = int(line.rsplit(", ", 1)[1].split(" wake-ups")[0])
+    assert samples > 2000, line
+    # 60 drains in 3 s, plus one early wake-up per new shape (a few dozen here).
+    assert wakeups < 300, line
 
 
 def shares_by_function(stacks, thread_prefix="thread "):
