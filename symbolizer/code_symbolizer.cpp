@@ -112,7 +112,6 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     if (fingerprint.kind == Kind::Code) {
         entry.fingerprint = fingerprint.value;
         entry.info = load(code, view);
-        if (entry.info) ++named_loads_;
     }
     auto& slot = cache_[code.value];
     slot = std::move(entry);

@@ -62,8 +62,7 @@ public:
     void new_generation();
     static constexpr std::uint64_t kYoungGenerations = 10;
 
-    /// Code objects read and named so far (a re-check that finds the same object does not count).
-    std::uint64_t named_loads() const { return named_loads_; }
+    /// Cached entries dropped so far (a caller that caches whole stacks watches this).
     std::uint64_t invalidations() const { return invalidations_; }
 
 private:
@@ -91,7 +90,6 @@ private:
     std::unordered_map<std::uint64_t, Entry> cache_;
     std::uint64_t generation_ = 1;
     std::uint64_t invalidations_ = 0;
-    std::uint64_t named_loads_ = 0;
 };
 
 }  // namespace loopspy
