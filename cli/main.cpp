@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));
     record->add_option("--task-rate", rec.task_rate_hz,
                        "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "
-                       "new running coroutines, and never take more than 2% of the time");
+                       "new running coroutines, and never take more than 2% of the time")
+        ->check(CLI::Range(0.0, 1000.0));
     record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
     record->add_option("-o,--output", rec.recording,
                        "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy); replay it with `loopspy replay`");
@@ -76,7 +77,15 @@ int main(int argc, char** argv) {
                    "Do not pause the process while reading it (by default its threads are held still with "
                    "ptrace for the few milliseconds the read takes, so stacks and tasks agree)");
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::Success& e) {  // --help, --version
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // Bad arguments are an error like any other: one line, exit code 2.
+        std::fprintf(stderr, "loopspy: error: %s (see --help)\n", e.what());
+        return exit_code_for(loopspy::ErrorKind::BadInput);
+    }
 
     if (*pid_opt) rec.pid = pid;
     rec.self_command_line = join_argv(argc, argv);
