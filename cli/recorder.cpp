@@ -232,7 +232,9 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             }
             next_alive_check = Clock::now() + kAliveCheck;
         }
-        LOOPSPY_CHECK(sampler_->poll(kPollMs, cb));
+        // Wake for the next task snapshot when --task-rate asks for more than the poll rate.
+        const auto until_snapshot_ms = tasks_.until_due(monotonic_now()).value / 1'000'000 + 1;
+        LOOPSPY_CHECK(sampler_->poll(static_cast<int>(std::min<std::int64_t>(kPollMs, until_snapshot_ms)), cb));
         ++polls_;
         tasks_.tick(monotonic_now());
         auto now = Clock::now();

@@ -43,6 +43,13 @@ void TaskTracker::tick(Nanoseconds now) {
     if (due) snapshot(now);
 }
 
+Nanoseconds TaskTracker::until_due(Nanoseconds now) const {
+    if (!reader_ || options_.rate_hz <= 0) return Nanoseconds{86'400'000'000'000};
+    const Nanoseconds period{static_cast<std::int64_t>(1e9 / options_.rate_hz)};
+    const Nanoseconds due = std::max(last_start_ + period, next_allowed_);
+    return due > now ? due - now : Nanoseconds{0};
+}
+
 std::string_view TaskTracker::coro_name(RemoteAddr coro) {
     auto it = coro_names_.find(coro.value);
     if (it != coro_names_.end()) return it->second;

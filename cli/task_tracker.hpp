@@ -36,6 +36,9 @@ public:
     }
     /// Takes a snapshot if one is due. `now` is CLOCK_MONOTONIC.
     void tick(Nanoseconds now);
+    /// How long until tick() would take a periodic snapshot (zero if one is due; a day when
+    /// snapshots are off), so the recorder wakes in time for rates above its poll rate.
+    Nanoseconds until_due(Nanoseconds now) const;
     /// Takes a snapshot now, whatever the rate.
     void snapshot(Nanoseconds now);
 
