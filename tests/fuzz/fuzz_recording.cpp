@@ -57,7 +57,8 @@ std::vector<std::uint8_t> with_checksums(const std::uint8_t* data, std::size_t s
 bool same(const Profile& a, const Profile& b) {
     if (!(a.info == b.info) || !(a.lost == b.lost) || a.string_count() != b.string_count() ||
         a.frame_count() != b.frame_count() || a.stack_count() != b.stack_count() || a.samples() != b.samples() ||
-        a.selector_waits() != b.selector_waits() || a.threads() != b.threads()) {
+        a.selector_waits() != b.selector_waits() || a.threads() != b.threads() || a.tasks() != b.tasks() ||
+        a.task_snapshots() != b.task_snapshots() || a.snapshots_dropped() != b.snapshots_dropped()) {
         return false;
     }
     for (std::size_t i = 0; i < a.string_count(); ++i) {

@@ -2,6 +2,8 @@
 each function's share of the loop thread's CPU time (`--mode cpu`) matches what the program
 measured itself with time.thread_time()."""
 import json
+import math
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -59,13 +61,36 @@ def shares_by_function(stacks, thread_prefix="thread "):
     return shares, total
 
 
-def check_against_truth(stacks, truth, key):
+def check_against_truth(stacks, truth, key, rate_hz=1000):
+    """Each share within four standard errors of independent random sampling at this many
+    samples (about 3 points for a 4 s run at 1 kHz; 10 s runs in BENCHMARKS.md come within 0.8),
+    and never worse than 1 point beyond that noise."""
     shares, total = shares_by_function(stacks)
     assert total > 0
+    samples = total / (1e6 / rate_hz)
     for name in FUNCS:
         expected = truth[key][name]
-        assert abs(shares[name] - expected) <= 0.03, (
-            f"{name}: profile says {shares[name]:.3f}, the program measured {expected:.3f}")
+        noise = math.sqrt(expected * (1 - expected) / samples)
+        bound = max(0.01, 4 * noise)
+        assert abs(shares[name] - expected) <= bound, (
+            f"{name}: profile says {shares[name]:.3f}, the program measured {expected:.3f} "
+            f"(bound {bound:.3f} for {samples:.0f} samples)")
+
+
+def svg_weights(svg_text):
+    """{function name: summed weight of its frames} and the root's weight, read from the flame
+    graph's own elements (each <g> carries its weight in data-v and its frame in <title>)."""
+    root = ET.fromstring(svg_text)
+    weights, total = {}, 0
+    for g in root.iter("{http://www.w3.org/2000/svg}g"):
+        title = g.find("{http://www.w3.org/2000/svg}title")
+        if title is None or "data-v" not in g.attrib:
+            continue
+        name = frame_name(title.text.split("\n")[0])
+        weight = int(g.attrib["data-v"])
+        total = max(total, weight)
+        weights[name] = weights.get(name, 0) + weight
+    return weights, total
 
 
 @pytest.mark.parametrize("py", ALL_PYTHONS)
@@ -77,8 +102,15 @@ def test_launch_shares_match_truth(py, tmp_path):
     truth = json.loads(truth_file.read_text())
     assert fully_symbolized_percent(proc.stderr) >= 99.0, proc.stderr
     assert "the command exited with status 0" in proc.stderr
-    check_against_truth(parse_collapsed(collapsed), truth, "share")
-    assert svg.read_text().startswith("<?xml")
+    stacks = parse_collapsed(collapsed)
+    check_against_truth(stacks, truth, "share")
+    # The flame graph draws the same profile: each function's width is its weight in the
+    # collapsed stacks, and the whole is their total.
+    weights, total = svg_weights(svg.read_text())
+    assert total == sum(w for _, w in stacks)
+    for name in FUNCS:
+        in_collapsed = sum(w for frames, w in stacks if name in map(frame_name, frames))
+        assert weights.get(name) == in_collapsed, (name, weights.get(name), in_collapsed)
 
 
 @pytest.mark.parametrize("py", ALL_PYTHONS)

@@ -8,6 +8,7 @@ every slow callback names the task that stalled the loop.
 import json
 import re
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -125,11 +126,15 @@ def test_dump_shows_the_same_task_tree_as_cpythons_own_pstree(py, tmp_path, spaw
     by_id = {t["id"]: t for t in dump["tasks"]}
     json_edges = {(by_id[p]["name"], t["name"]) for t in dump["tasks"] for p in t["awaited_by"] if p in by_id}
     assert json_edges == their_edges
-    worker = next(t for t in dump["tasks"] if t["name"] == "worker-0")
-    assert worker["state"] in ("suspended", "running")
-    if worker["state"] == "suspended":
-        names = [f["name"] for f in worker["coroutine_stack"]]
-        assert names[-1] == "worker" and "hot_leaf" in names and all(f["coroutine"] for f in worker["coroutine_stack"])
+    workers = [t for t in dump["tasks"] if t["name"] in WORKERS]
+    assert len(workers) == 3 and all(w["state"] in ("suspended", "running") for w in workers), workers
+    # One thread runs one task at a time: at least two of the three workers are suspended, and
+    # each of those shows its coroutine chain from the awaiting leaf out to `worker`.
+    suspended = [w for w in workers if w["state"] == "suspended"]
+    assert len(suspended) >= 2, workers
+    for w in suspended:
+        names = [f["name"] for f in w["coroutine_stack"]]
+        assert names[-1] == "worker" and "hot_leaf" in names and all(f["coroutine"] for f in w["coroutine_stack"]), w
     (thread,) = dump["threads"]
     assert thread["frames"][-1]["name"] == "<module>"
 
@@ -177,10 +182,14 @@ def test_short_lived_tasks_churning_never_take_a_hot_tasks_samples(py, tmp_path)
     proc = run_loopspy("record", "--no-status", "-o", tmp_path / "c.lspy", "--task-rate", "200", "--async",
                        "--collapsed", tmp_path / "c.txt", "--", python, WORKLOADS / "task_churn.py", "--seconds", "4")
     assert json.loads(proc.stdout.strip().splitlines()[-1])["short_tasks"] > 2000
-    hot_under_hot = 0
+    hot_total = hot_under_hot = short_total = short_under_short = 0
     for frames, weight in parse_collapsed(tmp_path / "c.txt"):
         names = [frame_name(f) for f in frames]
         tasks = task_frames(frames)
+        if "hot_work" in names:
+            hot_total += weight
+        if "short_job" in names:
+            short_total += weight
         if not tasks:
             continue
         if "hot_work" in names:
@@ -188,4 +197,59 @@ def test_short_lived_tasks_churning_never_take_a_hot_tasks_samples(py, tmp_path)
             hot_under_hot += weight
         if "short_job" in names:
             assert tasks[-1].startswith("short-"), frames
-    assert hot_under_hot > 0
+            short_under_short += weight
+    # The long-lived hot tasks are seen by every snapshot: nearly all their time is theirs.
+    assert hot_under_hot >= 0.9 * hot_total, (hot_under_hot, hot_total)
+    # Short tasks live well under a snapshot's period, so most run unnamed (their samples stay
+    # physical), but those a snapshot did catch are drawn under their own task.
+    assert short_total > 0 and short_under_short > 0, (short_under_short, short_total)
+
+
+def test_tasks_report_and_suspended_time_outputs_match_how_long_tasks_really_waited(tmp_path):
+    """--tasks prints each task's running and suspended time; --tasks-collapsed and
+    --tasks-flamegraph draw the suspended time by await chain; --report carries `tasks`. The
+    workload's own clocks say how long its waiting tasks lived (suspended all along) and how
+    much CPU each worker burned."""
+    python = interpreter("pyenv-3.12")
+    collapsed, svg, report_file = tmp_path / "w.txt", tmp_path / "w.svg", tmp_path / "r.json"
+    proc = run_loopspy("record", "--no-status", "-o", tmp_path / "t.lspy", "--tasks", "--tasks-collapsed", collapsed,
+                       "--tasks-flamegraph", svg, "--report", report_file, "--", python, WORKLOADS / "task_tree.py",
+                       "--seconds", "3", "--depth", "5")
+    truth = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith('{"burned"')))
+    tasks = {t["name"]: t for t in json.loads(report_file.read_text())["tasks"]}
+    for name, lived_s in truth["lived"].items():
+        t = tasks[name]
+        # Snapshots come every 100 ms: the first sees a task up to one period after its birth.
+        assert lived_s * 1000 - 150 <= t["suspended_ms"] <= lived_s * 1000 + 20, (name, t["suspended_ms"], lived_s)
+        assert t["running_ms"] <= 5, t
+    for name, burned_s in truth["burned"].items():
+        assert 0.9 * burned_s * 1000 <= tasks[name]["running_ms"] <= 1.15 * burned_s * 1000 + 30, (name, tasks[name])
+    sleeper_wait = tasks["tg-child-0"]["waits"][0]["stack"]
+    assert [frame_name(f) for f in sleeper_wait[:2]] == ["sleeper", "sleep"], sleeper_wait
+    assert sleeper_wait[-1].startswith("<awaiting "), sleeper_wait
+    assert [frame_name(f) for f in tasks["waiter-0"]["waits"][0]["stack"]] == ["waiter", "<awaiting _asyncio.Task>"]
+
+    # The table on stdout says the same.
+    for name in ("tg-child-0", "waiter-1", "worker-2"):
+        row = next(l for l in proc.stdout.splitlines() if l.rstrip().endswith("  " + name))
+        running, waiting = map(float, row.split()[:2])
+        assert abs(running - tasks[name]["running_ms"]) < 0.1 and abs(waiting - tasks[name]["suspended_ms"]) < 0.1
+
+    # Collapsed: each waiting task's suspended time under the tasks that await it.
+    stacks = parse_collapsed(collapsed)
+    assert all(frames[0] == "tasks (suspended)" for frames, _ in stacks)
+    def weight_ending(*names):
+        return sum(w for frames, w in stacks if [frame_name(f) for f in frames[-len(names):]] == list(names))
+    child = [(frames, w) for frames, w in stacks if "<task> tg-child-0" in frames]
+    assert len(child) == 1 and child[0][0][:2] == ["tasks (suspended)", "<task> tg-parent"], child
+    assert abs(child[0][1] - tasks["tg-child-0"]["suspended_ms"] * 1000) <= 1000
+    assert weight_ending("<task> shared (awaited by 2 tasks)", "shared_wait", "sleep") == 0  # the leaf is <awaiting>
+    assert any("<task> shared (awaited by 2 tasks)" in frames for frames, _ in stacks)
+    total = sum(w for _, w in stacks)
+    assert abs(total - 1000 * sum(t["suspended_ms"] for t in tasks.values())) <= len(tasks) * 1000
+
+    # The flame graph is the same data drawn: valid SVG, every waiting task's frame in it.
+    text = svg.read_text()
+    ET.fromstring(text)
+    for name in truth["lived"]:
+        assert f"&lt;task&gt; {name}" in text, name

@@ -4,7 +4,9 @@ children that sleep, and a task awaited by two tasks at once.
 
 usage: task_tree.py [--ready FILE] [--seconds S] [--depth N] [--loop stdlib|uvloop]
 
-Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time).
+Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time);
+per long-lived waiting task (the task group's children, the shared task and its waiters), how
+long it lived (monotonic), all of it suspended.
 """
 import argparse
 import asyncio
@@ -14,6 +16,7 @@ import sys
 import time
 
 burned = {}
+lived = {}
 
 
 def spin(seconds):
@@ -25,9 +28,11 @@ def spin(seconds):
 
 
 async def hot_leaf(name, stop_at):
+    # worker-N burns in steps of 2(N+1) ms: the workers' CPU shares are 1/6, 2/6 and 3/6.
+    step = 0.002 * (int(name.rsplit("-", 1)[1]) + 1)
     while time.monotonic() < stop_at:
         t0 = time.thread_time()
-        spin(0.004)
+        spin(step)
         burned[name] = burned.get(name, 0.0) + time.thread_time() - t0
         await asyncio.sleep(0)
 
@@ -63,6 +68,7 @@ async def group_parent(seconds):
 
 async def orchestrate(args, ready):
     stop_at = time.monotonic() + args.seconds
+    created = time.monotonic()
     group = asyncio.create_task(group_parent(args.seconds + 1), name="tg-parent")
     shared = asyncio.create_task(shared_wait(args.seconds + 1), name="shared")
     waiters = [asyncio.create_task(waiter(shared), name=f"waiter-{i}") for i in range(2)]
@@ -70,6 +76,8 @@ async def orchestrate(args, ready):
     if ready:
         asyncio.get_running_loop().call_later(0.3, lambda: open(ready, "w").write("ready"))
     await asyncio.gather(*workers)
+    waiting = ["tg-parent", "tg-child-0", "tg-child-1", "shared", "waiter-0", "waiter-1"]
+    lived.update({name: time.monotonic() - created for name in waiting})
     for t in [group, shared, *waiters]:
         t.cancel()
     await asyncio.gather(group, shared, *waiters, return_exceptions=True)
@@ -93,7 +101,7 @@ def main():
             runner.run(root())
     else:
         asyncio.run(root())
-    json.dump({"burned": burned, "pid": os.getpid()}, sys.stdout)
+    json.dump({"burned": burned, "lived": lived, "pid": os.getpid()}, sys.stdout)
     print()
 
 
