@@ -116,5 +116,9 @@ print(sys.version.split()[0])'
         echo "fetch-sid-pythons: $DIR/$v/python does not work" >&2
         exit 1
     fi
+    # What was fetched, package by package: Debian sid moves, so every run says which uploads
+    # it tested (tests/integration/test_interpreters.py fails if a layout table changed).
+    pinned="$(for deb in "$DIR/$v/debs"/*.deb; do dpkg-deb --showformat='${Package}=${Version}' -W "$deb"; echo; done | paste -sd' ')"
     echo "sid python $full: $DIR/$v/python"
+    echo "  packages: $pinned"
 done

@@ -5,7 +5,7 @@
 # build-fuzz/crashes/ (reproduce with: build-fuzz/tests/fuzz/fuzz_recording FILE).
 #
 # The seeds are written by a unit test:
-#   LOOPSPY_FUZZ_CORPUS=tests/fuzz/corpus build/unit_tests -tc='*fuzz seed corpus*'
+#   LOOPSPY_FUZZ_CORPUS=tests/fuzz/corpus build/unit_tests -tc='*the fuzz seed corpus*'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"

@@ -6,7 +6,10 @@ set -euo pipefail
 packages=(cmake g++ clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcli11-dev doctest-dev
           nlohmann-json3-dev pkg-config python3)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(python3-pytest python3-aiohttp python3-uvloop)
+    # What the tests use: pytest and the servers' libraries under Debian's python3.11; xmllint
+    # (flame-graph validity); clang's runtime for the fuzzer; tmux (a real terminal for the
+    # status line) and strace (dump's ptrace use).
+    packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace)
 fi
 
 missing=()
@@ -23,4 +26,14 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
     "$(dirname "$0")/fetch-sid-pythons.sh"
+    # The pyenv interpreters come with this kind of machine's image; no registry reachable here
+    # ships them, so they cannot be installed: name any that is missing, and fail.
+    missing_py=()
+    for v in 3.9.18 3.10.13 3.11.7 3.12.1 3.13.0; do
+        [[ -x "/root/.pyenv/versions/$v/bin/python3" ]] || missing_py+=("/root/.pyenv/versions/$v/bin/python3")
+    done
+    if ((${#missing_py[@]})); then
+        echo "setup: test interpreters missing (they come with the machine image): ${missing_py[*]}" >&2
+        exit 1
+    fi
 fi

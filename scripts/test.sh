@@ -8,5 +8,6 @@ scripts/setup.sh --test
 scripts/build.sh
 rm -f build/interpreters-covered.txt
 ctest --test-dir build --output-on-failure
+# Interpreters covered and every skipped test, with its reason (shown even when all pass).
 cat build/interpreters-covered.txt
 scripts/fuzz.sh "${LOOPSPY_FUZZ_SECONDS:-60}"
