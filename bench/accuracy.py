@@ -7,10 +7,9 @@ a timeline every ~10 ms, so the true share of each function is known over any in
   loopspy             attach at 1 kHz; `loopspy replay --mode cpu --collapsed --from A --to B`
                       over the workload's timed window (A, B from the recording's start time and
                       the timeline's CLOCK_MONOTONIC stamps), against the truth over that window;
-  profiling.sampling  attach --mode cpu at 1 kHz --collapsed; it has no time window, so its profile
-                      covers its whole sampling time (it stops when the target exits, right after
-                      the window), and the truth is taken over the same span: from the end of the
-                      timeline back by the sampling time it printed.
+  profiling.sampling  attach --mode cpu at 1 kHz --gecko; its samples carry CLOCK_MONOTONIC
+                      times, so the ones inside the same window are counted, against the same
+                      truth.
 A function's share is the weight of stacks of the loop thread holding it, over the thread's
 total; the error is in percentage points.
 
@@ -80,6 +79,18 @@ def shares_from_collapsed(path, parse_frame, root_ok):
     return {f: per_func[f] / total for f in FUNCS}, total
 
 
+def shares_of_samples(samples):
+    """Shares from (time, [function names]) samples of the loop thread, one sample each."""
+    per_func = {f: 0 for f in FUNCS}
+    for _, names in samples:
+        for fn in FUNCS:
+            if fn in names:
+                per_func[fn] += 1
+    if not samples:
+        raise procs.BenchError("no samples of the loop thread in the truth window")
+    return {f: per_func[f] / len(samples) for f in FUNCS}, len(samples)
+
+
 def loopspy_frame(frame):
     return frame.rsplit(" (", 1)[0] if frame.endswith(")") and " (" in frame else frame
 
@@ -109,13 +120,10 @@ def share_run(cfg, peer, binary, tmp, warmup, settle):
         span_s = (t1 - t0) / 1e9
         total = total * cfg.rate / 1e6  # microseconds of weight -> samples
     else:
-        secs = r["summary"]["seconds"]
-        last = timeline[-1][0]
-        truth, t0, t1 = truth_between(timeline, last - int(secs * 1e9), last)
-        got, total = shares_from_collapsed(r["collapsed"], sampling_frame, lambda root: root == f"tid:{pid}")
-        span_s = secs
+        truth, t0, t1 = truth_between(timeline, res["mono_ns_at_go"], res["mono_ns_at_end"])
+        got, total = shares_of_samples([x for x in r.pop("samples_in_window") if t0 <= x[0] <= t1])
+        span_s = (t1 - t0) / 1e9
     errors = {f: got[f] - truth[f] for f in FUNCS}
-    r.pop("collapsed", None)
     # What random sampling alone would give: the binomial standard error of the largest share.
     p = max(truth.values())
     r.update({"peer": peer, "truth": truth, "profile": got, "error": errors, "span_s": span_s, "samples": total,
@@ -229,8 +237,8 @@ def render(res):
     sigma = stats.median([r["sampling_sigma"] for r in res["shares"]]) * 100
     n = stats.median([r["samples"] for r in res["shares"]])
     lines += ["", "Cells: median [min–max] of the error over the runs; *worst* is the largest absolute error of any "
-              "function in any run. loopspy's profile covers exactly the workload's window; profiling.sampling's "
-              "covers its whole sampling time, compared with the truth over the same span. With a median "
+              "function in any run. Both profiles cover exactly the workload's window (loopspy by `replay --from/--to`, "
+              "profiling.sampling by its Gecko profile's sample times) against the truth over that window. With a median "
               f"{n:,.0f} samples per profile, independent random sampling alone would be off by "
               f"{sigma:.2f} points (one standard error of the largest share): errors of that size are noise.", ""]
     lines += [f"**Slow callbacks** (tests/workloads/stalls.py, {s['rounds']} round(s) of 4 deliberate stalls of "

@@ -18,10 +18,10 @@ then the window starts (a go file), so attaching and start-up are outside the wi
 
 Per profiled run also: the profiler's CPU time during the window (schedstat of all its threads,
 read every 20 ms, per second of window) and over its whole life (rusage, start-up included), its
-peak RSS (ru_maxrss), and the samples it kept against those requested (loopspy: fully symbolized
+peak RSS (its VmHWM), and the samples it kept against those requested (loopspy: fully symbolized
 on-CPU samples of the loop thread inside the window, from the recording, / rate x the thread's CPU
-time in the window; profiling.sampling: its captured samples less its printed error rate / rate x
-its sampling time).
+time in the window; profiling.sampling: its samples of the loop thread in the same window, by the
+timestamps of its Gecko profile / rate x the window's wall time).
 
 usage: overhead.py [--quick] [--rounds N] [--window S] [--rates 100,1000,10000]
                    [--peers loopspy,ps-wall,ps-async,asyncio-debug] [--sampling per-cpu[,per-thread]]
@@ -203,9 +203,12 @@ def render(res):
                  "from start to exit, start-up (BPF load; Python imports) and output writing included. "
                  "*Samples kept / requested*: loopspy, fully symbolized on-CPU samples of the loop thread in "
                  "the window (read from the recording) / (rate × the thread's CPU time in the window); "
-                 "profiling.sampling, captured samples × (1 − its printed error rate) / (rate × its sampling "
-                 "time). *Lost or error rate*: loopspy's lost / (samples + lost); profiling.sampling's printed "
-                 "error rate.")
+                 "profiling.sampling, its samples of the loop thread in the same window (by the timestamps of "
+                 "its Gecko profile) / (rate × the window's wall time). *Lost or error rate*, as each tool defines "
+                 "it: loopspy's lost / (samples + lost), samples the kernel took but could not deliver or read "
+                 "over the whole recording; profiling.sampling's printed error rate, failed reads over attempted "
+                 "samples over its whole run. *Peak RSS* is the profiler's own VmHWM (/proc/PID/status), read "
+                 "while it runs.")
     targets = []
     for rate, goal in TARGETS.items():
         rs = [r for r in res["summary"] if r["config"] and r["config"][0] == "loopspy" and r["config"][1] == rate

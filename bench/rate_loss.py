@@ -10,8 +10,12 @@ lib/measure.py):
   loopspy             requested = rate x the loop thread's CPU time in the window; recorded = its
                       on-CPU samples of the loop thread in the window (from the recording); kept =
                       those fully symbolized; plus the summary's lost counters (whole recording);
-  profiling.sampling  (attach --mode wall) requested = rate x its sampling time; recorded = the
-                      samples it captured; kept = captured x (1 - its printed error rate).
+  profiling.sampling  (attach --mode wall --gecko) requested = rate x the window's wall time;
+                      recorded = kept = its samples of the loop thread in the same window, by their
+                      timestamps (a failed read leaves no sample, so every one has a stack).
+  Both sides are counted over the same window. "Lost" differs and is shown as each defines it:
+  loopspy's lost counter (samples the kernel took but could not deliver or read, whole recording);
+  profiling.sampling's printed error rate (failed reads over attempted samples, whole run).
 
 usage: rate_loss.py [--quick] [--rates 1000,...] [--repeats N] [--window S] [--loopspy PATH]
                     [--python PATH] [--out FILE.json]
@@ -140,14 +144,19 @@ def render(res):
                  f"{q['foreign_cores_max']:.2f}); {q['repeated']} disturbed runs repeated, {q['kept_disturbed']} of "
                  f"{q['runs']} kept although disturbed.")
     lines.append("")
-    lines.append("*Requested*: loopspy, rate × the loop thread's CPU time in the window (it samples on-CPU "
-                 "time); profiling.sampling, rate × its sampling time (it samples wall time; the target is always "
-                 "on-CPU, so the two ask for the same). *Recorded*: loopspy, on-CPU samples of the loop thread in "
-                 "the window, read from the recording; profiling.sampling, the samples it says it captured. "
-                 "*Kept*: loopspy, those fully symbolized (no unreadable, unknown or truncated frame); "
-                 "profiling.sampling, captured × (1 − its printed error rate). A rate *keeps* its samples when "
-                 "the median kept is ≥ 99.9% of requested (or at most one sample short: a window's edge can cut "
-                 "one period). loopspy's lost counter covers the whole recording, start-up included; the target "
+    lines.append("Both profilers are counted over the same window (the workload's timed window, after "
+                 "attaching and settling). *Requested*: loopspy, rate × the loop thread's CPU time in the window "
+                 "(it samples on-CPU time); profiling.sampling, rate × the window's wall time (it samples wall "
+                 "time; the target is always on-CPU, so the two ask for the same). *Recorded*: loopspy, on-CPU "
+                 "samples of the loop thread in the window, read from the recording; profiling.sampling, its "
+                 "samples of the loop thread in the window, by the timestamps of its Gecko profile. *Kept*: "
+                 "loopspy, those fully symbolized (no unreadable, unknown or truncated frame); "
+                 "profiling.sampling, the same as recorded (a failed read leaves no sample in its profile). A "
+                 "rate *keeps* its samples when the median kept is ≥ 99.9% of requested (or at most one sample "
+                 "short: a window's edge can cut one period). *Lost* means different things and is shown as each "
+                 "tool defines it: loopspy's lost counter, samples the kernel took but could not deliver or read, "
+                 "over the whole recording, start-up included; profiling.sampling's printed error rate, failed "
+                 "reads over attempted samples, over its whole run. The target "
                  "*no loss below 20 kHz* asks for 0 lost and ≥ 99.9% kept at every rate below 20 kHz.")
     rows = [r for r in res["summary"] if r["peer"] == "loopspy" and r["rate"] < NO_LOSS_BELOW]
     bad = [r for r in rows if max(r["lost"]) > 0 or not keeps(r)]

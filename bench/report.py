@@ -59,7 +59,19 @@ def write(results, out, run=None):
     os.replace(out + ".tmp", out)
 
 
+def check_one_run(data, run):
+    """The document is one run of the suite by one binary: refuse anything else."""
+    ids = {d.get("run_id") for d in data.values()}
+    shas = {d["loopspy"]["sha256"] for d in data.values()}
+    if None in ids or len(ids) != 1 or (run.get("run_id") and ids != {run["run_id"]}):
+        sys.exit(f"report: the parts' results come from different runs ({', '.join(sorted(map(str, ids)))}); "
+                 "run the whole suite (scripts/bench.sh) to write the document")
+    if len(shas) != 1 or (run.get("loopspy") and shas != {run["loopspy"]["sha256"]}):
+        sys.exit(f"report: the parts measured different loopspy binaries ({', '.join(sorted(shas))})")
+
+
 def render(data, run, results_rel):
+    check_one_run(data, run)
     any_part = next(iter(data.values()))
     quick = any(d.get("quick") for d in data.values())
     m = any_part["machine"]
@@ -81,9 +93,7 @@ def render(data, run, results_rel):
     lb = run.get("loopspy") or any_part["loopspy"]
     lines.append(f"- loopspy: {lb['version']}, `{lb['path']}` built {lb['built']}, sha256 {lb['sha256']}…, "
                  f"source tree when the suite ran: {lb['source']}")
-    shas = {d["loopspy"]["sha256"] for d in data.values()}
-    if len(shas) > 1 and not run.get("loopspy"):
-        lines.append(f"- **the parts measured different loopspy binaries: {', '.join(sorted(shas))}**")
+    lines.append(f"- every section below is from this one run (`{any_part['run_id']}`) of this one binary")
     pys = sorted({f"`{d['python']['path']}` (Python {d['python']['version']})" for d in data.values()})
     lines.append(f"- target interpreter (and profiling.sampling's): {', '.join(pys)}")
     lines.append("- nothing is pinned to a CPU: the target, the profiler and the harness share the machine, as "

@@ -85,7 +85,16 @@ def main():
             env.python_facts(a.python, need_sampling=True)
         except procs.BenchError as e:
             sys.exit(f"run_all: FAILED: {e}")
+        if set(parts) != set(PARTS) and not (a.results and a.benchmarks):
+            sys.exit("run_all: --parts runs a subset: give --results DIR and --benchmarks FILE too; the results "
+                     "document is one run of every part, by one binary")
+        # Every part's results carry this run's id; the document is written only from one run's.
+        run_id = f"{started}/{facts['sha256']}"
+        os.environ["LOOPSPY_BENCH_RUN"] = run_id
         os.makedirs(results, exist_ok=True)
+        for stale in parts:
+            if os.path.exists(os.path.join(results, stale + ".json")):
+                os.remove(os.path.join(results, stale + ".json"))
         for p in parts:
             limit = LIMITS[p][1 if a.quick else 0]
             cmd = [sys.executable, os.path.join(BENCH, p + ".py"), "--loopspy", binary, "--python", a.python,
@@ -101,7 +110,7 @@ def main():
             if rc != 0:
                 sys.exit(f"run_all: FAILED: {p} exited with {rc}; no results document written")
         command = os.environ.get("LOOPSPY_BENCH_COMMAND") or " ".join(["bench/run_all.py"] + sys.argv[1:])
-        run = {"command": command, "started": started, "finished": env.now(),
+        run = {"command": command, "run_id": run_id, "started": started, "finished": env.now(),
                "minutes": round((time.monotonic() - t0) / 60, 1), "loopspy": facts, "parts": parts}
         report.write(results, doc, run)
         env.progress("run_all", f"done in {run['minutes']} min: {doc}")

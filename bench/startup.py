@@ -17,6 +17,7 @@ runs it unchanged and writes the time as the loop starts).
 
 usage: startup.py [--quick] [--repeats N] [--loopspy PATH] [--python PATH]
 """
+import itertools
 import os
 import sys
 import time
@@ -36,18 +37,25 @@ def add_args(ap):
     ap.add_argument("--rate", type=int, default=1000)
 
 
+# A fresh tag for every attempt, retries included: a repeated run must not find the ready file,
+# recording or output of the attempt before it.
+_attempts = itertools.count(1)
+
+
 def once_sampling(cfg, tmp, i):
-    w = WorkloadRun(cfg.python, "cpu_ops", tmp, f"p{i}", seconds=30, warmup=0.3, go_file=False)
+    tag = f"p{i}-{next(_attempts)}"
+    w = WorkloadRun(cfg.python, "cpu_ops", tmp, tag, seconds=30, warmup=0.3, go_file=False)
     ps = None
     try:
         w.wait_ready()
         meter = quiet.LoadMeter()
         meter.start([w.pid])
-        ps = SamplingSpec(cfg.python, cfg.rate).start(w.pid, tmp, f"p{i}", 1)
+        ps = SamplingSpec(cfg.python, cfg.rate).start(w.pid, tmp, tag, 1)
+        meter.add(ps.pid)  # the profiler under test is not outside load
         ps.wait_attached(time.monotonic() + 30)
         first = ps.sampling_started_ns()
         p = ps.finish(time.monotonic() + 30)
-        load = meter.stop()
+        load = meter.stop({ps.pid: p["cpu_s"] * 1e9})
     finally:
         w.kill()
         if ps:
@@ -56,18 +64,20 @@ def once_sampling(cfg, tmp, i):
 
 
 def once(cfg, binary, tmp, i):
-    w = WorkloadRun(cfg.python, "cpu_ops", tmp, f"s{i}", seconds=30, warmup=0.3, go_file=False)
+    tag = f"s{i}-{next(_attempts)}"
+    w = WorkloadRun(cfg.python, "cpu_ops", tmp, tag, seconds=30, warmup=0.3, go_file=False)
     lp = None
     try:
         w.wait_ready()
         meter = quiet.LoadMeter()
         meter.start([w.pid])
-        lp = LoopspySpec(binary, cfg.rate).start(w.pid, tmp, f"s{i}", 1.0)
+        lp = LoopspySpec(binary, cfg.rate).start(w.pid, tmp, tag, 1.0)
+        meter.add(lp.pid)  # the profiler under test is not outside load
         t_launch = lp.t_spawn_ns
         lp.wait_attached(time.monotonic() + 30)
         t_fds = time.monotonic_ns()
         p = lp.finish(time.monotonic() + 30)
-        load = meter.stop()
+        load = meter.stop({lp.pid: p["cpu_s"] * 1e9})
     finally:
         w.kill()
         if lp:

@@ -147,7 +147,8 @@ def write_result(cfg, data):
 
 
 def base_result(cfg, binary_facts, python_facts_):
-    return {"part": cfg.part, "quick": cfg.quick, "command": " ".join([sys.executable] + sys.argv),
+    return {"part": cfg.part, "quick": cfg.quick, "run_id": os.environ.get("LOOPSPY_BENCH_RUN"),
+            "command": " ".join([sys.executable] + sys.argv),
             "started": now(), "machine": machine(), "loopspy": binary_facts, "python": python_facts_}
 
 

@@ -9,13 +9,15 @@ peak RSS, its parsed summary, and the samples it recorded and kept against those
   loopspy             on-CPU samples of the loop thread inside the window, read from the
                       recording (kept: fully symbolized ones), / rate x the thread's CPU time
                       in the window (the workload's time.thread_time());
-  profiling.sampling  its captured samples (kept: less its printed error rate) / rate x its
-                      sampling time (a wall-clock sampler: one sample per period requested).
+  profiling.sampling  its samples of the loop thread inside the same window, read from its Gecko
+                      profile's timestamps (CLOCK_MONOTONIC; each has a stack, so kept = recorded),
+                      / rate x the window's wall time (a wall-clock sampler: one sample per period
+                      requested).
 """
 import itertools
 import time
 
-from . import lspy, procs, quiet
+from . import lspy, procs, profilers, quiet
 from .workload import WorkloadRun
 
 _tags = itertools.count(1)
@@ -75,11 +77,17 @@ def run_once(python, workload, spec, tmp, window, warmup, settle, env=None, keep
                 out["recording"] = rec
         else:
             s = p["summary"]
-            out["requested"] = s["requested"]
-            out["recorded"] = s["samples"] / s["requested"]
-            out["kept"] = s["good_samples"] / s["requested"]
+            samples = profilers.gecko_samples(p["gecko"], w.pid, on_cpu_only=spec.mode == "cpu")
+            inside = [x for x in samples if res["mono_ns_at_go"] <= x[0] <= res["mono_ns_at_end"]]
+            if not inside:
+                raise procs.BenchError(f"{spec.label}: no sample of the loop thread inside the window")
+            requested = spec.rate * res["window_s"]
+            out["requested"] = requested
+            # Every sample in its profile has a stack: a failed read leaves no sample behind, so
+            # within the window what it recorded is what it kept.
+            out["recorded"] = out["kept"] = len(inside) / requested
             out["lost_share"] = s["error_pct"] / 100
-            out["collapsed"] = p["collapsed"]
+            out["samples_in_window"] = inside
         return out
     finally:
         w.kill()

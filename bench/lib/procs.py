@@ -50,6 +50,18 @@ def kill_children():
         _children.discard(pid)
 
 
+def vm_hwm_kib(pid):
+    """The process's own peak RSS (VmHWM in /proc/PID/status), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def reap(p, deadline, what, on_poll=None):
     """Waits (polling, so there is a deadline) for p; returns (exit code, rusage). on_poll() is
     called on every poll (every 5 ms) while p runs."""
@@ -67,12 +79,15 @@ def reap(p, deadline, what, on_poll=None):
 
 
 def run_timed(argv, timeout, what, stdout=subprocess.DEVNULL, stderr_path=None, env=None):
-    """Runs argv to completion; returns (wall seconds, rusage, stderr text). Fails on a non-zero exit."""
+    """Runs argv to completion; returns (wall seconds, rusage, stderr text), the rusage's
+    ru_maxrss replaced by the process's own peak RSS (VmHWM, polled while it runs; a child's
+    ru_maxrss keeps the high-water mark of the harness it was forked from). Fails on a non-zero exit."""
     err = open(stderr_path, "w") if stderr_path else subprocess.DEVNULL
+    hwm = [0]
     try:
         t0 = time.monotonic()
         p = spawn(argv, stdout=stdout, stderr=err, env=env)
-        rc, ru = reap(p, t0 + timeout, what)
+        rc, ru = reap(p, t0 + timeout, what, lambda: hwm.__setitem__(0, max(hwm[0], vm_hwm_kib(p.pid) or 0)))
         wall = time.monotonic() - t0
     finally:
         if stderr_path:
@@ -80,7 +95,12 @@ def run_timed(argv, timeout, what, stdout=subprocess.DEVNULL, stderr_path=None, 
     text = tail(stderr_path, 20000) if stderr_path else ""
     if rc != 0:
         raise BenchError(f"{what} exited with {rc}: {' '.join(map(str, argv))}\n{text}")
-    return wall, ru, text
+    return wall, _Usage(ru.ru_utime, ru.ru_stime, hwm[0]), text
+
+
+class _Usage:
+    def __init__(self, utime, stime, maxrss_kib):
+        self.ru_utime, self.ru_stime, self.ru_maxrss = utime, stime, maxrss_kib
 
 
 def wait_for(cond, deadline, what, interval=0.002):

@@ -3,12 +3,15 @@
 A spec (LoopspySpec, SamplingSpec) says what to run; start(pid, ...) returns a ProfilerRun:
 wait_attached() returns once the profiler is sampling (loopspy: its perf events exist;
 profiling.sampling: its sampling loop has started), cpu_ns() is its CPU time so far (all threads, schedstat, ns),
-and finish() reaps it and returns what it printed, parsed, plus its rusage. A profiler that fails,
+and finish() reaps it and returns what it printed, parsed, plus its CPU time (rusage) and its
+own peak RSS (VmHWM, read from /proc while it runs: a child's ru_maxrss keeps the high-water mark
+of the harness it was forked from). A profiler that fails,
 prints no summary or records nothing raises BenchError: no empty row.
 
 profiling.sampling runs through lib/sampling_launcher.py, which runs it unchanged but writes a
 file with the time as its sampling loop starts: that is when it has attached.
 """
+import json
 import math
 import os
 import re
@@ -74,6 +77,7 @@ class _Run:
         self.proc = procs.spawn(self.argv, stdout=self._out, stderr=self._err, env=env)
         self.pid = self.proc.pid
         self.attach_s = None
+        self.hwm_kib = None
 
     def _check_alive(self):
         if self.proc.poll() is not None:
@@ -88,18 +92,31 @@ class _Run:
         self.attach_s = (time.monotonic_ns() - self.t_spawn_ns) / 1e9
 
     def cpu_ns(self):
+        self.peak_rss()
         return procs.process_cpu_ns(self.pid)
 
+    def peak_rss(self):
+        """Reads the profiler's VmHWM; the last reading before it exits is its peak RSS."""
+        kib = procs.vm_hwm_kib(self.pid)
+        if kib is not None:
+            self.hwm_kib = max(self.hwm_kib or 0, kib)
+
     def finish(self, deadline, on_poll=None):
+        def poll():
+            self.peak_rss()
+            if on_poll:
+                on_poll()
         try:
-            rc, ru = procs.reap(self.proc, deadline, self.what, on_poll)
+            rc, ru = procs.reap(self.proc, deadline, self.what, poll)
         finally:
             self._err.close()
             self._out.close()
         text = procs.tail(self.err_path, 50000) + "\n" + procs.tail(self.out_path, 50000)
         if rc != 0:
             raise procs.BenchError(f"{self.what} exited with {rc} ({' '.join(self.argv)}):\n{text[-3000:]}")
-        out = {"cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_kib": ru.ru_maxrss, "attach_s": self.attach_s}
+        if not self.hwm_kib:
+            raise procs.BenchError(f"{self.what}: its peak RSS (VmHWM) was never read")
+        out = {"cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_kib": self.hwm_kib, "attach_s": self.attach_s}
         out.update(self.parse(text))
         return out
 
@@ -136,14 +153,53 @@ class LoopspyRun(_Run):
                 "recording_bytes": int(w.group("bytes")) if w else os.path.getsize(self.recording)}
 
 
+def gecko_samples(path, tid, on_cpu_only=False):
+    """[(CLOCK_MONOTONIC ns, [function names, outermost first])] of thread `tid` in a Gecko
+    profile written by profiling.sampling (--gecko): meta.startTime is CLOCK_MONOTONIC in ms, and
+    each sample's time is ms after it, so its samples can be cut to the same window as loopspy's.
+    on_cpu_only keeps the samples inside the thread's "OnCPU" markers (what --mode cpu keeps;
+    profiling.sampling refuses --mode with --gecko)."""
+    with open(path) as f:
+        d = json.load(f)
+    start_ms = d["meta"]["startTime"]
+    names = d["shared"]["stringArray"]
+    out = []
+    for t in d["threads"]:
+        if t["tid"] != tid:
+            continue
+        m = t["markers"]
+        on_cpu = sorted((a, b) for data, a, b in zip(m["data"], m["startTime"], m["endTime"])
+                        if isinstance(data, dict) and data.get("type") == "OnCPU")
+        stacks, frames, funcs = t["stackTable"], t["frameTable"], t["funcTable"]
+        memo = {}
+
+        def chain(stack):
+            if stack is None:
+                return []
+            if stack not in memo:
+                func = frames["func"][stacks["frame"][stack]]
+                memo[stack] = chain(stacks["prefix"][stack]) + [names[funcs["name"][func]]]
+            return memo[stack]
+
+        samples = t["samples"]
+        for stack, ms in zip(samples["stack"], samples["time"]):
+            if on_cpu_only and not any(a <= ms <= b for a, b in on_cpu):
+                continue
+            out.append((int((start_ms + ms) * 1e6), chain(stack)))
+    return out
+
+
 class SamplingRun(_Run):
     def __init__(self, spec, pid, tmp, tag, duration):
         self.spec = spec
-        self.collapsed = os.path.join(tmp, tag + ".collapsed")
+        # Gecko, not collapsed: its samples carry times, so they are counted over the same window
+        # as loopspy's (collapsed stacks would cover the peer's whole run, settling included).
+        self.gecko = os.path.join(tmp, tag + ".gecko.json")
         self.ready = os.path.join(tmp, tag + ".sampling")
         argv = [spec.python, SAMPLING_LAUNCHER, self.ready, "attach", "-r", spec.rate, "-d", math.ceil(duration)]
-        argv += ["--async-aware"] if spec.async_aware else ["--mode", spec.mode]
-        argv += spec.extra + ["--collapsed", "-o", self.collapsed, pid]
+        # --mode cannot go with --gecko: wall is its default, and cpu is read from its OnCPU markers.
+        argv += ["--async-aware"] if spec.async_aware else []
+        argv += spec.extra + ["--gecko", "-o", self.gecko, pid]
         env = dict(os.environ, LC_ALL="C", PYTHONUNBUFFERED="1")
         super().__init__(argv, tmp, tag, "profiling.sampling", env=env)
 
@@ -164,4 +220,4 @@ class SamplingRun(_Run):
         good = n * (1 - err / 100)
         return {"summary": {"samples": int(n), "seconds": secs, "rate": _num(r.group("rate")), "error_pct": err,
                             "good_samples": good, "requested": self.spec.rate * secs},
-                "summary_line": f"{c.group(0)}; {r.group(0)}; {e.group(0)}", "collapsed": self.collapsed}
+                "summary_line": f"{c.group(0)}; {r.group(0)}; {e.group(0)}", "gecko": self.gecko}

@@ -59,6 +59,12 @@ class LoadMeter:
         self.cpu0 = {p: procs.process_cpu_ns(p) or 0 for p in self.pids}
         self.samplers = set(foreign_samplers())
 
+    def add(self, pid):
+        """A process of ours started after start() (the profiler under test): all its CPU time
+        counts as ours, not as other load."""
+        self.pids.append(pid)
+        self.cpu0[pid] = 0
+
     def stop(self, final_cpu_ns=None):
         """final_cpu_ns: {pid: ns}, the CPU time of processes that may have exited meanwhile (used
         when they are gone)."""
