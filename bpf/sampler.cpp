@@ -290,7 +290,7 @@ void Sampler::mark_shape_known(std::uint64_t shape) {
     bpf_map__update_elem(impl_->skel->maps.known_shapes, &key, sizeof(key), &one, sizeof(one), BPF_ANY);
 }
 
-std::uint64_t Sampler::shape_of(std::span<const loopspy_frame> frames) {
+std::uint64_t stack_shape(std::span<const loopspy_frame> frames) {
     __u64 shape = LOOPSPY_SHAPE_SEED;
     for (const loopspy_frame& f : frames) shape = loopspy_shape_step(shape, f.code);
     return shape;

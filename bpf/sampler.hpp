@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "bpf/event_source.hpp"
 #include "bpf/loopspy.h"
 #include "core/result.hpp"
 #include "core/types.hpp"
@@ -29,7 +30,7 @@ struct FrameWalkLayout {
     std::uint32_t owner_generator = LOOPSPY_NO_OWNER;
 };
 
-/// How cpu-clock sampling is attached (see README "Sampling design").
+/// How cpu-clock sampling is attached (see README "How sampling is attached").
 enum class SamplingMode {
     PerCpu,     // one event per CPU, the program filters the target's tgid
     PerThread,  // one event per target thread
@@ -43,79 +44,34 @@ struct SamplerOptions {
     bool track_off_cpu = true;  // sched_switch and syscall hooks: off-CPU intervals and selector waits
 };
 
-/// One sample or off-CPU interval as the kernel emitted it: frames innermost first.
-struct RawSample {
-    std::uint32_t kind = 0;  // LOOPSPY_EVENT_ON_CPU or LOOPSPY_EVENT_OFF_CPU
-    Tid tid;
-    Nanoseconds timestamp;
-    std::uint32_t flags = 0;
-    std::span<const loopspy_frame> frames;
-    Nanoseconds duration;               // OFF_CPU
-    std::int32_t syscall = -1;          // OFF_CPU
-    std::uint32_t off_flags = 0;        // OFF_CPU
-    RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
-};
-
-/// A selector wait as the kernel emitted it (see struct loopspy_selector_event).
-struct RawSelectorWait {
-    Tid tid;
-    std::int32_t syscall = 0;
-    Nanoseconds previous_leave, enter, leave;
-    std::uint32_t folded_waits = 0;
-    Nanoseconds folded_wait_time, folded_busy_time;
-};
-
-struct SamplerStats {
-    std::uint64_t samples = 0;
-    std::uint64_t emitted = 0;
-    std::uint64_t lost_ringbuf = 0;
-    std::uint64_t lost_read = 0;
-    std::uint64_t no_tstate = 0;
-    std::uint64_t partial = 0;
-    std::uint64_t truncated = 0;
-    std::uint64_t off_cpu = 0;
-    std::uint64_t lost_off_cpu = 0;
-    std::uint64_t selector = 0;
-    std::uint64_t lost_selector = 0;
-};
-
-class Sampler {
+class Sampler final : public EventSource {
 public:
-    struct Handlers {
-        std::function<void(const RawSample&)> sample;
-        std::function<void(const RawSelectorWait&)> selector_wait;
-    };
-
     /// Opens and loads the BPF object; nothing is attached yet.
     static Result<std::unique_ptr<Sampler>> load(const SamplerOptions& options);
-    ~Sampler();
+    ~Sampler() override;
     Sampler(const Sampler&) = delete;
     Sampler& operator=(const Sampler&) = delete;
 
     /// Starts cpu-clock sampling. In per-thread mode, `threads` are the threads to sample;
     /// call add_thread() for threads that appear later.
-    Result<void> start(std::span<const Tid> threads);
-    Result<void> add_thread(Tid tid);
+    Result<void> start(std::span<const Tid> threads) override;
+    Result<void> add_thread(Tid tid) override;
 
-    Result<void> publish_thread_state(Tid tid, RemoteAddr tstate);
-    void forget_thread_state(Tid tid);
+    Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) override;
+    void forget_thread_state(Tid tid) override;
 
     /// Waits timeout_ms (less if the ring buffer fills up), then calls back for every event that
     /// arrived. Returns how many were consumed.
-    Result<int> poll(int timeout_ms, const Handlers& handlers);
+    Result<int> poll(int timeout_ms, const Handlers& handlers) override;
 
     /// Tells the kernel side that stacks of this shape (see loopspy_shape_step) are named. Until
     /// then a sample of that shape wakes poll() at once (to name short-lived code before it is
     /// freed); other events collect until poll()'s timeout or a well-filled buffer.
-    void mark_shape_known(std::uint64_t shape);
-    /// The shape of a sample's stack, as the kernel side computes it.
-    static std::uint64_t shape_of(std::span<const loopspy_frame> frames);
+    void mark_shape_known(std::uint64_t shape) override;
 
-    SamplerStats stats() const;
-    /// Just LOOPSPY_STAT_NO_TSTATE (one map read, cheap enough for every poll).
-    std::uint64_t unknown_thread_samples() const;
-    /// Samples of threads that had no published thread state, per tid, since the last call.
-    std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples();
+    SamplerStats stats() const override;
+    std::uint64_t unknown_thread_samples() const override;
+    std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples() override;
 
 private:
     struct Impl;

@@ -14,13 +14,21 @@
 
 #include "cli/launch.hpp"
 #include "cli/preflight.hpp"
-#include "cli/recorder.hpp"
+#include "session/recorder.hpp"
 #include "core/memory.hpp"
 #include "recording/format.hpp"
 #include "symbolizer/proc_maps.hpp"
 
 namespace loopspy {
 namespace {
+
+// The live status line on a terminal: one line on stderr, rewritten in place.
+void print_status_line(const RecorderStatus& st, bool final) {
+    std::fprintf(stderr, "\r\033[Kloopspy: recording pid %d  %.1fs  %llu samples  %llu lost  %zu threads%s",
+                 st.pid.value, st.elapsed.seconds(), static_cast<unsigned long long>(st.samples),
+                 static_cast<unsigned long long>(st.lost), st.threads, final ? "\n" : "");
+    std::fflush(stderr);
+}
 
 std::atomic<bool> g_stop{false};
 
@@ -134,16 +142,17 @@ Result<int> run_record(const RecordArgs& args) {
     ro.task_rate_hz = args.task_rate_hz;
     ro.mode = args.sampling == "per-thread" ? SamplingMode::PerThread : SamplingMode::PerCpu;
     if (args.duration_s > 0) ro.duration = Nanoseconds{static_cast<std::int64_t>(args.duration_s * 1e9)};
-    ro.live_status = !args.no_status && ::isatty(STDERR_FILENO);
+    const bool live_status = !args.no_status && ::isatty(STDERR_FILENO);
+    if (live_status) ro.on_status = print_status_line;
 
     std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
                  format_version(interp.version).c_str(), interp.binary_path.c_str(), args.rate_hz,
-                 ro.live_status ? "; Ctrl-C to stop" : "");
+                 live_status ? "; Ctrl-C to stop" : "");
     std::string stamp = timestamp_for_file_name();
     std::string recording_path =
         args.recording.empty() ? "loopspy-" + std::to_string(pid.value) + "-" + stamp + ".lspy" : args.recording;
     LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path));
-    auto started = Recorder::start(pid, interp, ro, profile);
+    auto started = Recorder::attach(pid, interp, ro, profile);
     if (!started) {
         writer.reset();
         ::unlink(recording_path.c_str());  // nothing was recorded

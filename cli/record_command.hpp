@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "bpf/sampler.hpp"
-#include "cli/outputs.hpp"
+#include "cli/output_flags.hpp"
 #include "core/result.hpp"
 
 namespace loopspy {

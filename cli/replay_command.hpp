@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "cli/outputs.hpp"
+#include "cli/output_flags.hpp"
 #include "core/result.hpp"
 
 namespace loopspy {

@@ -1,5 +1,6 @@
-// Every output loopspy produces from a Profile, and the flags that ask for them. `record` uses
-// this at the end of a recording; `replay` will use the same code on a recording file.
+// Every output loopspy produces from a Profile, as the command line asks for them: `record` at
+// the end of a recording and `replay` on a recording file go through this same code. The flags
+// themselves are registered in cli/output_flags.cpp.
 #pragma once
 
 #include <optional>
@@ -9,10 +10,6 @@
 #include "core/result.hpp"
 #include "recording/profile.hpp"
 #include "reports/loop_analysis.hpp"
-
-namespace CLI {
-class App;
-}
 
 namespace loopspy {
 
@@ -38,11 +35,6 @@ struct OutputArgs {
                !tasks_flamegraph.empty() || !tasks_collapsed.empty();
     }
 };
-
-/// Registers the output flags on a subcommand.
-void add_output_flags(CLI::App& app, OutputArgs& args);
-/// Registers --from, --to and --thread (replay).
-void add_window_flags(CLI::App& app, OutputArgs& args);
 
 /// Checks values the flag parser cannot (a finite threshold, ...).
 Result<void> validate_outputs(const OutputArgs& args);

@@ -1,5 +1,6 @@
-// A recording session: keeps the kernel's view of the target's threads current, drains samples,
-// names them, and fills a Profile.
+// The recording engine: keeps the kernel's view of the target's threads current, drains the
+// events of an EventSource (the BPF sampler, or canned events in tests), names them, and fills a
+// Profile.
 #pragma once
 
 #include <atomic>
@@ -10,8 +11,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "bpf/event_source.hpp"
 #include "bpf/sampler.hpp"
-#include "cli/task_tracker.hpp"
+#include "session/task_tracker.hpp"
 #include "recording/profile.hpp"
 #include "symbolizer/code_symbolizer.hpp"
 #include "symbolizer/interpreter.hpp"
@@ -19,13 +21,23 @@
 
 namespace loopspy {
 
+/// What the recording looks like now, for a live status line.
+struct RecorderStatus {
+    Pid pid;
+    Nanoseconds elapsed;
+    std::uint64_t samples = 0;  // on-CPU samples
+    std::uint64_t lost = 0;     // samples the kernel could not deliver or read, or of unknown threads
+    std::size_t threads = 0;    // Python threads now
+};
+
 struct RecorderOptions {
     int rate_hz = 1000;
     SamplingMode mode = SamplingMode::PerCpu;
     std::optional<Nanoseconds> duration;
-    bool live_status = false;  // a one-line status on stderr, refreshed in place
     bool track_off_cpu = true;
     double task_rate_hz = 10;  // task snapshots per second (0: no task snapshots)
+    /// Called about 4 times a second while recording, and once at the end (final = true).
+    std::function<void(const RecorderStatus&, bool final)> on_status;
 };
 
 enum class StopReason { Duration, Signal, TargetExited, CheckpointFailed };
@@ -48,9 +60,12 @@ struct RecordSummary {
 
 class Recorder {
 public:
-    /// Loads and attaches the sampler to `pid`, whose interpreter is `interp`.
+    /// Loads the BPF sampler for `pid`, whose interpreter is `interp`, and starts recording.
+    static Result<std::unique_ptr<Recorder>> attach(Pid pid, Interpreter interp, const RecorderOptions& options,
+                                                    Profile& profile);
+    /// Starts recording from `source` (attach() with the sampler; tests with canned events).
     static Result<std::unique_ptr<Recorder>> start(Pid pid, Interpreter interp, const RecorderOptions& options,
-                                                   Profile& profile);
+                                                   Profile& profile, std::unique_ptr<EventSource> source);
 
     /// Records until the duration ends, `stop_requested` becomes true, or `target_alive` says no.
     /// `checkpoint` runs about once a second (the recording file's flush); if it fails, recording
@@ -64,7 +79,7 @@ private:
     void on_sample(const RawSample& raw);
     void on_selector_wait(const RawSelectorWait& raw);
     void account_unknown_threads();
-    void print_status(Nanoseconds elapsed, bool final_line);
+    void report_status(Nanoseconds elapsed, bool final);
 
     Pid pid_;
     Interpreter interp_;
@@ -74,7 +89,7 @@ private:
     CodeSymbolizer symbolizer_;
     StackResolver resolver_;
     TaskTracker tasks_;
-    std::unique_ptr<Sampler> sampler_;
+    std::unique_ptr<EventSource> sampler_;
 
     std::unordered_map<Tid, RemoteAddr> published_;  // thread states the kernel knows
     std::set<Tid> python_threads_;                     // every thread ever seen with a thread state

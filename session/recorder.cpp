@@ -1,4 +1,4 @@
-#include "cli/recorder.hpp"
+#include "session/recorder.hpp"
 
 #include <unistd.h>
 
@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "session/frame_naming.hpp"
 #include "symbolizer/proc_maps.hpp"
 #include "symbolizer/thread_states.hpp"
 
@@ -65,16 +66,22 @@ Recorder::Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, 
       tasks_(memory_, interp_, symbolizer_, resolver_, profile, TaskTrackerOptions{options.task_rate_hz}),
       period_(Nanoseconds{1'000'000'000 / options.rate_hz}) {}
 
-Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, const RecorderOptions& options,
-                                                  Profile& profile) {
-    std::unique_ptr<Recorder> r(new Recorder(pid, std::move(interp), options, profile));
+Result<std::unique_ptr<Recorder>> Recorder::attach(Pid pid, Interpreter interp, const RecorderOptions& options,
+                                                   Profile& profile) {
     SamplerOptions so;
     so.pid = pid;
     so.rate_hz = options.rate_hz;
     so.mode = options.mode;
-    so.layout = frame_walk_layout(r->interp_.layout);
+    so.layout = frame_walk_layout(interp.layout);
     so.track_off_cpu = options.track_off_cpu;
-    LOOPSPY_TRY(r->sampler_, Sampler::load(so));
+    LOOPSPY_TRY(std::unique_ptr<Sampler> sampler, Sampler::load(so));
+    return start(pid, std::move(interp), options, profile, std::move(sampler));
+}
+
+Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, const RecorderOptions& options,
+                                                  Profile& profile, std::unique_ptr<EventSource> source) {
+    std::unique_ptr<Recorder> r(new Recorder(pid, std::move(interp), options, profile));
+    r->sampler_ = std::move(source);
     LOOPSPY_CHECK(r->refresh_threads());
     std::vector<Tid> tids;
     for (const auto& [tid, ts] : r->published_) tids.push_back(tid);
@@ -134,19 +141,12 @@ void Recorder::on_sample(const RawSample& raw) {
             flags |= kSamplePartial;
             frame_ids_.push_back(profile_.intern_frame("<unreadable frames>", "", 0, kFrameSpecial));
         }
-        for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) {
-            if (!f->code) {
-                frame_ids_.push_back(profile_.intern_frame("<unknown>", "", 0, kFrameSpecial));
-                continue;
-            }
-            frame_ids_.push_back(profile_.intern_frame(f->code->qualname, f->code->filename, f->line,
-                                                       f->coroutine() ? kFrameCoroutine : 0));
-        }
+        for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) frame_ids_.push_back(intern_resolved(profile_, *f));
         StackId stack = profile_.intern_stack(frame_ids_);
         it = stack_cache_.emplace(key_, std::make_pair(stack, flags)).first;
         // Named (or found unnameable) now: samples of this shape no longer wake us early.
         if (!raw.frames.empty()) {
-            std::uint64_t shape = Sampler::shape_of(raw.frames);
+            std::uint64_t shape = stack_shape(raw.frames);
             // Past the kernel map's size its LRU forgets shapes this set still holds: start over,
             // so that a forgotten shape is marked again at its next resolve.
             if (known_shapes_.size() >= LOOPSPY_KNOWN_SHAPES) known_shapes_.clear();
@@ -190,14 +190,16 @@ void Recorder::on_selector_wait(const RawSelectorWait& raw) {
     profile_.add_selector_wait(w);
 }
 
-void Recorder::print_status(Nanoseconds elapsed, bool final_line) {
-    if (!options_.live_status) return;
+void Recorder::report_status(Nanoseconds elapsed, bool final) {
+    if (!options_.on_status) return;
     SamplerStats st = sampler_->stats();
-    std::uint64_t lost = st.lost_ringbuf + st.lost_read + profile_.lost.no_thread_state;
-    std::fprintf(stderr, "\r\033[Kloopspy: recording pid %d  %.1fs  %llu samples  %llu lost  %zu threads%s",
-                 pid_.value, elapsed.seconds(), static_cast<unsigned long long>(samples_),
-                 static_cast<unsigned long long>(lost), published_.size(), final_line ? "\n" : "");
-    std::fflush(stderr);
+    RecorderStatus status;
+    status.pid = pid_;
+    status.elapsed = elapsed;
+    status.samples = samples_;
+    status.lost = st.lost_ringbuf + st.lost_read + profile_.lost.no_thread_state;
+    status.threads = published_.size();
+    options_.on_status(status, final);
 }
 
 Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive,
@@ -212,7 +214,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     auto next_status = Clock::now();
     auto next_alive_check = Clock::now();
     auto next_checkpoint = Clock::now() + kCheckpoint;
-    Sampler::Handlers cb;
+    EventSource::Handlers cb;
     cb.sample = [this](const RawSample& raw) { on_sample(raw); };
     cb.selector_wait = [this](const RawSelectorWait& raw) { on_selector_wait(raw); };
 
@@ -267,7 +269,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             next_checkpoint = now + kCheckpoint;
         }
         if (now >= next_status) {
-            print_status(monotonic_now() - start, false);
+            report_status(monotonic_now() - start, false);
             next_status = now + std::chrono::milliseconds(250);
         }
     }
@@ -282,7 +284,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     account_unknown_threads();
     Nanoseconds end = monotonic_now();
     profile_.info.end = end;
-    print_status(end - start, true);
+    report_status(end - start, true);
 
     SamplerStats st = sampler_->stats();
     profile_.lost.ringbuf_full = st.lost_ringbuf;

@@ -1,4 +1,4 @@
-#include "cli/task_tracker.hpp"
+#include "session/task_tracker.hpp"
 
 #include <time.h>
 
@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "session/frame_naming.hpp"
 #include "symbolizer/code_symbolizer.hpp"
 #include "symbolizer/pystring.hpp"
 
@@ -69,32 +70,23 @@ TaskEntry TaskTracker::entry_for(const RawTask& t, TaskId id, const std::unorder
     }
     std::sort(e.awaited_by.begin(), e.awaited_by.end());
     e.awaited_by.erase(std::unique(e.awaited_by.begin(), e.awaited_by.end()), e.awaited_by.end());
-    if (t.done || t.coro.value == 0) {
-        e.state = TaskState::Done;
-        e.stack = profile_.intern_stack({});
-        return e;
-    }
-    CoroutineChain chain = read_coroutine_chain(memory_, interp_.layout, types_, t.coro);
-    if (chain.state == CoroutineState::Executing) {
-        e.state = TaskState::Running;
+    std::optional<CoroutineChain> chain;
+    if (!t.done && t.coro.value != 0) chain = read_coroutine_chain(memory_, interp_.layout, types_, t.coro);
+    const TaskActivity activity = task_activity(t, chain ? &*chain : nullptr);
+    if (activity == TaskActivity::Done || activity == TaskActivity::Running) {
+        e.state = activity == TaskActivity::Done ? TaskState::Done : TaskState::Running;
         e.stack = profile_.intern_stack({});
         return e;
     }
     e.state = TaskState::Suspended;
-    resolver_.resolve(chain.frames, resolved_);
+    resolver_.resolve(chain->frames, resolved_);
     std::vector<FrameId> frames;
-    for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) {
-        if (!f->code) {
-            frames.push_back(profile_.intern_frame("<unknown>", "", 0, kFrameSpecial));
-            continue;
-        }
-        frames.push_back(profile_.intern_frame(f->code->qualname, f->code->filename, f->line, kFrameCoroutine));
-    }
+    for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) frames.push_back(intern_resolved(profile_, *f));
     std::string leaf;
-    if (chain.state == CoroutineState::Created) {
+    if (activity == TaskActivity::Created) {
         leaf = "<not started>";
-    } else if (!chain.awaiting.empty()) {
-        leaf = "<awaiting " + chain.awaiting + ">";
+    } else if (!chain->awaiting.empty()) {
+        leaf = "<awaiting " + chain->awaiting + ">";
     }
     if (!leaf.empty()) frames.push_back(profile_.intern_frame(leaf, "", 0, kFrameSpecial));
     e.stack = profile_.intern_stack(frames);

@@ -1,4 +1,4 @@
-#include "cli/output_files.hpp"
+#include "reports/output_files.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,51 +1,19 @@
-#include "cli/outputs.hpp"
-
-#include <CLI/CLI.hpp>
+#include "reports/outputs.hpp"
 
 #include <cmath>
 #include <cstdio>
 
-#include "cli/output_files.hpp"
 #include "reports/collapsed.hpp"
 #include "reports/flame_modes.hpp"
 #include "reports/flamegraph.hpp"
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
+#include "reports/output_files.hpp"
 #include "reports/slow_callbacks.hpp"
 #include "reports/task_attribution.hpp"
 #include "reports/task_report.hpp"
 
 namespace loopspy {
-
-void add_output_flags(CLI::App& app, OutputArgs& a) {
-    app.add_option("--flamegraph", a.flamegraph, "Write an interactive flame graph (SVG) to FILE");
-    app.add_option("--collapsed", a.collapsed, "Write collapsed stacks to FILE: `frame;frame;... WEIGHT_US` per line");
-    app.add_option("--mode", a.mode,
-                   "What the flame graph and collapsed stacks weigh: cpu (on-CPU samples), busy (default: on-CPU "
-                   "plus time blocked off-CPU), wall (busy plus the loop's idle wait as an <idle> frame)")
-        ->check(CLI::IsMember({"cpu", "busy", "wall"}));
-    app.add_flag("--slow-callbacks", a.slow_callbacks,
-                 "Print the event-loop callbacks that ran at least --threshold, longest first, to stdout");
-    app.add_option("--sort", a.sort, "Order of --slow-callbacks: duration (default) or time")
-        ->check(CLI::IsMember({"duration", "time"}));
-    app.add_option("--threshold", a.threshold_ms, "Slow-callback threshold in milliseconds (default 100, like asyncio)");
-    app.add_option("--report", a.report, "Write the loop analysis as JSON to FILE (schema in README)");
-    app.add_option("--loop-thread", a.loop_thread, "Analyse this thread as the event loop instead of finding loops");
-    app.add_flag("--async", a.async,
-                 "Flame graph and collapsed stacks by asyncio task: each task under the tasks that await it "
-                 "(\"<task> NAME\" frames and their await chains) instead of under the event loop's frames");
-    app.add_flag("--tasks", a.tasks,
-                 "Print every task's running and waiting time and where it waited; adds \"tasks\" to --report");
-    app.add_option("--tasks-flamegraph", a.tasks_flamegraph,
-                   "Write a flame graph (SVG) of the wall time tasks spent suspended, by await chain");
-    app.add_option("--tasks-collapsed", a.tasks_collapsed, "Write the same as collapsed stacks to FILE");
-}
-
-void add_window_flags(CLI::App& app, OutputArgs& a) {
-    app.add_option("--from", a.from_s, "Analyse from SEC seconds after the recording started");
-    app.add_option("--to", a.to_s, "Analyse up to SEC seconds after the recording started");
-    app.add_option("--thread", a.threads, "Only this thread (repeatable)");
-}
 
 Result<void> validate_outputs(const OutputArgs& a) {
     for (auto sec : {a.from_s, a.to_s}) {

@@ -1,0 +1,87 @@
+// What the recording engine needs from the kernel side: the target's samples, off-CPU intervals
+// and selector waits as they arrive, and a way to tell it which threads run Python. Sampler
+// (bpf/sampler.hpp) is the real one; unit tests drive the engine with canned events instead.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "bpf/loopspy.h"
+#include "core/result.hpp"
+#include "core/types.hpp"
+
+namespace loopspy {
+
+/// One sample or off-CPU interval as the kernel emitted it: frames innermost first.
+struct RawSample {
+    std::uint32_t kind = 0;  // LOOPSPY_EVENT_ON_CPU or LOOPSPY_EVENT_OFF_CPU
+    Tid tid;
+    Nanoseconds timestamp;
+    std::uint32_t flags = 0;
+    std::span<const loopspy_frame> frames;
+    Nanoseconds duration;               // OFF_CPU
+    std::int32_t syscall = -1;          // OFF_CPU
+    std::uint32_t off_flags = 0;        // OFF_CPU
+    RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
+};
+
+/// A selector wait as the kernel emitted it (see struct loopspy_selector_event).
+struct RawSelectorWait {
+    Tid tid;
+    std::int32_t syscall = 0;
+    Nanoseconds previous_leave, enter, leave;
+    std::uint32_t folded_waits = 0;
+    Nanoseconds folded_wait_time, folded_busy_time;
+};
+
+/// The kernel side's counters (enum loopspy_stat), summed over CPUs.
+struct SamplerStats {
+    std::uint64_t samples = 0;
+    std::uint64_t emitted = 0;
+    std::uint64_t lost_ringbuf = 0;
+    std::uint64_t lost_read = 0;
+    std::uint64_t no_tstate = 0;
+    std::uint64_t partial = 0;
+    std::uint64_t truncated = 0;
+    std::uint64_t off_cpu = 0;
+    std::uint64_t lost_off_cpu = 0;
+    std::uint64_t selector = 0;
+    std::uint64_t lost_selector = 0;
+};
+
+/// The shape of a stack (its code objects in order, lines aside): FNV-1a, as loopspy_shape_step
+/// computes it in the kernel.
+std::uint64_t stack_shape(std::span<const loopspy_frame> frames);
+
+class EventSource {
+public:
+    struct Handlers {
+        std::function<void(const RawSample&)> sample;
+        std::function<void(const RawSelectorWait&)> selector_wait;
+    };
+
+    virtual ~EventSource() = default;
+
+    /// Starts sampling. `threads` are the Python threads known now; add_thread() tells of later
+    /// ones (in per-thread mode each needs its own timer).
+    virtual Result<void> start(std::span<const Tid> threads) = 0;
+    virtual Result<void> add_thread(Tid tid) = 0;
+    virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;
+    virtual void forget_thread_state(Tid tid) = 0;
+
+    /// Waits up to timeout_ms, then calls back for every event that arrived; returns how many.
+    virtual Result<int> poll(int timeout_ms, const Handlers& handlers) = 0;
+    /// Stacks of this shape are named: their samples need not wake poll() early.
+    virtual void mark_shape_known(std::uint64_t shape) = 0;
+
+    virtual SamplerStats stats() const = 0;
+    /// Samples of threads with no published thread state so far (cheap: for every poll).
+    virtual std::uint64_t unknown_thread_samples() const = 0;
+    /// Those samples per tid, since the last call.
+    virtual std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples() = 0;
+};
+
+}  // namespace loopspy

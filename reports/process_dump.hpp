@@ -1,0 +1,54 @@
+// One instant of a live process, as `loopspy dump` shows it: every thread's Python stack and the
+// asyncio task tree. session/dump_snapshot.cpp reads it; this renders it as text or JSON.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+
+namespace loopspy {
+
+struct DumpFrame {
+    std::string name, file;
+    int line = 0;
+    bool coroutine = false;
+    /// "name (file:line)", or the name alone for a frame with no file (<unknown>).
+    std::string text() const;
+};
+
+struct DumpThread {
+    Tid tid;
+    std::string name;
+    std::vector<DumpFrame> frames;  // innermost first
+    std::uint64_t coro = 0;         // the coroutine its outermost coroutine frame belongs to
+    bool truncated = false;
+};
+
+struct DumpTask {
+    std::uint64_t addr = 0;
+    std::string name;
+    std::string state;                     // "running", "suspended", "done", "created"
+    std::vector<DumpFrame> stack;          // the await chain, innermost first
+    std::string awaiting;                  // the innermost awaited object's type, if not a coroutine
+    std::optional<Tid> thread;             // the thread running it
+    std::vector<std::uint64_t> awaited_by; // the tasks awaiting it, by address
+};
+
+struct ProcessDump {
+    Pid pid;
+    std::string command;
+    PythonVersion python;
+    std::string python_binary;
+    std::vector<DumpThread> threads;
+    std::vector<DumpTask> tasks;
+};
+
+/// The threads' stacks, then "Tasks: N" and the task tree (as `python -m asyncio pstree`).
+std::string render_dump_text(const ProcessDump& dump);
+/// The same for scripts (fields in the README).
+std::string render_dump_json(const ProcessDump& dump);
+
+}  // namespace loopspy
