@@ -10,6 +10,7 @@ any interval (a profiler's own recording window).
 usage: cpu_shares.py --seconds S [--ready FILE] [--go FILE] [--warmup S] [--result FILE]
 """
 import asyncio
+import importlib.util
 import os
 import random
 import sys
@@ -18,42 +19,22 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _window  # noqa: E402
 
-WEIGHTS = {"burn_alpha": 5, "burn_beta": 3, "burn_gamma": 2}
+# The functions and calls the tests profile, from the tests' own workload (same name as this file,
+# so loaded by path).
+_spec = importlib.util.spec_from_file_location(
+    "tests_cpu_shares", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "workloads",
+                                     "cpu_shares.py"))
+_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_tests)
+WEIGHTS, timed_call = _tests.WEIGHTS, _tests.timed_call
 
-
-def spin(iterations):
-    x = 0
-    for i in range(iterations):
-        x += i * i % 7
-    return x
-
-
-def burn_alpha(n):
-    return spin(n)
-
-
-def burn_beta(n):
-    return spin(n)
-
-
-def burn_gamma(n):
-    return spin(n)
-
-
-FUNCS = {"burn_alpha": burn_alpha, "burn_beta": burn_beta, "burn_gamma": burn_gamma}
 spent = {n: 0.0 for n in WEIGHTS}
 timeline = []
 
 
 async def worker(counter, stop, rng):
-    names = list(WEIGHTS)
-    weights = [WEIGHTS[n] for n in names]
     while not stop.is_set():
-        name = rng.choices(names, weights)[0]
-        n = rng.randint(2000, 20000)  # irregular lengths: no aliasing with a periodic sampler
-        t0 = time.thread_time()
-        FUNCS[name](n)
-        spent[name] += time.thread_time() - t0
+        timed_call(rng, spent)
         counter.n += 1
         await asyncio.sleep(0)
 

@@ -36,15 +36,20 @@ def burn_gamma(n):
 FUNCS = {"burn_alpha": burn_alpha, "burn_beta": burn_beta, "burn_gamma": burn_gamma}
 
 
+def timed_call(rng, spent):
+    """One call of a function picked by WEIGHTS, of irregular length (no aliasing with a periodic
+    sampler), its thread CPU time added to spent[name]. bench/workloads/cpu_shares.py runs the
+    same calls."""
+    name = rng.choices(list(WEIGHTS), list(WEIGHTS.values()))[0]
+    n = rng.randint(2000, 20000)
+    t0 = time.thread_time()
+    FUNCS[name](n)
+    spent[name] += time.thread_time() - t0
+
+
 async def worker(deadline, spent, rng):
-    names = list(WEIGHTS)
-    weights = [WEIGHTS[n] for n in names]
     while time.monotonic() < deadline:
-        name = rng.choices(names, weights)[0]
-        n = rng.randint(2000, 20000)  # irregular lengths: no aliasing with a periodic sampler
-        t0 = time.thread_time()
-        FUNCS[name](n)
-        spent[name] += time.thread_time() - t0
+        timed_call(rng, spent)
         await asyncio.sleep(0)
 
 
