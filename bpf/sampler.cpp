@@ -196,8 +196,8 @@ Sampler::~Sampler() = default;
 
 Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     libbpf_set_print(capture_libbpf_output);
-    if (options.rate_hz <= 0 || options.rate_hz > 1'000'000) {
-        return make_error(ErrorKind::BadInput, "rate must be between 1 and 1000000 Hz");
+    if (options.rate_hz <= 0 || options.rate_hz > kMaxRateHz) {
+        return make_error(ErrorKind::BadInput, "--rate must be between 1 and " + std::to_string(kMaxRateHz) + " Hz");
     }
     auto impl = std::make_unique<Impl>();
     impl->options = options;

@@ -36,6 +36,10 @@ enum class SamplingMode {
     PerThread,  // one event per target thread
 };
 
+/// The highest sampling rate loopspy accepts, per thread (the kernel's default
+/// perf_event_max_sample_rate); `-r` is checked against it, and so is the sampler.
+inline constexpr int kMaxRateHz = 100'000;
+
 struct SamplerOptions {
     Pid pid;
     int rate_hz = 1000;

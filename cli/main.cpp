@@ -7,6 +7,7 @@
 #include "cli/dump_command.hpp"
 #include "cli/record_command.hpp"
 #include "cli/replay_command.hpp"
+#include "bpf/sampler.hpp"
 
 namespace {
 
@@ -47,15 +48,14 @@ int main(int argc, char** argv) {
     auto* pid_opt = record->add_option("-p,--pid", pid, "Process id of a running Python program to attach to");
     record->add_option("-d,--duration", rec.duration_s,
                        "Seconds to record (default: until the target exits or Ctrl-C)")->check(CLI::NonNegativeNumber);
-    record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, 100000));
+    record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, loopspy::kMaxRateHz));
     loopspy::add_output_flags(*record, rec.outputs);
     record->add_option("--sampling", rec.sampling,
                        "How cpu-clock sampling is attached: per-cpu (default) or per-thread")
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));
     record->add_option("--task-rate", rec.task_rate_hz,
                        "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "
-                       "new running coroutines, and never take more than 2% of the time")
-        ->check(CLI::Range(0.0, 1000.0));
+                       "new running coroutines, and never take more than 2% of the time; at most 1000");
     record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
     record->add_option("-o,--output", rec.recording,
                        "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy); replay it with `loopspy replay`");

@@ -18,7 +18,7 @@ void print_summary(const ReadResult& r, const OutputArgs& args) {
     LoopAnalysis a = analyze_loops(p, analysis_options(args));
 
     std::printf("target:        pid %d  %s\n", info.pid.value, info.target_command.c_str());
-    std::printf("python:        %s (%s)\n", python_version_string(info.python).c_str(), info.python_binary.c_str());
+    std::printf("python:        %s (%s)\n", info.python.text().c_str(), info.python_binary.c_str());
     std::printf("recorded:      %.2f s at %d Hz on %s, %s\n", (info.end - info.start).seconds(), info.rate_hz,
                 info.kernel.c_str(), r.complete ? ("complete (" + r.ending + ")").c_str() : "cut short");
     std::printf("samples:       %llu on-CPU, %llu off-CPU intervals, %llu lost\n",

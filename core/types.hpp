@@ -4,6 +4,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <string>
 #include <functional>
 
 namespace loopspy {
@@ -54,6 +55,15 @@ struct PythonVersion {
     constexpr int minor() const { return static_cast<int>((hex >> 16) & 0xff); }
     constexpr int micro() const { return static_cast<int>((hex >> 8) & 0xff); }
     constexpr auto operator<=>(const PythonVersion&) const = default;
+    /// As Python writes it: "3.12.1", "3.14.0rc2", "3.15.0a1".
+    std::string text() const {
+        std::string s = std::to_string(major()) + "." + std::to_string(minor()) + "." + std::to_string(micro());
+        const unsigned level = (hex >> 4) & 0xf, serial = hex & 0xf;
+        if (level == 0xa) s += "a" + std::to_string(serial);
+        if (level == 0xb) s += "b" + std::to_string(serial);
+        if (level == 0xc) s += "rc" + std::to_string(serial);
+        return s;
+    }
 };
 
 }  // namespace loopspy

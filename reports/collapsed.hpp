@@ -24,11 +24,6 @@
 
 namespace loopspy {
 
-// Returns s with every invalid UTF-8 sequence (stray continuation bytes, truncated sequences,
-// overlong forms, surrogates, code points above U+10FFFF) replaced by U+FFFD. Valid text,
-// including non-ASCII, is returned unchanged.
-std::string sanitize_utf8(std::string_view s);
-
 // Makes one frame safe for the collapsed line format (rules above).
 std::string escape_collapsed_frame(std::string_view frame);
 

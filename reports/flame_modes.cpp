@@ -43,7 +43,7 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
             if (!window.contains(s.time)) continue;
             w = s.weight;
         } else {
-            if (mode == FlameMode::Cpu || (s.off_flags & kOffIdle)) continue;
+            if (mode == FlameMode::Cpu) continue;
             w = window.overlap(s.time, s.time + s.weight);
             if (w.value <= 0) continue;
             reason = off_cpu_reason(s.syscall, s.off_flags);

@@ -8,12 +8,12 @@
 
 #include "reports/collapsed.hpp"
 #include "reports/flamegraph_assets.hpp"
+#include "reports/text.hpp"
 
 namespace loopspy {
 
 namespace {
 
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";     // U+2026
 constexpr int kSidePad = 10;
 constexpr int kFooterHeight = 28;
@@ -38,7 +38,7 @@ std::string clean_text(std::string_view raw) {
         }
         if (b == 0xEF && i + 2 < valid.size() && static_cast<unsigned char>(valid[i + 1]) == 0xBF &&
             (static_cast<unsigned char>(valid[i + 2]) == 0xBE || static_cast<unsigned char>(valid[i + 2]) == 0xBF)) {
-            out.append(kReplacement);
+            out.append(kReplacementChar);
             i += 2;
             continue;
         }

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "reports/collapsed.hpp"
+#include "reports/text.hpp"
 
 namespace loopspy {
 
@@ -26,16 +27,6 @@ Json stats_json(const LoopStats& st) {
 
 }  // namespace
 
-std::string python_version_string(PythonVersion v) {
-    std::string s = std::to_string(v.major()) + "." + std::to_string(v.minor()) + "." + std::to_string(v.micro());
-    const unsigned level = (v.hex >> 4) & 0xf;
-    const unsigned serial = v.hex & 0xf;
-    if (level == 0xa) s += "a" + std::to_string(serial);
-    if (level == 0xb) s += "b" + std::to_string(serial);
-    if (level == 0xc) s += "rc" + std::to_string(serial);
-    return s;
-}
-
 double rounded_ms(Nanoseconds ns) {
     // Whole microseconds first (exact in integers), then one division: 1234567 ns -> 1.235.
     const std::int64_t us = ns.value >= 0 ? (ns.value + 500) / 1000 : -((-ns.value + 500) / 1000);
@@ -46,7 +37,7 @@ double rounded_ms(Nanoseconds ns) {
 Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
     const Nanoseconds origin = profile.info.start;
     Json j;
-    j["python_version"] = python_version_string(profile.info.python);
+    j["python_version"] = profile.info.python.text();
     j["pid"] = profile.info.pid.value;
     Nanoseconds span = a.window.end > a.window.begin ? a.window.end - a.window.begin : Nanoseconds{0};
     if (a.window.end.value == std::numeric_limits<std::int64_t>::max()) span = Nanoseconds{0};  // no known end

@@ -25,8 +25,6 @@
 
 namespace loopspy {
 
-/// "3.12.1", with "a1" / "b2" / "rc1" for pre-releases.
-std::string python_version_string(PythonVersion v);
 
 /// Nanoseconds as milliseconds rounded to 3 decimals.
 double rounded_ms(Nanoseconds ns);

@@ -34,7 +34,6 @@ Nanoseconds seconds_to_ns(double s) {
 bool is_off_cpu(const SampleRecord& s) { return s.kind == SampleKind::OffCpu; }
 // Time spent waiting in the selector is idle, not blocking (the kernel does not emit it; if a
 // recording ever carries it, it is left out like the selector waits' own time).
-bool is_idle_interval(const SampleRecord& s) { return is_off_cpu(s) && (s.off_flags & kOffIdle); }
 Nanoseconds sample_end(const SampleRecord& s) { return is_off_cpu(s) ? s.time + s.weight : s.time; }
 
 enum FrameClass : std::uint8_t {
@@ -208,7 +207,6 @@ void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const T
                                [](const SampleRecord* s, Nanoseconds t) { return s->time < t; });
     for (; it != tl.samples.end() && (*it)->time <= b1; ++it) {
         const SampleRecord& s = **it;
-        if (is_idle_interval(s)) continue;
         if (is_off_cpu(s)) {
             const Nanoseconds e = s.time + s.weight;
             const bool inside = s.weight.value == 0 ? (s.time >= b0 && s.time <= b1) : (e > b0 && s.time < b1);
@@ -451,7 +449,7 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
     const std::unordered_set<Tid> loops(loop_threads.begin(), loop_threads.end());
     std::map<std::pair<StackId, std::string>, std::vector<Nanoseconds>> by_stack;
     for (const SampleRecord& s : profile.samples()) {
-        if (!is_off_cpu(s) || is_idle_interval(s) || !loops.count(s.tid)) continue;
+        if (!is_off_cpu(s) || !loops.count(s.tid)) continue;
         if (!window.overlaps(s.time, sample_end(s))) continue;
         by_stack[{s.stack, off_cpu_reason(s.syscall, s.off_flags)}].push_back(s.weight);
     }
@@ -494,7 +492,7 @@ LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& op
     for (const SampleRecord& s : profile.samples()) {
         if (!thread_selected(options.filter, s.tid)) continue;
         if (is_off_cpu(s)) {
-            if (!is_idle_interval(s) && a.window.overlaps(s.time, sample_end(s))) ++a.samples.off_cpu;
+            if (a.window.overlaps(s.time, sample_end(s))) ++a.samples.off_cpu;
         } else if (a.window.contains(s.time)) {
             ++a.samples.on_cpu;
         }

@@ -65,7 +65,7 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
                                                                   : info.target_command);
             char sub[256];
             std::snprintf(sub, sizeof(sub), "pid %d, Python %s, %d Hz, %.1f s, mode %s", info.pid.value,
-                          python_version_string(info.python).c_str(), info.rate_hz, (info.end - info.start).seconds(),
+                          info.python.text().c_str(), info.rate_hz, (info.end - info.start).seconds(),
                           std::string(flame_mode_name(mode)).c_str());
             fo.subtitle = std::string(sub) + (args.async ? ", by task" : "");
             fo.count_name = mode == FlameMode::Cpu ? "on-CPU time" : mode == FlameMode::Busy ? "busy time" : "wall time";

@@ -9,6 +9,7 @@
 
 #include "reports/collapsed.hpp"
 #include "reports/json_report.hpp"
+#include "reports/text.hpp"
 
 namespace loopspy {
 namespace {
@@ -122,7 +123,7 @@ std::string DumpFrame::text() const {
 std::string render_dump_text(const ProcessDump& d) {
     std::string out;
     appendf(out, "Process %d: %s\nPython %s (%s)\n", d.pid.value, sanitize_utf8(d.command).c_str(),
-            python_version_string(d.python).c_str(), sanitize_utf8(d.python_binary).c_str());
+            d.python.text().c_str(), sanitize_utf8(d.python_binary).c_str());
     for (const DumpThread& t : d.threads) {
         const DumpTask* running = task_on(d, t);
         appendf(out, "\nThread %d \"%s\"%s%s\n", t.tid.value, sanitize_utf8(t.name).c_str(),
@@ -140,7 +141,7 @@ std::string render_dump_json(const ProcessDump& d) {
     Json j;
     j["pid"] = d.pid.value;
     j["command"] = sanitize_utf8(d.command);
-    j["python"] = python_version_string(d.python);
+    j["python"] = d.python.text();
     j["python_binary"] = sanitize_utf8(d.python_binary);
     Json th = Json::array();
     for (const DumpThread& t : d.threads) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "reports/collapsed.hpp"
+#include "reports/text.hpp"
 
 namespace loopspy {
 

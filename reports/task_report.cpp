@@ -6,6 +6,7 @@
 
 #include "reports/collapsed.hpp"
 #include "reports/json_report.hpp"
+#include "reports/text.hpp"
 
 namespace loopspy {
 
@@ -26,7 +27,7 @@ std::vector<TaskSummary> summarize_tasks(const Profile& profile, const TaskAttri
         const SampleRecord& s = samples[i];
         if (s.kind == SampleKind::OnCpu) {
             if (window.contains(s.time)) summary(*id).running += s.weight;
-        } else if (!(s.off_flags & kOffIdle)) {
+        } else {
             summary(*id).running += window.overlap(s.time, s.time + s.weight);
         }
     }

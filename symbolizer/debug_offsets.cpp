@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/types.hpp"
+
 namespace loopspy {
 namespace {
 
@@ -202,10 +204,7 @@ bool has_cookie(std::span<const std::byte> bytes) {
     return bytes.size() >= sizeof kCookie && std::memcmp(bytes.data(), kCookie, sizeof kCookie) == 0;
 }
 
-std::string version_text(uint64_t hex) {
-    return std::to_string((hex >> 24) & 0xff) + "." + std::to_string((hex >> 16) & 0xff) + "." +
-           std::to_string((hex >> 8) & 0xff);
-}
+std::string version_text(uint64_t hex) { return loopspy::PythonVersion{static_cast<std::uint32_t>(hex)}.text(); }
 
 const TableLayout* table_for(int minor) {
     for (const TableLayout& t : kTables) {

@@ -96,16 +96,6 @@ std::vector<Candidate> candidates(Pid pid, const std::vector<Mapping>& maps) {
 
 }  // namespace
 
-std::string format_version(PythonVersion v) {
-    std::string s = std::to_string(v.major()) + "." + std::to_string(v.minor()) + "." + std::to_string(v.micro());
-    unsigned level = (v.hex >> 4) & 0xf;
-    unsigned serial = v.hex & 0xf;
-    if (level == 0xa) s += "a" + std::to_string(serial);
-    if (level == 0xb) s += "b" + std::to_string(serial);
-    if (level == 0xc) s += "rc" + std::to_string(serial);
-    return s;
-}
-
 Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
     LOOPSPY_TRY(auto maps, read_proc_maps(pid));
 
@@ -157,13 +147,13 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
         int minor = interp.version.minor();
         if (interp.version.major() != 3 || minor < kOldestSupportedMinor || minor > kNewestSupportedMinor) {
             return make_error(ErrorKind::UnsupportedPython,
-                              "unsupported Python version " + format_version(interp.version) + " in " + cand.path +
+                              "unsupported Python version " + interp.version.text() + " in " + cand.path +
                                   " (supported: " + supported_range() + ")");
         }
         const GeneratedLayout* table = generated_layout(minor);
         if (!table) {
             return make_error(ErrorKind::UnsupportedPython,
-                              "no layout for Python " + format_version(interp.version));
+                              "no layout for Python " + interp.version.text());
         }
         interp.layout = *table;
 
@@ -179,12 +169,12 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
             }
             auto info = parse_debug_offsets(head, interp.layout);
             if (!info) {
-                return make_error(ErrorKind::UnsupportedPython, "Python " + format_version(interp.version) + " in " +
+                return make_error(ErrorKind::UnsupportedPython, "Python " + interp.version.text() + " in " +
                                                                     cand.path + ": " + info.error().message);
             }
             if (info->free_threaded) {
                 return make_error(ErrorKind::UnsupportedPython,
-                                  "free-threaded Python " + format_version(interp.version) + " is not supported yet");
+                                  "free-threaded Python " + interp.version.text() + " is not supported yet");
             }
             if (((info->version_hex >> 16) & 0xffff) != (interp.version.hex >> 16)) {
                 return make_error(ErrorKind::UnsupportedPython, "Py_Version and _Py_DebugOffsets disagree in " + cand.path);

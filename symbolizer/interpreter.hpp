@@ -36,8 +36,6 @@ std::optional<std::uint64_t> runtime_address(const ElfFile& elf, const std::vect
 bool segment_in_place(const ElfFile& elf, const std::vector<Mapping>& maps, const std::string& path,
                       std::uint64_t vaddr, std::uint64_t addr);
 
-/// "3.12.1" for 0x030C01F0.
-std::string format_version(PythonVersion v);
 
 /// Locates and identifies the interpreter of `pid`. Errors: NoSuchProcess, NotPython,
 /// UnsupportedPython (naming the version found and the supported range), NoPrivilege.

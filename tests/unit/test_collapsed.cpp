@@ -4,6 +4,7 @@
 #include <random>
 
 #include "reports/collapsed.hpp"
+#include "reports/text.hpp"
 
 using namespace loopspy;
 

@@ -14,6 +14,7 @@
 
 #include "reports/collapsed.hpp"
 #include "reports/flamegraph.hpp"
+#include "reports/text.hpp"
 
 using namespace loopspy;
 

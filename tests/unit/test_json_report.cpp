@@ -249,8 +249,8 @@ TEST_CASE("json report: an empty recording and version strings") {
     CHECK(j["loop"]["per_thread"].is_array());
     CHECK(j["samples"]["lost"] == 0);
 
-    CHECK(python_version_string(PythonVersion{0x030B04A2}) == "3.11.4a2");
-    CHECK(python_version_string(PythonVersion{0x030F00B1}) == "3.15.0b1");
+    CHECK(PythonVersion{0x030B04A2}.text() == "3.11.4a2");
+    CHECK(PythonVersion{0x030F00B1}.text() == "3.15.0b1");
     CHECK(rounded_ms(Nanoseconds{1'234'567}) == 1.235);
     CHECK(rounded_ms(Nanoseconds{499}) == 0.0);
     CHECK(rounded_ms(Nanoseconds{-1'500}) == -0.002);

@@ -338,7 +338,7 @@ struct RichRecording {
         wait(kLoop, 250'000, 5'000'000 + k * 1000, k % 3);
         // The worker, interleaved, with odd values.
         sample(kWorker, s1, -400'000, SampleKind::OnCpu, 1'000'000, 0x80000000u);
-        sample(kWorker, s2, 10, SampleKind::OffCpu, 0, 0, kOffIdle | kOffPreempted | 0x40000000u, -7);
+        sample(kWorker, s2, 10, SampleKind::OffCpu, 0, 0, 2u | kOffPreempted | 0x40000000u, -7);
         sample(kNameless, s1, 1, SampleKind::OffCpu, std::numeric_limits<std::int64_t>::max() / 4, 0, 0,
                std::numeric_limits<std::int32_t>::max());
         t += 2'000'000;
