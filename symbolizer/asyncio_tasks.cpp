@@ -1,18 +1,16 @@
 #include "symbolizer/asyncio_tasks.hpp"
 
-#include "symbolizer/tasks_311.hpp"
-#include "symbolizer/tasks_modern.hpp"
+#include "symbolizer/tasks_asyncio_debug.hpp"
+#include "symbolizer/tasks_module_sets.hpp"
 
 namespace loopspy {
 
-std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, int minor) {
-    // PyLongObject: 3.11 keeps the signed digit count in ob_size (at 16); 3.12+ keep
-    // ndigits << 3 | sign (0 positive, 1 zero, 2 negative) in lv_tag (at 16). 30-bit digits from 24.
-    auto head = memory.read_u64(RemoteAddr{int_object.value + 16});
-    auto digits = memory.read_u64(RemoteAddr{int_object.value + 24});
+std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, LongHeader header) {
+    auto head = memory.read_u64(RemoteAddr{int_object.value + objects::kLongHeader});
+    auto digits = memory.read_u64(RemoteAddr{int_object.value + objects::kLongDigits});
     if (!head || !digits) return std::nullopt;
     std::uint64_t ndigits = *head;
-    if (minor >= 12) {
+    if (header == LongHeader::Tagged) {
         if ((*head & 3) == 2) return std::nullopt;
         ndigits = *head >> 3;
     }
@@ -22,8 +20,13 @@ std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteA
 }
 
 std::unique_ptr<TaskReader> make_task_reader(const RemoteMemory& memory, const Interpreter& interp) {
-    if (interp.version.minor() >= 14) return make_modern_task_reader(memory, interp);
-    return make_tasks_311_reader(memory, interp);
+    const ObjectLayout* objects = object_layout(interp.version.minor());
+    if (!objects) return nullptr;
+    switch (objects->tasks) {
+        case TaskSource::AsyncioDebug: return make_asyncio_debug_task_reader(memory, interp, *objects);
+        case TaskSource::ModuleSets: return make_module_sets_task_reader(memory, interp, *objects);
+    }
+    return nullptr;
 }
 
 }  // namespace loopspy

@@ -16,6 +16,7 @@
 #include "core/types.hpp"
 #include "symbolizer/interpreter.hpp"
 #include "symbolizer/remote_memory.hpp"
+#include "symbolizer/object_layout.hpp"
 
 namespace loopspy {
 
@@ -42,7 +43,7 @@ public:
 
 /// The name of a task whose task_name is an int counter (unnamed tasks, from 3.12 lazily): "Task-N".
 /// `int_object` is the int; nullopt if it is not a small non-negative int.
-std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, int minor);
+std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, LongHeader header);
 
 /// The reader for `interp`'s version (3.11-3.15).
 std::unique_ptr<TaskReader> make_task_reader(const RemoteMemory& memory, const Interpreter& interp);

@@ -19,11 +19,6 @@ CodeSymbolizer::CodeSymbolizer(const RemoteMemory& memory, const Interpreter& in
     unicode_ = unicode_layout_of(interp.layout);
 }
 
-UnicodeLayout unicode_layout_of(const GeneratedLayout& l) {
-    return UnicodeLayout{l.unicode_length, l.unicode_state, l.ascii_object_size, l.compact_unicode_object_size,
-                         l.unicode_kind_shift, l.unicode_compact_bit, l.unicode_ascii_bit};
-}
-
 std::optional<std::string> CodeSymbolizer::read_string(std::uint64_t addr) {
     if (addr == 0) return std::nullopt;
     // Most names fit the first read; a longer string gets one more, exactly sized, read.

@@ -34,9 +34,6 @@ inline constexpr std::uint32_t kCoCoroutine = 0x80;
 inline constexpr std::uint32_t kCoIterableCoroutine = 0x100;
 inline constexpr std::uint32_t kCoAsyncGenerator = 0x200;
 
-/// Where a str object's fields are in this version (from its generated layout).
-UnicodeLayout unicode_layout_of(const GeneratedLayout& layout);
-
 struct CodeInfo {
     std::string qualname;  // co_qualname, or co_name where that fails
     std::string filename;  // co_filename

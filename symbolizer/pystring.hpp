@@ -20,6 +20,7 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "symbolizer/layout.hpp"
 
 namespace loopspy {
 
@@ -67,5 +68,8 @@ std::uint64_t pystring_bytes_needed(const UnicodeLayout& layout, std::uint64_t l
 /// inside `prefix`, the string is not compact or its kind is invalid.
 Result<std::uint64_t> pystring_read_size(std::span<const std::byte> prefix, const UnicodeLayout& layout,
                                          std::size_t max_chars = 1024);
+
+/// Where a str object's fields are in this version (from its layout table).
+UnicodeLayout unicode_layout_of(const GeneratedLayout& layout);
 
 }  // namespace loopspy

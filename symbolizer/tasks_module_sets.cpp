@@ -1,4 +1,4 @@
-#include "symbolizer/tasks_311.hpp"
+#include "symbolizer/tasks_module_sets.hpp"
 
 #include <array>
 #include <cstring>
@@ -7,47 +7,20 @@
 
 #include "symbolizer/code_symbolizer.hpp"
 #include "symbolizer/coroutine_chain.hpp"
+#include "symbolizer/object_layout.hpp"
 #include "symbolizer/pystring.hpp"
 
 namespace loopspy {
 namespace {
 
-// Facts from each version's headers (Include/internal/pycore_dict.h, pycore_interp.h,
-// cpython/object.h, ...) for the default x86-64 build, and from Modules/_asynciomodule.c's
-// FutureObj/TaskObj, checked against live objects of pyenv 3.11.7, 3.12.1, 3.13.0 and Debian's
-// 3.11.2 (tests/unit/test_tasks_311.cpp reads them back through this reader).
-struct Offsets311 {
-    int minor;
-    std::uint64_t interp_modules;   // PyInterpreterState.modules (3.11) / imports.modules
-    std::uint64_t ht_cached_keys;   // PyHeapTypeObject.ht_cached_keys
-    std::uint64_t fut_state, task_fut_waiter, task_coro, task_name;
-};
-constexpr Offsets311 kOffsets[] = {
-    {11, 888, 872, 88, 128, 136, 144},
-    {12, 944, 880, 88, 128, 136, 144},
-    {13, 7656, 880, 96, 112, 120, 128},
-};
-// The same in every one of these versions.
-constexpr std::uint64_t kFutCallback0 = 24, kFutCallbacks = 40;      // FutureObj_HEAD
-constexpr std::uint64_t kTypeBasicsize = 32, kTypeFlags = 168;      // PyTypeObject
-constexpr std::uint64_t kTpManagedDict = 1 << 4, kTpInlineValues = 1 << 2;
-constexpr std::uint64_t kDictKeys = 32, kDictValues = 40;           // PyDictObject
-constexpr std::uint64_t kKeysLog2Size = 8, kKeysLog2IndexBytes = 9, kKeysKind = 10, kKeysNentries = 24,
-                        kKeysIndices = 32;                         // PyDictKeysObject
-constexpr std::uint8_t kKindGeneral = 0;
-constexpr std::uint64_t kSetMask = 32, kSetTable = 40;              // PySetObject
-constexpr std::uint64_t kModuleDict = 16;                           // PyModuleObject.md_dict
-constexpr std::uint64_t kWeakrefObject = 16;                        // PyWeakReference.wr_object
-constexpr std::uint64_t kCFunctionSelf = 24, kMethodSelf = 24;      // PyCFunctionObject.m_self, PyMethodObject.im_self
-constexpr std::uint64_t kFunctionClosure = 72;                      // PyFunctionObject.func_closure
-constexpr std::uint64_t kFunctionQualname = 40;                     // PyFunctionObject.func_qualname
-constexpr std::uint64_t kCellRef = 16;                              // PyCellObject.ob_ref
-constexpr std::uint64_t kVarSize = 16, kTupleItems = 24, kListItems = 24;
+using namespace objects;
+
+// Bounds on what a damaged or hostile target can make us read.
 constexpr std::uint64_t kMaxEntries = 1 << 16, kMaxSetSlots = 1 << 20;
 
-class Tasks311Reader final : public TaskReader {
+class ModuleSetsTaskReader final : public TaskReader {
 public:
-    Tasks311Reader(const RemoteMemory& memory, const Interpreter& interp, const Offsets311& o)
+    ModuleSetsTaskReader(const RemoteMemory& memory, const Interpreter& interp, const ObjectLayout& o)
         : m_(memory), interp_(interp), o_(o), types_(memory, interp.layout), unicode_(unicode_layout_of(interp.layout)) {}
 
     Result<std::vector<RawTask>> read_tasks() override {
@@ -108,7 +81,7 @@ private:
         std::vector<std::uint64_t> split_values;
         if (*values) {
             split_values.resize(n);
-            const std::uint64_t first = interp_.version.minor() >= 13 ? 8 : 0;  // 3.13: a 4-byte header, padded
+            const std::uint64_t first = o_.dict_values_header;
             if (!m_.read(RemoteAddr{*values + first}, std::as_writable_bytes(std::span(split_values)))) return out;
         }
         for (std::uint64_t i = 0; i < n; ++i) {
@@ -131,12 +104,11 @@ private:
         RemoteAddr type = types_.type_of(RemoteAddr{obj});
         auto flags = m_.read_u64(RemoteAddr{type.value + kTypeFlags});
         if (!type.value || !flags || !(*flags & kTpManagedDict)) return std::nullopt;
-        const int minor = interp_.version.minor();
         std::uint64_t values = 0, dict = 0;
-        if (minor == 11) {
+        if (o_.managed_dict == ManagedDict::PointersBefore) {
             dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
             values = m_.read_u64(RemoteAddr{obj - 32}).value_or(0);
-        } else if (minor == 12) {
+        } else if (o_.managed_dict == ManagedDict::TaggedValues) {
             std::uint64_t dv = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
             if (dv & 1) values = dv + 1;  // a tagged pointer one byte before the values
             else dict = dv;
@@ -213,10 +185,10 @@ private:
         if (!module || types_.of_object(RemoteAddr{*module}) != "module") return false;
         auto globals = m_.read_u64(RemoteAddr{*module + kModuleDict});
         if (!globals) return false;
-        auto scheduled = dict_get(*globals, interp_.version.minor() == 11 ? "_all_tasks" : "_scheduled_tasks");
+        auto scheduled = dict_get(*globals, o_.scheduled_tasks);
         if (!scheduled || types_.of_object(RemoteAddr{*scheduled}) != "WeakSet") return false;
         scheduled_ = *scheduled;
-        if (interp_.version.minor() >= 12) {
+        if (o_.eager_tasks) {
             auto eager = dict_get(*globals, "_eager_tasks");
             if (eager && types_.of_object(RemoteAddr{*eager}) == "set") eager_ = *eager;
         }
@@ -227,7 +199,7 @@ private:
         // The C Task, or a Python subclass of it.
         for (int depth = 0; depth < 8 && type.value; ++depth) {
             if (types_.of_type(type) == "_asyncio.Task") return true;
-            type = RemoteAddr{m_.read_u64(RemoteAddr{type.value + 256}).value_or(0)};  // tp_base
+            type = RemoteAddr{m_.read_u64(RemoteAddr{type.value + kTypeBase}).value_or(0)};
         }
         return false;
     }
@@ -258,7 +230,7 @@ private:
     std::optional<std::string> task_name(std::uint64_t name) {
         if (auto s = str(name)) return s;
         if (types_.of_object(RemoteAddr{name}) != "int") return std::nullopt;
-        return counter_task_name(m_, RemoteAddr{name}, interp_.version.minor());
+        return counter_task_name(m_, RemoteAddr{name}, o_.long_header);
     }
 
     /// The callbacks registered on a future: callback0 and each (callback, context) of callbacks.
@@ -333,7 +305,7 @@ private:
 
     const RemoteMemory& m_;
     const Interpreter& interp_;
-    Offsets311 o_;
+    const ObjectLayout& o_;
     TypeNames types_;
     UnicodeLayout unicode_;
     std::uint64_t scheduled_ = 0, eager_ = 0;
@@ -344,11 +316,9 @@ private:
 
 }  // namespace
 
-std::unique_ptr<TaskReader> make_tasks_311_reader(const RemoteMemory& memory, const Interpreter& interp) {
-    for (const Offsets311& o : kOffsets) {
-        if (o.minor == interp.version.minor()) return std::make_unique<Tasks311Reader>(memory, interp, o);
-    }
-    return nullptr;
+std::unique_ptr<TaskReader> make_module_sets_task_reader(const RemoteMemory& memory, const Interpreter& interp,
+                                                         const ObjectLayout& objects) {
+    return std::make_unique<ModuleSetsTaskReader>(memory, interp, objects);
 }
 
 }  // namespace loopspy

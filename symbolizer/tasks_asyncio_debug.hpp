@@ -1,4 +1,5 @@
-// Tasks of CPython 3.14 and later, which describe them for out-of-process tools: the `_asyncio`
+// Tasks found through the .AsyncioDebug offsets (CPython 3.14 and later: TaskSource::AsyncioDebug),
+// which describe them for out-of-process tools: the `_asyncio`
 // module (an extension module, or built into the interpreter) carries a section AsyncioDebug
 // with the offsets of a Task's name, coroutine, awaited_by set and list node, and of the task
 // lists kept per thread state and per interpreter.
@@ -22,6 +23,7 @@ struct AsyncioDebugOffsets {
 /// the struct it belongs to. BadInput for anything else.
 Result<AsyncioDebugOffsets> parse_asyncio_debug(std::span<const std::byte> section);
 
-std::unique_ptr<TaskReader> make_modern_task_reader(const RemoteMemory& memory, const Interpreter& interp);
+std::unique_ptr<TaskReader> make_asyncio_debug_task_reader(const RemoteMemory& memory, const Interpreter& interp,
+                                                           const ObjectLayout& objects);
 
 }  // namespace loopspy

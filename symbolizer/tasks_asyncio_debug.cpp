@@ -1,4 +1,4 @@
-#include "symbolizer/tasks_modern.hpp"
+#include "symbolizer/tasks_asyncio_debug.hpp"
 
 #include <cstring>
 #include <unordered_map>
@@ -21,10 +21,14 @@ constexpr std::uint64_t kSetMask = 32, kSetTable = 40, kSetEntrySize = 16;
 constexpr int kMaxTasksPerList = 1 << 20;
 constexpr std::uint64_t kMaxSetSlots = 1 << 16;
 
-class ModernTaskReader final : public TaskReader {
+class AsyncioDebugTaskReader final : public TaskReader {
 public:
-    ModernTaskReader(const RemoteMemory& memory, const Interpreter& interp)
-        : memory_(memory), interp_(interp), types_(memory, interp.layout), unicode_(unicode_layout_of(interp.layout)) {}
+    AsyncioDebugTaskReader(const RemoteMemory& memory, const Interpreter& interp, const ObjectLayout& objects)
+        : memory_(memory),
+          interp_(interp),
+          objects_(objects),
+          types_(memory, interp.layout),
+          unicode_(unicode_layout_of(interp.layout)) {}
 
     Result<std::vector<RawTask>> read_tasks() override {
         if (!offsets_) {
@@ -138,7 +142,7 @@ private:
             return *s;
         }
         // Unnamed tasks keep a counter and are called "Task-N" when asked.
-        if (type == "int") return counter_task_name(memory_, name, interp_.version.minor());
+        if (type == "int") return counter_task_name(memory_, name, objects_.long_header);
         return std::nullopt;
     }
 
@@ -160,6 +164,7 @@ private:
 
     const RemoteMemory& memory_;
     const Interpreter& interp_;
+    const ObjectLayout& objects_;
     TypeNames types_;
     UnicodeLayout unicode_;
     std::optional<AsyncioDebugOffsets> offsets_;
@@ -186,8 +191,9 @@ Result<AsyncioDebugOffsets> parse_asyncio_debug(std::span<const std::byte> secti
     return o;
 }
 
-std::unique_ptr<TaskReader> make_modern_task_reader(const RemoteMemory& memory, const Interpreter& interp) {
-    return std::make_unique<ModernTaskReader>(memory, interp);
+std::unique_ptr<TaskReader> make_asyncio_debug_task_reader(const RemoteMemory& memory, const Interpreter& interp,
+                                                           const ObjectLayout& objects) {
+    return std::make_unique<AsyncioDebugTaskReader>(memory, interp, objects);
 }
 
 }  // namespace loopspy

@@ -1,4 +1,4 @@
-// Tasks of CPython 3.11, 3.12 and 3.13, found where asyncio.all_tasks() finds them: the
+// Tasks found (CPython 3.11 to 3.13: TaskSource::ModuleSets) where asyncio.all_tasks() finds them: the
 // `asyncio.tasks` module's WeakSet of scheduled tasks (`_all_tasks` in 3.11, `_scheduled_tasks`
 // after) and, from 3.12, its set `_eager_tasks`. Who awaits whom comes from the futures'
 // done-callbacks: a task awaiting another registers its wake-up method (a builtin method bound to
@@ -10,9 +10,11 @@
 #include <memory>
 
 #include "symbolizer/asyncio_tasks.hpp"
+#include "symbolizer/object_layout.hpp"
 
 namespace loopspy {
 
-std::unique_ptr<TaskReader> make_tasks_311_reader(const RemoteMemory& memory, const Interpreter& interp);
+std::unique_ptr<TaskReader> make_module_sets_task_reader(const RemoteMemory& memory, const Interpreter& interp,
+                                                         const ObjectLayout& objects);
 
 }  // namespace loopspy
