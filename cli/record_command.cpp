@@ -17,7 +17,7 @@
 #include "session/recorder.hpp"
 #include "core/memory.hpp"
 #include "recording/format.hpp"
-#include "symbolizer/proc_maps.hpp"
+#include "symbolizer/process/proc_maps.hpp"
 
 namespace loopspy {
 namespace {

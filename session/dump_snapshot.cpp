@@ -3,15 +3,15 @@
 #include <optional>
 
 #include "session/frame_naming.hpp"
-#include "symbolizer/asyncio_tasks.hpp"
-#include "symbolizer/code_symbolizer.hpp"
-#include "symbolizer/coroutine_chain.hpp"
-#include "symbolizer/interpreter.hpp"
-#include "symbolizer/proc_maps.hpp"
-#include "symbolizer/process_pause.hpp"
-#include "symbolizer/stack_resolver.hpp"
-#include "symbolizer/thread_stacks.hpp"
-#include "symbolizer/thread_states.hpp"
+#include "symbolizer/asyncio/asyncio_tasks.hpp"
+#include "symbolizer/frames/code_symbolizer.hpp"
+#include "symbolizer/asyncio/coroutine_chain.hpp"
+#include "symbolizer/cpython/interpreter.hpp"
+#include "symbolizer/process/proc_maps.hpp"
+#include "symbolizer/process/process_pause.hpp"
+#include "symbolizer/frames/stack_resolver.hpp"
+#include "symbolizer/frames/thread_stacks.hpp"
+#include "symbolizer/cpython/thread_states.hpp"
 
 namespace loopspy {
 namespace {

@@ -8,8 +8,8 @@
 #include <ctime>
 
 #include "session/frame_naming.hpp"
-#include "symbolizer/proc_maps.hpp"
-#include "symbolizer/thread_states.hpp"
+#include "symbolizer/process/proc_maps.hpp"
+#include "symbolizer/cpython/thread_states.hpp"
 
 namespace loopspy {
 namespace {

@@ -15,9 +15,9 @@
 #include "bpf/sampler.hpp"
 #include "session/task_tracker.hpp"
 #include "recording/profile.hpp"
-#include "symbolizer/code_symbolizer.hpp"
-#include "symbolizer/interpreter.hpp"
-#include "symbolizer/stack_resolver.hpp"
+#include "symbolizer/frames/code_symbolizer.hpp"
+#include "symbolizer/cpython/interpreter.hpp"
+#include "symbolizer/frames/stack_resolver.hpp"
 
 namespace loopspy {
 

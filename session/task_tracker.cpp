@@ -8,8 +8,8 @@
 #include <cstdlib>
 
 #include "session/frame_naming.hpp"
-#include "symbolizer/code_symbolizer.hpp"
-#include "symbolizer/pystring.hpp"
+#include "symbolizer/frames/code_symbolizer.hpp"
+#include "symbolizer/cpython/pystring.hpp"
 
 namespace loopspy {
 namespace {

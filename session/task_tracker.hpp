@@ -9,9 +9,9 @@
 #include <unordered_set>
 
 #include "recording/profile.hpp"
-#include "symbolizer/asyncio_tasks.hpp"
-#include "symbolizer/coroutine_chain.hpp"
-#include "symbolizer/stack_resolver.hpp"
+#include "symbolizer/asyncio/asyncio_tasks.hpp"
+#include "symbolizer/asyncio/coroutine_chain.hpp"
+#include "symbolizer/frames/stack_resolver.hpp"
 
 namespace loopspy {
 

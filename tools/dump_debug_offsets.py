@@ -11,7 +11,7 @@ files and compares them with the layouts derived from the headers.
 import ctypes
 import sys
 
-# Must stay equal to loopspy::debug_offsets_read_size() (symbolizer/debug_offsets.cpp).
+# Must stay equal to loopspy::debug_offsets_read_size() (symbolizer/cpython/debug_offsets.cpp).
 READ_SIZE = 888
 
 

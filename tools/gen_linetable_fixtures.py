@@ -16,7 +16,7 @@ into nested code objects, it writes:
              co_positions() reports (None -> -1); this is what PyCode_Addr2Line and thus the
              frame's f_lineno give for an instruction at that offset.
 
-The C++ decoder in symbolizer/linetable.cpp is checked against this in tests/unit/test_linetable.cpp.
+The C++ decoder in symbolizer/frames/linetable.cpp is checked against this in tests/unit/test_linetable.cpp.
 The script only uses documented code-object APIs, so it runs unchanged on newer versions.
 """
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Dump the in-memory bytes of real str objects, for the tests of symbolizer/pystring.cpp.
+"""Dump the in-memory bytes of real str objects, for the tests of symbolizer/cpython/pystring.cpp.
 
 Usage:  INTERP tools/gen_pystring_fixtures.py OUT.json
 

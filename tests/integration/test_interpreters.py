@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, interpreter
 
 DUMP = ROOT / "tools" / "dump_debug_offsets.py"
-# sizeof(_Py_DebugOffsets) per version (symbolizer/debug_offsets.cpp checks the same figures
+# sizeof(_Py_DebugOffsets) per version (symbolizer/cpython/debug_offsets.cpp checks the same figures
 # against the headers); the bytes after it are the runtime's own state.
 TABLE_SIZE = {"3.14": 760, "3.15": 888}
 

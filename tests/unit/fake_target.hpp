@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "symbolizer/code_symbolizer.hpp"
+#include "symbolizer/frames/code_symbolizer.hpp"
 
 namespace loopspy::testing {
 

@@ -2,7 +2,7 @@
 // this test writes into its own memory, laid out as CPython 3.12 lays them out.
 #include <doctest/doctest.h>
 
-#include "symbolizer/code_symbolizer.hpp"
+#include "symbolizer/frames/code_symbolizer.hpp"
 #include "tests/unit/fake_target.hpp"
 
 using namespace loopspy;

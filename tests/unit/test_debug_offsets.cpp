@@ -1,6 +1,6 @@
 // parse_debug_offsets against _PyRuntime heads dumped from real 3.13/3.14/3.15 interpreters
 // (tools/dump_debug_offsets.py). Each real table must agree with the layout derived from the
-// headers (symbolizer/layouts_generated.inc) on every field both carry.
+// headers (symbolizer/cpython/layouts_generated.inc) on every field both carry.
 #include <doctest/doctest.h>
 
 #include <cstddef>
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "symbolizer/debug_offsets.hpp"
-#include "symbolizer/layout.hpp"
+#include "symbolizer/cpython/debug_offsets.hpp"
+#include "symbolizer/cpython/layout.hpp"
 
 #ifndef LOOPSPY_TEST_DATA
 #define LOOPSPY_TEST_DATA "tests/data"

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "symbolizer/elf_file.hpp"
-#include "symbolizer/interpreter.hpp"
-#include "symbolizer/proc_maps.hpp"
+#include "symbolizer/process/elf_file.hpp"
+#include "symbolizer/cpython/interpreter.hpp"
+#include "symbolizer/process/proc_maps.hpp"
 
 extern "C" {
 // A symbol with a known address, to check that link-time -> run-time translation is right.

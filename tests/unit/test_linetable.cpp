@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "symbolizer/linetable.hpp"
+#include "symbolizer/frames/linetable.hpp"
 
 #ifndef LOOPSPY_TEST_DATA
 #define LOOPSPY_TEST_DATA "tests/data"

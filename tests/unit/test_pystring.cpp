@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "symbolizer/layout.hpp"
-#include "symbolizer/pystring.hpp"
+#include "symbolizer/cpython/layout.hpp"
+#include "symbolizer/cpython/pystring.hpp"
 
 #ifndef LOOPSPY_TEST_DATA
 #define LOOPSPY_TEST_DATA "tests/data"

@@ -6,7 +6,7 @@
 
 #include "recording/profile.hpp"
 #include "reports/task_attribution.hpp"
-#include "symbolizer/tasks_asyncio_debug.hpp"
+#include "symbolizer/asyncio/tasks_asyncio_debug.hpp"
 
 using namespace loopspy;
 

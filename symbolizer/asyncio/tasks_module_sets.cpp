@@ -1,0 +1,324 @@
+#include "symbolizer/asyncio/tasks_module_sets.hpp"
+
+#include <array>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "symbolizer/frames/code_symbolizer.hpp"
+#include "symbolizer/asyncio/coroutine_chain.hpp"
+#include "symbolizer/cpython/object_layout.hpp"
+#include "symbolizer/cpython/pystring.hpp"
+
+namespace loopspy {
+namespace {
+
+using namespace objects;
+
+// Bounds on what a damaged or hostile target can make us read.
+constexpr std::uint64_t kMaxEntries = 1 << 16, kMaxSetSlots = 1 << 20;
+
+class ModuleSetsTaskReader final : public TaskReader {
+public:
+    ModuleSetsTaskReader(const RemoteMemory& memory, const Interpreter& interp, const ObjectLayout& o)
+        : m_(memory), interp_(interp), o_(o), types_(memory, interp.layout), unicode_(unicode_layout_of(interp.layout)) {}
+
+    Result<std::vector<RawTask>> read_tasks() override {
+        std::vector<RawTask> out;
+        std::vector<std::uint64_t> addrs;
+        if (!find_containers()) return out;  // asyncio not imported (yet)
+        // The WeakSet's set of weak references, and (3.12+) the plain set of eager tasks.
+        if (auto data = attribute(scheduled_, "data")) {
+            for (std::uint64_t ref : set_items(*data)) {
+                if (types_.of_object(RemoteAddr{ref}) != "weakref.ReferenceType" && types_.of_object(RemoteAddr{ref}) != "weakref") continue;
+                if (auto t = m_.read_u64(RemoteAddr{ref + kWeakrefObject}); t && *t) addrs.push_back(*t);
+            }
+        }
+        if (eager_) {
+            for (std::uint64_t t : set_items(eager_)) addrs.push_back(t);
+        }
+        std::unordered_set<std::uint64_t> seen;
+        std::unordered_map<std::uint64_t, std::size_t> index;
+        for (std::uint64_t a : addrs) {
+            if (!seen.insert(a).second) continue;
+            if (auto t = read_task(a)) {
+                index[a] = out.size();
+                out.push_back(std::move(*t));
+            }
+        }
+        link_awaiters(out, index);
+        std::erase_if(names_, [&](const auto& kv) { return kv.second.second != generation_; });
+        ++generation_;
+        return out;
+    }
+
+private:
+    // ---- generic objects ----
+    std::optional<std::string> str(std::uint64_t addr) {
+        if (types_.of_object(RemoteAddr{addr}) != "str") return std::nullopt;
+        std::vector<std::byte> bytes = m_.read_prefix(RemoteAddr{addr}, 512);
+        auto s = decode_pystring(bytes, unicode_, 200);
+        if (!s) return std::nullopt;
+        return *s;
+    }
+
+    /// (key, value) pairs of a dict's entries with str keys (combined or split table).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> dict_items(std::uint64_t dict) {
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+        auto keys = m_.read_u64(RemoteAddr{dict + kDictKeys});
+        auto values = m_.read_u64(RemoteAddr{dict + kDictValues});
+        if (!keys || !values || !*keys) return out;
+        std::array<std::byte, 32> head{};
+        if (!m_.read(RemoteAddr{*keys}, head)) return out;
+        auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
+        auto kind = load_at<std::uint8_t>(head, kKeysKind).value_or(0);
+        auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
+        if (log2_index > 40 || n > kMaxEntries) return out;
+        const std::uint64_t entry = kind == kKindGeneral ? 24 : 16;
+        const std::uint64_t key_at = kind == kKindGeneral ? 8 : 0;
+        std::vector<std::byte> entries(n * entry);
+        if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return out;
+        std::vector<std::uint64_t> split_values;
+        if (*values) {
+            split_values.resize(n);
+            const std::uint64_t first = o_.dict_values_header;
+            if (!m_.read(RemoteAddr{*values + first}, std::as_writable_bytes(std::span(split_values)))) return out;
+        }
+        for (std::uint64_t i = 0; i < n; ++i) {
+            std::uint64_t k = load_at<std::uint64_t>(entries, i * entry + key_at).value_or(0);
+            std::uint64_t v = *values ? split_values[i] : load_at<std::uint64_t>(entries, i * entry + key_at + 8).value_or(0);
+            if (k && v) out.emplace_back(k, v);
+        }
+        return out;
+    }
+
+    std::optional<std::uint64_t> dict_get(std::uint64_t dict, std::string_view key) {
+        for (const auto& [k, v] : dict_items(dict)) {
+            if (auto s = str(k); s && *s == key) return v;
+        }
+        return std::nullopt;
+    }
+
+    /// An attribute kept in the instance dict of an object of a Python class.
+    std::optional<std::uint64_t> attribute(std::uint64_t obj, std::string_view name) {
+        RemoteAddr type = types_.type_of(RemoteAddr{obj});
+        auto flags = m_.read_u64(RemoteAddr{type.value + kTypeFlags});
+        if (!type.value || !flags || !(*flags & kTpManagedDict)) return std::nullopt;
+        std::uint64_t values = 0, dict = 0;
+        if (o_.managed_dict == ManagedDict::PointersBefore) {
+            dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
+            values = m_.read_u64(RemoteAddr{obj - 32}).value_or(0);
+        } else if (o_.managed_dict == ManagedDict::TaggedValues) {
+            std::uint64_t dv = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
+            if (dv & 1) values = dv + 1;  // a tagged pointer one byte before the values
+            else dict = dv;
+        } else {
+            dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
+            if (!dict && (*flags & kTpInlineValues)) {
+                auto basic = m_.read_u64(RemoteAddr{type.value + kTypeBasicsize});
+                std::array<std::byte, 4> head{};
+                if (basic && m_.read(RemoteAddr{obj + *basic}, head) && std::to_integer<int>(head[3]) != 0) {
+                    values = obj + *basic + 8;  // PyDictValues: capacity, size, embedded, valid, then the values
+                }
+            }
+        }
+        if (dict) return dict_get(dict, name);
+        if (!values) return std::nullopt;
+        // Shared keys: the attribute's index in the class's cached keys is its slot in `values`.
+        auto keys = m_.read_u64(RemoteAddr{type.value + o_.ht_cached_keys});
+        if (!keys || !*keys) return std::nullopt;
+        std::array<std::byte, 32> head{};
+        if (!m_.read(RemoteAddr{*keys}, head)) return std::nullopt;
+        auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
+        auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
+        if (log2_index > 40 || n > 1024) return std::nullopt;
+        std::vector<std::byte> entries(n * 16);
+        if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return std::nullopt;
+        for (std::uint64_t i = 0; i < n; ++i) {
+            auto k = load_at<std::uint64_t>(entries, i * 16).value_or(0);
+            if (auto s = str(k); s && *s == name) {
+                auto v = m_.read_u64(RemoteAddr{values + 8 * i});
+                if (v && *v) return *v;
+                return std::nullopt;
+            }
+        }
+        return std::nullopt;
+    }
+
+    std::vector<std::uint64_t> set_items(std::uint64_t set) {
+        std::vector<std::uint64_t> out;
+        auto mask = m_.read_u64(RemoteAddr{set + kSetMask});
+        auto table = m_.read_u64(RemoteAddr{set + kSetTable});
+        if (!mask || !table || *mask + 1 > kMaxSetSlots) return out;
+        std::vector<std::uint64_t> slots((*mask + 1) * 2);
+        if (!m_.read(RemoteAddr{*table}, std::as_writable_bytes(std::span(slots)))) return out;
+        for (std::uint64_t i = 0; i <= *mask; ++i) {
+            if (slots[2 * i]) out.push_back(slots[2 * i]);  // empty slots are NULL; a deleted one's dummy fails later checks
+        }
+        return out;
+    }
+
+    /// The items of a list (behind a pointer) or a tuple (inline), at most `max` of them.
+    std::vector<std::uint64_t> items(std::uint64_t seq, std::size_t max) {
+        std::vector<std::uint64_t> out;
+        auto n = m_.read_u64(RemoteAddr{seq + kVarSize});
+        if (!n || *n > max) return out;
+        std::uint64_t at = types_.of_object(RemoteAddr{seq}) == "list" ? m_.read_u64(RemoteAddr{seq + kListItems}).value_or(0)
+                                                                       : seq + kTupleItems;
+        if (!at) return out;
+        out.resize(*n);
+        if (!m_.read(RemoteAddr{at}, std::as_writable_bytes(std::span(out)))) out.clear();
+        return out;
+    }
+
+    // ---- asyncio ----
+    bool find_containers() {
+        // Found once; the objects live as long as asyncio is imported. Their types are checked
+        // on every read.
+        if (scheduled_ && types_.of_object(RemoteAddr{scheduled_}) == "WeakSet") return true;
+        scheduled_ = eager_ = 0;
+        std::uint64_t interp = m_.read_u64(RemoteAddr{interp_.runtime.value + interp_.layout.runtime_interpreters_head}).value_or(0);
+        if (!interp) return false;
+        auto modules = m_.read_u64(RemoteAddr{interp + o_.interp_modules});
+        if (!modules || types_.of_object(RemoteAddr{*modules}) != "dict") return false;
+        auto module = dict_get(*modules, "asyncio.tasks");
+        if (!module || types_.of_object(RemoteAddr{*module}) != "module") return false;
+        auto globals = m_.read_u64(RemoteAddr{*module + kModuleDict});
+        if (!globals) return false;
+        auto scheduled = dict_get(*globals, o_.scheduled_tasks);
+        if (!scheduled || types_.of_object(RemoteAddr{*scheduled}) != "WeakSet") return false;
+        scheduled_ = *scheduled;
+        if (o_.eager_tasks) {
+            auto eager = dict_get(*globals, "_eager_tasks");
+            if (eager && types_.of_object(RemoteAddr{*eager}) == "set") eager_ = *eager;
+        }
+        return true;
+    }
+
+    bool is_task_type(RemoteAddr type) {
+        // The C Task, or a Python subclass of it.
+        for (int depth = 0; depth < 8 && type.value; ++depth) {
+            if (types_.of_type(type) == "_asyncio.Task") return true;
+            type = RemoteAddr{m_.read_u64(RemoteAddr{type.value + kTypeBase}).value_or(0)};
+        }
+        return false;
+    }
+
+    std::optional<RawTask> read_task(std::uint64_t addr) {
+        std::array<std::byte, 160> b{};
+        if (!m_.read(RemoteAddr{addr}, b)) return std::nullopt;
+        if (!is_task_type(RemoteAddr{load_at<std::uint64_t>(b, interp_.layout.object_type).value_or(0)})) return std::nullopt;
+        RawTask t;
+        t.addr = RemoteAddr{addr};
+        t.coro = RemoteAddr{load_at<std::uint64_t>(b, o_.task_coro).value_or(0)};
+        t.done = load_at<std::int32_t>(b, o_.fut_state).value_or(0) != 0;
+        t.waiting_on = RemoteAddr{load_at<std::uint64_t>(b, o_.task_fut_waiter).value_or(0)};
+        std::uint64_t name = load_at<std::uint64_t>(b, o_.task_name).value_or(0);
+        if (auto it = names_.find(name); it != names_.end()) {
+            it->second.second = generation_;
+            t.name = it->second.first;
+        } else {
+            auto n = task_name(name);
+            if (!n) return std::nullopt;
+            t.name = *n;
+            names_.emplace(name, std::make_pair(*n, generation_));
+        }
+        callbacks_[addr] = {load_at<std::uint64_t>(b, kFutCallback0).value_or(0), load_at<std::uint64_t>(b, kFutCallbacks).value_or(0)};
+        return t;
+    }
+
+    std::optional<std::string> task_name(std::uint64_t name) {
+        if (auto s = str(name)) return s;
+        if (types_.of_object(RemoteAddr{name}) != "int") return std::nullopt;
+        return counter_task_name(m_, RemoteAddr{name}, o_.long_header);
+    }
+
+    /// The callbacks registered on a future: callback0 and each (callback, context) of callbacks.
+    std::vector<std::uint64_t> callbacks_of(std::uint64_t fut) {
+        std::vector<std::uint64_t> out;
+        auto it = callbacks_.find(fut);
+        std::uint64_t cb0 = 0, list = 0;
+        if (it != callbacks_.end()) {
+            cb0 = it->second.first;
+            list = it->second.second;
+        } else {
+            cb0 = m_.read_u64(RemoteAddr{fut + kFutCallback0}).value_or(0);
+            list = m_.read_u64(RemoteAddr{fut + kFutCallbacks}).value_or(0);
+        }
+        if (cb0) out.push_back(cb0);
+        if (list && types_.of_object(RemoteAddr{list}) == "list") {
+            for (std::uint64_t pair : items(list, 4096)) {
+                auto cb = items(pair, 2);
+                if (!cb.empty()) out.push_back(cb[0]);
+            }
+        }
+        return out;
+    }
+
+    void link_awaiters(std::vector<RawTask>& tasks, const std::unordered_map<std::uint64_t, std::size_t>& index) {
+        // Who waits on which future (gather's outer future, a plain future, a task).
+        std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> waiting_on;
+        for (const RawTask& t : tasks) {
+            if (t.waiting_on.value) waiting_on[t.waiting_on.value].push_back(t.addr.value);
+        }
+        auto add = [&](RawTask& t, std::uint64_t awaiter) {
+            if (awaiter == t.addr.value || !index.count(awaiter)) return;
+            for (RemoteAddr a : t.awaited_by) {
+                if (a.value == awaiter) return;
+            }
+            t.awaited_by.push_back(RemoteAddr{awaiter});
+        };
+        for (RawTask& t : tasks) {
+            for (std::uint64_t cb : callbacks_of(t.addr.value)) {
+                const std::string& type = types_.of_object(RemoteAddr{cb});
+                if (type == "builtin_function_or_method") {
+                    // await task: the awaiting task's wake-up, bound to it.
+                    std::uint64_t self = m_.read_u64(RemoteAddr{cb + kCFunctionSelf}).value_or(0);
+                    if (index.count(self)) add(t, self);
+                } else if (type == "function") {
+                    // gather: a closure whose cell holds the outer future.
+                    std::uint64_t closure = m_.read_u64(RemoteAddr{cb + kFunctionClosure}).value_or(0);
+                    if (!closure || types_.of_object(RemoteAddr{closure}) != "tuple") continue;
+                    for (std::uint64_t cell : items(closure, 64)) {
+                        std::uint64_t obj = m_.read_u64(RemoteAddr{cell + kCellRef}).value_or(0);
+                        if (!obj || types_.of_object(RemoteAddr{obj}) != "_GatheringFuture") continue;
+                        if (auto w = waiting_on.find(obj); w != waiting_on.end()) {
+                            for (std::uint64_t awaiter : w->second) add(t, awaiter);
+                        }
+                        // A gather awaited by a gather: follow the outer future's own callbacks.
+                        for (std::uint64_t outer_cb : callbacks_of(obj)) {
+                            if (types_.of_object(RemoteAddr{outer_cb}) != "builtin_function_or_method") continue;
+                            std::uint64_t self = m_.read_u64(RemoteAddr{outer_cb + kCFunctionSelf}).value_or(0);
+                            if (index.count(self)) add(t, self);
+                        }
+                    }
+                } else if (type == "method") {
+                    // TaskGroup: its _on_task_done, awaited by the group's parent task.
+                    std::uint64_t self = m_.read_u64(RemoteAddr{cb + kMethodSelf}).value_or(0);
+                    if (!self || types_.of_object(RemoteAddr{self}) != "TaskGroup") continue;
+                    if (auto parent = attribute(self, "_parent_task")) add(t, *parent);
+                }
+            }
+        }
+        callbacks_.clear();
+    }
+
+    const RemoteMemory& m_;
+    const Interpreter& interp_;
+    const ObjectLayout& o_;
+    TypeNames types_;
+    UnicodeLayout unicode_;
+    std::uint64_t scheduled_ = 0, eager_ = 0;
+    std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> callbacks_;  // task -> callback0, callbacks
+    std::unordered_map<std::uint64_t, std::pair<std::string, std::uint64_t>> names_;      // name object -> name, generation
+    std::uint64_t generation_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<TaskReader> make_module_sets_task_reader(const RemoteMemory& memory, const Interpreter& interp,
+                                                         const ObjectLayout& objects) {
+    return std::make_unique<ModuleSetsTaskReader>(memory, interp, objects);
+}
+
+}  // namespace loopspy

@@ -1,0 +1,194 @@
+#include "symbolizer/cpython/interpreter.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <regex>
+#include <set>
+
+#include "symbolizer/cpython/debug_offsets.hpp"
+#include "symbolizer/process/elf_file.hpp"
+
+namespace loopspy {
+namespace {
+
+std::string supported_range() {
+    return "3." + std::to_string(kOldestSupportedMinor) + " to 3." + std::to_string(kNewestSupportedMinor);
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> runtime_address(const ElfFile& elf, const std::vector<Mapping>& maps,
+                                             const std::string& path, std::uint64_t vaddr) {
+    for (const auto& m : maps) {
+        if (m.path != path) continue;
+        for (const auto& seg : elf.load_segments()) {
+            std::uint64_t seg_file_start = seg.offset & ~0xfffull;
+            if (m.offset >= seg_file_start && m.offset < seg.offset + std::max(seg.filesz, std::uint64_t{1})) {
+                // vaddr - offset is page-aligned for a PT_LOAD segment, so this is the load bias.
+                std::uint64_t bias = m.start - m.offset - (seg.vaddr - seg.offset);
+                return vaddr + bias;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+bool segment_in_place(const ElfFile& elf, const std::vector<Mapping>& maps, const std::string& path,
+                      std::uint64_t vaddr, std::uint64_t addr) {
+    auto want_offset = elf.file_offset_of(vaddr);
+    for (const auto& m : maps) {
+        if (addr < m.start || addr >= m.end) continue;
+        if (!want_offset) return true;  // .bss: any mapping at the address is the final one
+        return m.path == path && m.offset + (addr - m.start) == *want_offset;
+    }
+    return false;
+}
+
+namespace {
+
+/// A version string like "3.9.18" from .rodata, for interpreters older than Py_Version (3.11).
+std::optional<std::string> version_string_from_rodata(const ElfFile& elf) {
+    auto rodata = elf.find_section(".rodata");
+    if (!rodata) return std::nullopt;
+    auto bytes = elf.section_bytes(*rodata);
+    const char* p = reinterpret_cast<const char*>(bytes.data());
+    static const std::regex kVersion(R"(^[23]\.\d{1,2}\.\d{1,2}([abc]|rc)?\d*\+?$)");
+    std::size_t i = 0;
+    while (i < bytes.size()) {
+        std::size_t len = ::strnlen(p + i, bytes.size() - i);
+        if (len >= 5 && len <= 12 && (i == 0 || p[i - 1] == '\0')) {
+            std::string s(p + i, len);
+            if (std::regex_match(s, kVersion)) return s;
+        }
+        i += len + 1;
+    }
+    return std::nullopt;
+}
+
+struct Candidate {
+    std::string path;
+    const Mapping* first = nullptr;
+};
+
+/// Mapped ELF files, most likely interpreter first: the executable, then names containing "python".
+std::vector<Candidate> candidates(Pid pid, const std::vector<Mapping>& maps) {
+    std::vector<Candidate> out;
+    std::set<std::string> seen;
+    for (const auto& m : maps) {
+        if (m.path.empty() || m.path[0] != '/' || m.inode == 0) continue;
+        if (!seen.insert(m.path).second) continue;
+        out.push_back({m.path, &m});
+    }
+    char exe[4096];
+    std::string link = "/proc/" + std::to_string(pid.value) + "/exe";
+    ssize_t n = ::readlink(link.c_str(), exe, sizeof(exe) - 1);
+    std::string exe_path = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string();
+    auto rank = [&](const Candidate& c) {
+        if (c.path == exe_path) return 0;
+        std::string base = c.path.substr(c.path.rfind('/') + 1);
+        if (base.find("python") != std::string::npos) return 1;
+        if (base.rfind("ld-linux", 0) == 0 || base.rfind("libc.so", 0) == 0 || base.rfind("libm.so", 0) == 0) return 3;
+        return 2;
+    };
+    std::stable_sort(out.begin(), out.end(), [&](const Candidate& a, const Candidate& b) { return rank(a) < rank(b); });
+    return out;
+}
+
+}  // namespace
+
+Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
+    LOOPSPY_TRY(auto maps, read_proc_maps(pid));
+
+    for (const auto& cand : candidates(pid, maps)) {
+        auto elf = ElfFile::open(mapping_file_path(pid, *cand.first));
+        if (!elf) continue;
+        auto runtime_sym = elf->find_symbol("_PyRuntime");
+        std::optional<std::uint64_t> runtime_vaddr;
+        if (runtime_sym) runtime_vaddr = runtime_sym->value;
+        else if (auto sec = elf->find_section(".PyRuntime")) runtime_vaddr = sec->addr;
+        if (!runtime_vaddr) continue;
+
+        Interpreter interp;
+        interp.binary_path = cand.path;
+        auto runtime = runtime_address(*elf, maps, cand.path, *runtime_vaddr);
+        if (!runtime) continue;
+        // Between exec and the dynamic loader's mapping of the data segment, the address of
+        // _PyRuntime holds other bytes of the file: not an interpreter to read yet.
+        if (!segment_in_place(*elf, maps, cand.path, *runtime_vaddr, *runtime)) continue;
+        interp.runtime = RemoteAddr{*runtime};
+
+        auto version_sym = elf->find_symbol("Py_Version");
+        std::optional<std::uint64_t> hex;
+        if (version_sym) {
+            if (auto bytes = elf->bytes_at(version_sym->value, 4)) {
+                std::uint32_t v;
+                std::memcpy(&v, bytes->data(), 4);
+                hex = v;
+            } else if (auto addr = runtime_address(*elf, maps, cand.path, version_sym->value)) {
+                if (auto v = memory.read_value<std::uint32_t>(RemoteAddr{*addr})) hex = *v;
+            }
+        }
+        if (!hex) {
+            // Py_Version first appeared in 3.11. Older interpreters are named for the error
+            // message only: by a version string if the binary has one, else by its file name.
+            std::string found = "older than 3.11";
+            if (auto s = version_string_from_rodata(*elf)) {
+                found = *s;
+            } else {
+                static const std::regex kNamed(R"(python(\d\.\d+))");
+                std::smatch m;
+                std::string base = cand.path.substr(cand.path.rfind('/') + 1);
+                if (std::regex_search(base, m, kNamed)) found = m[1].str() + " (older than 3.11: no Py_Version)";
+            }
+            return make_error(ErrorKind::UnsupportedPython, "unsupported Python version " + found + " in " +
+                                                                cand.path + " (supported: " + supported_range() + ")");
+        }
+        interp.version = PythonVersion{static_cast<std::uint32_t>(*hex)};
+        int minor = interp.version.minor();
+        if (interp.version.major() != 3 || minor < kOldestSupportedMinor || minor > kNewestSupportedMinor) {
+            return make_error(ErrorKind::UnsupportedPython,
+                              "unsupported Python version " + interp.version.text() + " in " + cand.path +
+                                  " (supported: " + supported_range() + ")");
+        }
+        const GeneratedLayout* table = generated_layout(minor);
+        if (!table) {
+            return make_error(ErrorKind::UnsupportedPython,
+                              "no layout for Python " + interp.version.text());
+        }
+        interp.layout = *table;
+
+        if (minor >= 13) {
+            std::vector<std::byte> head(debug_offsets_read_size());
+            if (!memory.read(interp.runtime, head)) {
+                if (!process_exists(pid)) {
+                    return make_error(ErrorKind::NoSuchProcess, "process " + std::to_string(pid.value) + " exited");
+                }
+                return make_error(ErrorKind::NoPrivilege,
+                                  "cannot read the memory of process " + std::to_string(pid.value) +
+                                      " (need root or CAP_SYS_PTRACE)");
+            }
+            auto info = parse_debug_offsets(head, interp.layout);
+            if (!info) {
+                return make_error(ErrorKind::UnsupportedPython, "Python " + interp.version.text() + " in " +
+                                                                    cand.path + ": " + info.error().message);
+            }
+            if (info->free_threaded) {
+                return make_error(ErrorKind::UnsupportedPython,
+                                  "free-threaded Python " + interp.version.text() + " is not supported yet");
+            }
+            if (((info->version_hex >> 16) & 0xffff) != (interp.version.hex >> 16)) {
+                return make_error(ErrorKind::UnsupportedPython, "Py_Version and _Py_DebugOffsets disagree in " + cand.path);
+            }
+            interp.layout_from_debug_offsets = true;
+        }
+        if (auto code_type = elf->find_symbol("PyCode_Type")) {
+            if (auto addr = runtime_address(*elf, maps, cand.path, code_type->value)) interp.code_type = RemoteAddr{*addr};
+        }
+        return interp;
+    }
+    if (!process_exists(pid)) return make_error(ErrorKind::NoSuchProcess, "process " + std::to_string(pid.value) + " exited");
+    return make_error(ErrorKind::NotPython, "process " + std::to_string(pid.value) + " (" + process_cmdline(pid) +
+                                                ") is not a Python process: no mapped ELF exports _PyRuntime");
+}
+
+}  // namespace loopspy

@@ -1,0 +1,34 @@
+#include "symbolizer/cpython/thread_states.hpp"
+
+#include <unordered_set>
+
+namespace loopspy {
+
+Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, const Interpreter& interp) {
+    const GeneratedLayout& l = interp.layout;
+    std::vector<ThreadState> out;
+    auto head = memory.read_u64(RemoteAddr{interp.runtime.value + l.runtime_interpreters_head});
+    if (!head) return make_error(ErrorKind::Remote, "cannot read _PyRuntime.interpreters.head");
+
+    std::unordered_set<std::uint64_t> seen;
+    std::uint64_t is = *head;
+    for (int i = 0; is != 0 && i < 64 && seen.insert(is).second; ++i) {
+        std::uint64_t id = 0;
+        if (l.interp_id != kNone) id = memory.read_value<std::int64_t>(RemoteAddr{is + l.interp_id}).value_or(0);
+        auto ts = memory.read_u64(RemoteAddr{is + l.interp_threads_head});
+        std::uint64_t t = ts.value_or(0);
+        for (int j = 0; t != 0 && j < 65536 && seen.insert(t).second; ++j) {
+            auto native = memory.read_value<std::uint64_t>(RemoteAddr{t + l.tstate_native_thread_id});
+            if (!native) break;
+            // native_thread_id is 0 until the thread has started running.
+            if (*native != 0 && *native < (1ull << 31)) {
+                out.push_back({Tid{static_cast<std::int32_t>(*native)}, RemoteAddr{t}, id});
+            }
+            t = memory.read_u64(RemoteAddr{t + l.tstate_next}).value_or(0);
+        }
+        is = memory.read_u64(RemoteAddr{is + l.interp_next}).value_or(0);
+    }
+    return out;
+}
+
+}  // namespace loopspy

@@ -1,0 +1,24 @@
+// Walks _PyRuntime -> interpreters -> thread states, so the kernel side can be told which
+// PyThreadState belongs to which native thread.
+#pragma once
+
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/types.hpp"
+#include "symbolizer/cpython/interpreter.hpp"
+#include "symbolizer/process/remote_memory.hpp"
+
+namespace loopspy {
+
+struct ThreadState {
+    Tid tid;            // native_thread_id
+    RemoteAddr tstate;  // the PyThreadState
+    std::uint64_t interpreter_id = 0;
+};
+
+/// Every thread state of every interpreter. Bounded (64 interpreters, 65536 threads) and
+/// cycle-safe; a read failure in the middle ends that list early rather than failing.
+Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, const Interpreter& interp);
+
+}  // namespace loopspy

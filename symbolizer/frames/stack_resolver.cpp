@@ -1,0 +1,27 @@
+#include "symbolizer/frames/stack_resolver.hpp"
+
+namespace loopspy {
+
+bool StackResolver::resolve(std::span<const loopspy_frame> frames, std::vector<ResolvedFrame>& out) {
+    out.clear();
+    bool all_named = true;
+    for (const loopspy_frame& f : frames) {
+        std::uint32_t owner = f.owner & 0xff;
+        if (owner == layout_.owner_cstack || owner == layout_.owner_interpreter) continue;
+        const CodeInfo* info = symbolizer_.code(CodeAddr{f.code});
+        if (!info) {
+            all_named = false;
+            out.push_back(ResolvedFrame{nullptr, 0});
+            continue;
+        }
+        // A frame that has not reached its first traceable instruction is still being set up;
+        // CPython leaves it out of tracebacks (generator frames are always complete).
+        if (owner != layout_.owner_generator && f.offset >= -2 && f.offset < static_cast<std::int32_t>(info->first_traceable)) {
+            continue;
+        }
+        out.push_back(ResolvedFrame{info, CodeSymbolizer::line_for(*info, f.offset)});
+    }
+    return all_named;
+}
+
+}  // namespace loopspy

@@ -1,0 +1,46 @@
+#include "symbolizer/frames/thread_stacks.hpp"
+
+#include <array>
+
+namespace loopspy {
+
+RawThreadStack read_thread_stack(const RemoteMemory& memory, const GeneratedLayout& l, RemoteAddr tstate,
+                                 std::size_t max_frames) {
+    RawThreadStack out;
+    std::uint64_t frame = 0;
+    if (l.tstate_current_frame != kNone) {
+        frame = memory.read_u64(RemoteAddr{tstate.value + l.tstate_current_frame}).value_or(0);
+    } else {
+        std::uint64_t cframe = memory.read_u64(RemoteAddr{tstate.value + l.tstate_cframe}).value_or(0);
+        if (cframe) frame = memory.read_u64(RemoteAddr{cframe + l.cframe_current_frame}).value_or(0);
+    }
+    const std::uint64_t tag_mask = ~static_cast<std::uint64_t>(l.executable_tag_bits);
+    std::array<std::byte, LOOPSPY_FRAME_READ_MAX> buf{};
+    const std::size_t size = std::min<std::size_t>(l.frame_size, buf.size());
+    std::span<const std::byte> bytes(buf.data(), size);
+    while (frame != 0) {
+        if (out.frames.size() >= max_frames) {
+            out.truncated = true;
+            break;
+        }
+        if (!memory.read(RemoteAddr{frame}, std::span<std::byte>(buf.data(), size))) {
+            out.read_error = true;
+            break;
+        }
+        std::uint8_t owner = load_at<std::uint8_t>(bytes, l.frame_owner).value_or(0);
+        if (owner != l.owner_cstack) {
+            std::uint64_t code = load_at<std::uint64_t>(bytes, l.frame_code).value_or(0) & tag_mask;
+            std::uint64_t instr = load_at<std::uint64_t>(bytes, l.frame_instr).value_or(0);
+            loopspy_frame f{};
+            f.code = code;
+            f.offset = static_cast<std::int32_t>(instr - (code + l.code_code_adaptive));
+            f.owner = owner;
+            out.frames.push_back(f);
+            if (owner == l.owner_generator) out.coro_frame = RemoteAddr{frame};
+        }
+        frame = load_at<std::uint64_t>(bytes, l.frame_previous).value_or(0);
+    }
+    return out;
+}
+
+}  // namespace loopspy

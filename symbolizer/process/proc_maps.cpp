@@ -1,0 +1,130 @@
+#include "symbolizer/process/proc_maps.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace loopspy {
+namespace {
+
+std::string slurp(const std::string& path, bool* ok = nullptr) {
+    std::ifstream in(path, std::ios::binary);
+    if (ok) *ok = static_cast<bool>(in);
+    if (!in) return {};
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool parse_hex(std::string_view s, std::uint64_t& out) {
+    auto r = std::from_chars(s.data(), s.data() + s.size(), out, 16);
+    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+std::string_view next_field(std::string_view& line) {
+    std::size_t b = line.find_first_not_of(' ');
+    if (b == std::string_view::npos) {
+        line = {};
+        return {};
+    }
+    line.remove_prefix(b);
+    std::size_t e = line.find(' ');
+    std::string_view field = line.substr(0, e);
+    line.remove_prefix(e == std::string_view::npos ? line.size() : e);
+    return field;
+}
+
+}  // namespace
+
+std::vector<Mapping> parse_proc_maps(std::string_view text) {
+    std::vector<Mapping> maps;
+    while (!text.empty()) {
+        std::size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+
+        std::string_view range = next_field(line);
+        std::string_view perms = next_field(line);
+        std::string_view offset = next_field(line);
+        next_field(line);  // dev
+        std::string_view inode = next_field(line);
+        std::size_t dash = range.find('-');
+        Mapping m;
+        if (dash == std::string_view::npos || !parse_hex(range.substr(0, dash), m.start) ||
+            !parse_hex(range.substr(dash + 1), m.end) || !parse_hex(offset, m.offset)) {
+            continue;
+        }
+        std::from_chars(inode.data(), inode.data() + inode.size(), m.inode);
+        m.perms = std::string(perms);
+        std::size_t b = line.find_first_not_of(' ');
+        if (b != std::string_view::npos) m.path = std::string(line.substr(b));
+        maps.push_back(std::move(m));
+    }
+    return maps;
+}
+
+Result<std::vector<Mapping>> read_proc_maps(Pid pid) {
+    bool ok = false;
+    std::string text = slurp("/proc/" + std::to_string(pid.value) + "/maps", &ok);
+    if (!ok) {
+        if (!process_exists(pid)) {
+            return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(pid.value));
+        }
+        return make_error(ErrorKind::NoPrivilege, "cannot read /proc/" + std::to_string(pid.value) +
+                                                      "/maps (need root or CAP_SYS_PTRACE)");
+    }
+    return parse_proc_maps(text);
+}
+
+bool process_exists(Pid pid) {
+    if (pid.value <= 0) return false;
+    struct stat st {};
+    return ::stat(("/proc/" + std::to_string(pid.value)).c_str(), &st) == 0;
+}
+
+std::vector<Tid> list_threads(Pid pid) {
+    std::vector<Tid> tids;
+    std::string dir = "/proc/" + std::to_string(pid.value) + "/task";
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return tids;
+    while (dirent* e = ::readdir(d)) {
+        int tid = 0;
+        std::string_view name(e->d_name);
+        auto r = std::from_chars(name.data(), name.data() + name.size(), tid);
+        if (r.ec == std::errc() && r.ptr == name.data() + name.size() && tid > 0) tids.push_back(Tid{tid});
+    }
+    ::closedir(d);
+    std::sort(tids.begin(), tids.end());
+    return tids;
+}
+
+std::string thread_name(Pid pid, Tid tid) {
+    std::string name =
+        slurp("/proc/" + std::to_string(pid.value) + "/task/" + std::to_string(tid.value) + "/comm");
+    while (!name.empty() && (name.back() == '\n' || name.back() == '\0')) name.pop_back();
+    return name;
+}
+
+std::string process_cmdline(Pid pid) {
+    std::string raw = slurp("/proc/" + std::to_string(pid.value) + "/cmdline");
+    while (!raw.empty() && raw.back() == '\0') raw.pop_back();
+    std::replace(raw.begin(), raw.end(), '\0', ' ');
+    return raw;
+}
+
+std::string mapping_file_path(Pid pid, const Mapping& m) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "/proc/%d/map_files/%llx-%llx", pid.value,
+                  static_cast<unsigned long long>(m.start), static_cast<unsigned long long>(m.end));
+    if (::access(buf, R_OK) == 0) return buf;
+    return "/proc/" + std::to_string(pid.value) + "/root" + m.path;
+}
+
+}  // namespace loopspy
