@@ -7,18 +7,13 @@
 #include <cstdio>
 #include <ctime>
 
+#include "core/clock.hpp"
 #include "session/frame_naming.hpp"
 #include "symbolizer/process/proc_maps.hpp"
 #include "symbolizer/cpython/thread_states.hpp"
 
 namespace loopspy {
 namespace {
-
-Nanoseconds monotonic_now() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
-}
 
 FrameWalkLayout frame_walk_layout(const GeneratedLayout& l) {
     auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<std::uint32_t>(v); };

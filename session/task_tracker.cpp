@@ -7,18 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/clock.hpp"
 #include "session/frame_naming.hpp"
 #include "symbolizer/frames/code_symbolizer.hpp"
 #include "symbolizer/cpython/pystring.hpp"
 
 namespace loopspy {
 namespace {
-
-Nanoseconds thread_cpu_time() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return Nanoseconds{static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec};
-}
 
 // From this many tasks on, a snapshot's page-cache misses read 16 pages at a time.
 constexpr std::size_t kManyTasks = 1000;
