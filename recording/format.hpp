@@ -72,6 +72,19 @@ public:
 private:
     RecordingWriter(UniqueFd fd, std::string path);
     Result<void> encode_new(const Profile& profile, std::string& out);
+    struct EventWindow;
+    // One encoder per chunk type, in the order encode_new writes them (docs/recording-format.md).
+    Result<void> encode_meta(const Profile& p, std::string& out);
+    Result<void> encode_strings(const Profile& p, std::string& out);
+    Result<void> encode_frames(const Profile& p, std::string& out);
+    Result<void> encode_stacks(const Profile& p, std::string& out);
+    Result<void> encode_threads(const EventWindow& ev, std::string& out);
+    Result<void> encode_thread_names(const Profile& p, std::string& out);
+    Result<void> encode_samples(const Profile& p, const EventWindow& ev, std::string& out);
+    Result<void> encode_tasks(const Profile& p, std::string& out);
+    Result<void> encode_task_snapshots(const Profile& p, std::string& out);
+    Result<void> encode_selector_waits(const EventWindow& ev, std::string& out);
+    Result<void> encode_loss(const Profile& p, std::string& out);
     Result<void> write_all(const std::string& bytes);
 
     UniqueFd fd_;

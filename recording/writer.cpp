@@ -16,6 +16,22 @@ namespace loopspy {
 
 using namespace recording_format::detail;
 
+/// The samples and selector waits a Profile still holds, by absolute id.
+struct RecordingWriter::EventWindow {
+    explicit EventWindow(const Profile& p)
+        : samples(p.samples()),
+          waits(p.selector_waits()),
+          sample_base(p.samples_dropped()),
+          wait_base(p.waits_dropped()),
+          samples_end(sample_base + samples.size()),
+          waits_end(wait_base + waits.size()) {}
+    const SampleRecord& sample(std::size_t i) const { return samples[i - sample_base]; }
+    const SelectorWait& wait(std::size_t i) const { return waits[i - wait_base]; }
+    const std::vector<SampleRecord>& samples;
+    const std::vector<SelectorWait>& waits;
+    const std::size_t sample_base, wait_base, samples_end, waits_end;
+};
+
 
 RecordingWriter::RecordingWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
 
@@ -45,8 +61,8 @@ Result<void> RecordingWriter::write_all(const std::string& bytes) {
     return {};
 }
 
-Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
-    // ---- metadata: on the first call, and again whenever it changed (the end goes in END) ----
+// ---- metadata: on the first call, and again whenever it changed (the end goes in END) ----
+Result<void> RecordingWriter::encode_meta(const Profile& p, std::string& out) {
     ProfileInfo info = p.info;
     info.end = Nanoseconds{};
     if (!info_written_ || !(info == info_)) {
@@ -65,8 +81,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         info_ = info;
         info_written_ = true;
     }
+    return {};
+}
 
-    // ---- strings: first id, count, every length, then every string's bytes ----
+// ---- strings: first id, count, every length, then every string's bytes ----
+Result<void> RecordingWriter::encode_strings(const Profile& p, std::string& out) {
     while (strings_ < p.string_count()) {
         std::size_t end = strings_, bytes = 0;
         while (end < p.string_count() && end - strings_ < kWriterBatch && (end == strings_ || bytes < kWriterBatchBytes)) {
@@ -81,8 +100,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkStrings, o.b));
         strings_ = end;
     }
+    return {};
+}
 
-    // ---- frames: first id, count, then (name delta, file delta, line, flags) each ----
+// ---- frames: first id, count, then (name delta, file delta, line, flags) each ----
+Result<void> RecordingWriter::encode_frames(const Profile& p, std::string& out) {
     while (frames_ < p.frame_count()) {
         std::size_t end = std::min(p.frame_count(), frames_ + kWriterBatch);
         Out o;
@@ -101,8 +123,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkFrames, o.b));
         frames_ = end;
     }
+    return {};
+}
 
-    // ---- stacks: first id, count, then (depth, frame ids outermost first) each ----
+// ---- stacks: first id, count, then (depth, frame ids outermost first) each ----
+Result<void> RecordingWriter::encode_stacks(const Profile& p, std::string& out) {
     while (stacks_ < p.stack_count()) {
         std::size_t end = stacks_, frames = 0;
         while (end < p.stack_count() && end - stacks_ < kWriterBatch && (end == stacks_ || frames < kWriterBatch * 16)) {
@@ -123,24 +148,17 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkStacks, o.b));
         stacks_ = end;
     }
+    return {};
+}
 
-    // ---- threads: every tid that new samples or waits use gets the next index ----
-    // Ids are absolute; the profile may have let go of events already written (drop_events).
-    const auto& held_samples = p.samples();
-    const auto& held_waits = p.selector_waits();
-    const std::size_t sbase = p.samples_dropped(), wbase = p.waits_dropped();
-    if (samples_ < sbase || waits_ < wbase) {
-        return make_error(ErrorKind::Internal, "events were dropped before they were written");
-    }
-    auto samples = [&](std::size_t i) -> const SampleRecord& { return held_samples[i - sbase]; };
-    auto waits = [&](std::size_t i) -> const SelectorWait& { return held_waits[i - wbase]; };
-    const std::size_t samples_end = sbase + held_samples.size(), waits_end = wbase + held_waits.size();
+// ---- threads: every tid that new samples or waits use gets the next index ----
+Result<void> RecordingWriter::encode_threads(const EventWindow& ev, std::string& out) {
     std::vector<Tid> new_tids;
     auto see = [&](Tid t) {
         if (thread_index_.emplace(t, static_cast<std::uint32_t>(thread_index_.size())).second) new_tids.push_back(t);
     };
-    for (std::size_t i = samples_; i < samples_end; ++i) see(samples(i).tid);
-    for (std::size_t i = waits_; i < waits_end; ++i) see(waits(i).tid);
+    for (std::size_t i = samples_; i < ev.samples_end; ++i) see(ev.sample(i).tid);
+    for (std::size_t i = waits_; i < ev.waits_end; ++i) see(ev.wait(i).tid);
     for (std::size_t done = 0; done < new_tids.size();) {
         std::size_t end = std::min(new_tids.size(), done + kWriterBatch);
         Out o;
@@ -154,8 +172,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkThreads, o.b));
         done = end;
     }
+    return {};
+}
 
-    // ---- thread names that are new or changed ----
+// ---- thread names that are new or changed ----
+Result<void> RecordingWriter::encode_thread_names(const Profile& p, std::string& out) {
     {
         std::vector<std::pair<Tid, const std::string*>> changed;
         for (const auto& [tid, name] : p.threads()) {
@@ -179,20 +200,23 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
             done = end;
         }
     }
+    return {};
+}
 
-    // ---- samples: columns; times per thread against a prediction (previous time + weight) ----
+// ---- samples: columns; times per thread against a prediction (previous time + weight) ----
+Result<void> RecordingWriter::encode_samples(const Profile& p, const EventWindow& ev, std::string& out) {
     const std::int64_t default_weight = p.info.rate_hz > 0 ? 1'000'000'000 / p.info.rate_hz : 0;
-    while (samples_ < samples_end) {
-        std::size_t end = std::min(samples_end, samples_ + kWriterBatch);
+    while (samples_ < ev.samples_end) {
+        std::size_t end = std::min(ev.samples_end, samples_ + kWriterBatch);
         Out hdr, thr, head, time, stack, weight, flags, off_flags, syscall;
-        std::int64_t base = samples(samples_).time.value;
+        std::int64_t base = ev.sample(samples_).time.value;
         hdr.u(samples_);
         hdr.u(end - samples_);
         hdr.s(default_weight);
         hdr.s(base);
         std::unordered_map<std::uint32_t, std::int64_t> predicted;
         for (std::size_t i = samples_; i < end; ++i) {
-            const SampleRecord& s = samples(i);
+            const SampleRecord& s = ev.sample(i);
             auto kind = static_cast<std::uint32_t>(s.kind);
             if (kind != static_cast<std::uint32_t>(SampleKind::OnCpu) &&
                 kind != static_cast<std::uint32_t>(SampleKind::OffCpu)) {
@@ -222,14 +246,14 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkSamples, hdr.b));
         // The samples' coroutines ride in a chunk of their own, which 1.0 readers skip.
         bool any_coro = false;
-        for (std::size_t i = samples_; i < end && !any_coro; ++i) any_coro = samples(i).coro != 0;
+        for (std::size_t i = samples_; i < end && !any_coro; ++i) any_coro = ev.sample(i).coro != 0;
         if (any_coro) {
             // A table of the chunk's distinct coroutines (ascending, as deltas), then per sample
             // its index in the table plus one (0: none): a busy loop has a few hundred tasks at
             // most, so a sample costs a byte, which zlib squeezes further.
             std::vector<std::uint64_t> distinct;
             for (std::size_t i = samples_; i < end; ++i) {
-                if (samples(i).coro) distinct.push_back(samples(i).coro);
+                if (ev.sample(i).coro) distinct.push_back(ev.sample(i).coro);
             }
             std::sort(distinct.begin(), distinct.end());
             distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
@@ -243,15 +267,18 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
                 prev = d;
             }
             for (std::size_t i = samples_; i < end; ++i) {
-                std::uint64_t coro = samples(i).coro;
+                std::uint64_t coro = ev.sample(i).coro;
                 c.u(coro ? static_cast<std::uint64_t>(std::lower_bound(distinct.begin(), distinct.end(), coro) - distinct.begin()) + 1 : 0);
             }
             LOOPSPY_CHECK(append_chunk(out, kChunkSampleCoros, c.b));
         }
         samples_ = end;
     }
+    return {};
+}
 
-    // ---- tasks: first id, count, then addr, coro, name, coroutine name per task ----
+// ---- tasks: first id, count, then addr, coro, name, coroutine name per task ----
+Result<void> RecordingWriter::encode_tasks(const Profile& p, std::string& out) {
     while (tasks_ < p.tasks().size()) {
         std::size_t end = std::min(p.tasks().size(), tasks_ + kWriterBatch);
         Out o;
@@ -267,8 +294,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkTasks, o.b));
         tasks_ = end;
     }
+    return {};
+}
 
-    // ---- task snapshots: first id, count, then per snapshot its time, removed and changed ----
+// ---- task snapshots: first id, count, then per snapshot its time, removed and changed ----
+Result<void> RecordingWriter::encode_task_snapshots(const Profile& p, std::string& out) {
     {
         const auto& held = p.task_snapshots();
         const std::size_t base = p.snapshots_dropped();
@@ -302,18 +332,21 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
             snapshots_ = end;
         }
     }
+    return {};
+}
 
-    // ---- selector waits: columns, each time against the one before it ----
-    while (waits_ < waits_end) {
-        std::size_t end = std::min(waits_end, waits_ + kWriterBatch);
+// ---- selector waits: columns, each time against the one before it ----
+Result<void> RecordingWriter::encode_selector_waits(const EventWindow& ev, std::string& out) {
+    while (waits_ < ev.waits_end) {
+        std::size_t end = std::min(ev.waits_end, waits_ + kWriterBatch);
         Out hdr, thr, syscall, prev_leave, enter, leave, folded, folded_wait, folded_busy;
-        std::int64_t base = waits(waits_).enter.value;
+        std::int64_t base = ev.wait(waits_).enter.value;
         hdr.u(waits_);
         hdr.u(end - waits_);
         hdr.s(base);
         std::unordered_map<std::uint32_t, std::int64_t> last_leave;
         for (std::size_t i = waits_; i < end; ++i) {
-            const SelectorWait& w = waits(i);
+            const SelectorWait& w = ev.wait(i);
             std::uint32_t t = thread_index_.at(w.tid);
             auto [it, fresh] = last_leave.try_emplace(t, base);
             thr.u(t);
@@ -333,8 +366,11 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
         LOOPSPY_CHECK(append_chunk(out, kChunkSelectorWaits, hdr.b));
         waits_ = end;
     }
+    return {};
+}
 
-    // ---- loss counters, when they changed ----
+// ---- loss counters, when they changed ----
+Result<void> RecordingWriter::encode_loss(const Profile& p, std::string& out) {
     if (!(p.lost == lost_)) {
         Out o;
         put_loss(o, p.lost);
@@ -343,6 +379,27 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
     }
     return {};
 }
+
+Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
+    // Event ids are absolute; the profile may have let go of events already written (drop_events).
+    const EventWindow ev(p);
+    if (samples_ < ev.sample_base || waits_ < ev.wait_base) {
+        return make_error(ErrorKind::Internal, "events were dropped before they were written");
+    }
+    LOOPSPY_CHECK(encode_meta(p, out));
+    LOOPSPY_CHECK(encode_strings(p, out));
+    LOOPSPY_CHECK(encode_frames(p, out));
+    LOOPSPY_CHECK(encode_stacks(p, out));
+    LOOPSPY_CHECK(encode_threads(ev, out));
+    LOOPSPY_CHECK(encode_thread_names(p, out));
+    LOOPSPY_CHECK(encode_samples(p, ev, out));
+    LOOPSPY_CHECK(encode_tasks(p, out));
+    LOOPSPY_CHECK(encode_task_snapshots(p, out));
+    LOOPSPY_CHECK(encode_selector_waits(ev, out));
+    LOOPSPY_CHECK(encode_loss(p, out));
+    return {};
+}
+
 
 Result<void> RecordingWriter::flush(const Profile& profile) {
     if (failure_) return *failure_;
