@@ -3,6 +3,7 @@
 // (bpf/sampler.hpp) is the real one; unit tests drive the engine with canned events instead.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -11,6 +12,7 @@
 
 #include "bpf/loopspy.h"
 #include "core/result.hpp"
+#include "core/selector_wait.hpp"
 #include "core/types.hpp"
 
 namespace loopspy {
@@ -28,28 +30,13 @@ struct RawSample {
     RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
 };
 
-/// A selector wait as the kernel emitted it (see struct loopspy_selector_event).
-struct RawSelectorWait {
-    Tid tid;
-    std::int32_t syscall = 0;
-    Nanoseconds previous_leave, enter, leave;
-    std::uint32_t folded_waits = 0;
-    Nanoseconds folded_wait_time, folded_busy_time;
-};
 
-/// The kernel side's counters (enum loopspy_stat), summed over CPUs.
+/// The kernel side's counters, summed over CPUs: one slot per enum loopspy_stat (bpf/loopspy.h),
+/// which says what each counts.
 struct SamplerStats {
-    std::uint64_t samples = 0;
-    std::uint64_t emitted = 0;
-    std::uint64_t lost_ringbuf = 0;
-    std::uint64_t lost_read = 0;
-    std::uint64_t no_tstate = 0;
-    std::uint64_t partial = 0;
-    std::uint64_t truncated = 0;
-    std::uint64_t off_cpu = 0;
-    std::uint64_t lost_off_cpu = 0;
-    std::uint64_t selector = 0;
-    std::uint64_t lost_selector = 0;
+    std::array<std::uint64_t, LOOPSPY_STAT__COUNT> counts{};
+    std::uint64_t operator[](loopspy_stat stat) const { return counts[stat]; }
+    std::uint64_t& operator[](loopspy_stat stat) { return counts[stat]; }
 };
 
 /// The shape of a stack (its code objects in order, lines aside): FNV-1a, as loopspy_shape_step
@@ -60,7 +47,7 @@ class EventSource {
 public:
     struct Handlers {
         std::function<void(const RawSample&)> sample;
-        std::function<void(const RawSelectorWait&)> selector_wait;
+        std::function<void(const SelectorWait&)> selector_wait;
     };
 
     virtual ~EventSource() = default;

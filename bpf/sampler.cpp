@@ -146,7 +146,7 @@ struct Sampler::Impl {
             if (size < sizeof(loopspy_selector_event)) return 0;
             loopspy_selector_event ev;
             std::memcpy(&ev, data, sizeof(ev));
-            RawSelectorWait w;
+            SelectorWait w;
             w.tid = Tid{static_cast<std::int32_t>(ev.tid)};
             w.syscall = ev.syscall;
             w.previous_leave = Nanoseconds{static_cast<std::int64_t>(ev.previous_leave_ns)};
@@ -315,18 +315,7 @@ std::vector<__u64> per_cpu_values() {
 SamplerStats Sampler::stats() const {
     SamplerStats s;
     std::vector<__u64> values = per_cpu_values();
-    auto read = [&](__u32 key) { return read_counter(impl_->skel->maps.stats, key, values); };
-    s.samples = read(LOOPSPY_STAT_SAMPLES);
-    s.emitted = read(LOOPSPY_STAT_EMITTED);
-    s.lost_ringbuf = read(LOOPSPY_STAT_LOST_RINGBUF);
-    s.lost_read = read(LOOPSPY_STAT_LOST_READ);
-    s.no_tstate = read(LOOPSPY_STAT_NO_TSTATE);
-    s.partial = read(LOOPSPY_STAT_PARTIAL);
-    s.truncated = read(LOOPSPY_STAT_TRUNCATED);
-    s.off_cpu = read(LOOPSPY_STAT_OFF_CPU);
-    s.lost_off_cpu = read(LOOPSPY_STAT_LOST_OFF_CPU);
-    s.selector = read(LOOPSPY_STAT_SELECTOR);
-    s.lost_selector = read(LOOPSPY_STAT_LOST_SELECTOR);
+    for (__u32 key = 0; key < LOOPSPY_STAT__COUNT; ++key) s.counts[key] = read_counter(impl_->skel->maps.stats, key, values);
     return s;
 }
 

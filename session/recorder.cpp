@@ -172,18 +172,7 @@ void Recorder::on_sample(const RawSample& raw) {
     profile_.add_sample(s);
 }
 
-void Recorder::on_selector_wait(const RawSelectorWait& raw) {
-    SelectorWait w;
-    w.tid = raw.tid;
-    w.syscall = raw.syscall;
-    w.previous_leave = raw.previous_leave;
-    w.enter = raw.enter;
-    w.leave = raw.leave;
-    w.folded_waits = raw.folded_waits;
-    w.folded_wait_time = raw.folded_wait_time;
-    w.folded_busy_time = raw.folded_busy_time;
-    profile_.add_selector_wait(w);
-}
+void Recorder::on_selector_wait(const SelectorWait& wait) { profile_.add_selector_wait(wait); }
 
 void Recorder::report_status(Nanoseconds elapsed, bool final) {
     if (!options_.on_status) return;
@@ -192,7 +181,7 @@ void Recorder::report_status(Nanoseconds elapsed, bool final) {
     status.pid = pid_;
     status.elapsed = elapsed;
     status.samples = samples_;
-    status.lost = st.lost_ringbuf + st.lost_read + profile_.lost.no_thread_state;
+    status.lost = st[LOOPSPY_STAT_LOST_RINGBUF] + st[LOOPSPY_STAT_LOST_READ] + profile_.lost.no_thread_state;
     status.threads = published_.size();
     options_.on_status(status, final);
 }
@@ -211,7 +200,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     auto next_checkpoint = Clock::now() + kCheckpoint;
     EventSource::Handlers cb;
     cb.sample = [this](const RawSample& raw) { on_sample(raw); };
-    cb.selector_wait = [this](const RawSelectorWait& raw) { on_selector_wait(raw); };
+    cb.selector_wait = [this](const SelectorWait& raw) { on_selector_wait(raw); };
 
     while (true) {
         if (stop_requested.load()) {
@@ -282,10 +271,10 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     report_status(end - start, true);
 
     SamplerStats st = sampler_->stats();
-    profile_.lost.ringbuf_full = st.lost_ringbuf;
-    profile_.lost.read_failed = st.lost_read;
-    profile_.lost.off_cpu = st.lost_off_cpu;
-    profile_.lost.selector = st.lost_selector;
+    profile_.lost.ringbuf_full = st[LOOPSPY_STAT_LOST_RINGBUF];
+    profile_.lost.read_failed = st[LOOPSPY_STAT_LOST_READ];
+    profile_.lost.off_cpu = st[LOOPSPY_STAT_LOST_OFF_CPU];
+    profile_.lost.selector = st[LOOPSPY_STAT_LOST_SELECTOR];
     summary.samples = samples_;
     summary.off_cpu_intervals = off_cpu_intervals_;
     summary.selector_waits = profile_.waits_dropped() + profile_.selector_waits().size();

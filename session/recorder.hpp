@@ -77,7 +77,7 @@ private:
     Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile);
     Result<void> refresh_threads();
     void on_sample(const RawSample& raw);
-    void on_selector_wait(const RawSelectorWait& raw);
+    void on_selector_wait(const SelectorWait& wait);
     void account_unknown_threads();
     void report_status(Nanoseconds elapsed, bool final);
 

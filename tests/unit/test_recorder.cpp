@@ -24,7 +24,7 @@ public:
     struct Event {
         RawSample sample;
         std::vector<loopspy_frame> frames;  // innermost first
-        std::optional<RawSelectorWait> wait;
+        std::optional<SelectorWait> wait;
     };
 
     void on_cpu(Nanoseconds t, std::vector<loopspy_frame> frames, std::uint32_t flags = 0) {
@@ -46,7 +46,7 @@ public:
         e.frames = std::move(frames);
         events_.push_back(std::move(e));
     }
-    void selector_wait(const RawSelectorWait& w) {
+    void selector_wait(const SelectorWait& w) {
         Event e;
         e.wait = w;
         events_.push_back(std::move(e));
@@ -162,7 +162,7 @@ TEST_CASE("a blocking call keeps its exact duration and syscall; a selector wait
     Session s;
     const auto handler = frame(s.target, kHandlerCode);
     s.events->off_cpu(Nanoseconds{5'000'000}, Nanoseconds{150'000'123}, 230, {handler});
-    RawSelectorWait w;
+    SelectorWait w;
     w.tid = kLoop;
     w.syscall = 232;
     w.previous_leave = Nanoseconds{100};
@@ -214,10 +214,10 @@ TEST_CASE("what could not be named or was cut short says so in the stack and in 
 
 TEST_CASE("samples the kernel lost are counted in the recording, never dropped silently") {
     Session s;
-    s.events->stats_.lost_ringbuf = 7;
-    s.events->stats_.lost_read = 5;
-    s.events->stats_.lost_off_cpu = 2;
-    s.events->stats_.lost_selector = 1;
+    s.events->stats_[LOOPSPY_STAT_LOST_RINGBUF] = 7;
+    s.events->stats_[LOOPSPY_STAT_LOST_READ] = 5;
+    s.events->stats_[LOOPSPY_STAT_LOST_OFF_CPU] = 2;
+    s.events->stats_[LOOPSPY_STAT_LOST_SELECTOR] = 1;
     // Samples of a thread that never showed a Python thread state: a native thread's.
     s.events->unknown = {{Tid{999}, 11}};
     s.events->unknown_total = 11;
