@@ -15,24 +15,15 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* ---- options, set by the loader before load ---- */
 const volatile __u32 target_tgid = 0;
-/* Where the current frame hangs off a PyThreadState: either tstate->current_frame (3.13+), or
- * tstate->cframe->current_frame (3.11, 3.12); unused offsets are LOOPSPY_NO_OFFSET. */
-const volatile __u32 off_tstate_current_frame = LOOPSPY_NO_OFFSET;
-const volatile __u32 off_tstate_cframe = LOOPSPY_NO_OFFSET;
-const volatile __u32 off_cframe_current_frame = LOOPSPY_NO_OFFSET;
-/* _PyInterpreterFrame */
-const volatile __u32 off_frame_code = 0;
-const volatile __u32 off_frame_previous = 0;
-const volatile __u32 off_frame_instr = 0;
-const volatile __u32 off_frame_owner = 0;
-const volatile __u32 frame_read_size = LOOPSPY_FRAME_READ_MAX;
-/* PyCodeObject: where the bytecode starts, to turn an instruction pointer into an offset. */
-const volatile __u32 off_code_adaptive = 0;
-/* 3.14+: f_executable is a tagged _PyStackRef; these low bits are cleared. */
-const volatile __u64 code_tag_mask = 0;
-/* Frames owned by the C stack (3.12+ entry shims) are skipped, like CPython's own tracebacks do. */
-const volatile __u32 owner_cstack = LOOPSPY_NO_OWNER;
-const volatile __u32 owner_generator = LOOPSPY_NO_OWNER;
+/* The interpreter's struct layout (struct loopspy_frame_layout in loopspy.h). */
+const volatile struct loopspy_frame_layout frame_layout = {
+    .tstate_current_frame = LOOPSPY_NO_OFFSET,
+    .tstate_cframe = LOOPSPY_NO_OFFSET,
+    .cframe_current_frame = LOOPSPY_NO_OFFSET,
+    .frame_read_size = LOOPSPY_FRAME_READ_MAX,
+    .owner_cstack = LOOPSPY_NO_OWNER,
+    .owner_generator = LOOPSPY_NO_OWNER,
+};
 
 /* Off-CPU intervals and selector waits (the loop view) are tracked unless switched off. */
 const volatile bool track_off_cpu = true;
@@ -139,18 +130,18 @@ static __always_inline __u64 current_frame(__u64 tstate, int *err)
 {
     __u64 frame = 0, cframe = 0;
 
-    if (off_tstate_current_frame != LOOPSPY_NO_OFFSET) {
-        if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(tstate + off_tstate_current_frame)))
+    if (frame_layout.tstate_current_frame != LOOPSPY_NO_OFFSET) {
+        if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(tstate + frame_layout.tstate_current_frame)))
             *err = 1;
         return frame;
     }
-    if (bpf_probe_read_user(&cframe, sizeof(cframe), (void *)(tstate + off_tstate_cframe))) {
+    if (bpf_probe_read_user(&cframe, sizeof(cframe), (void *)(tstate + frame_layout.tstate_cframe))) {
         *err = 1;
         return 0;
     }
     if (!cframe) /* a thread state that runs no Python code (yet, or any more) */
         return 0;
-    if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(cframe + off_cframe_current_frame)))
+    if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(cframe + frame_layout.cframe_current_frame)))
         *err = 1;
     return frame;
 }
@@ -169,27 +160,27 @@ static long walk_one_frame(__u32 index, void *data)
     struct walk_ctx *w = data;
     if (!w->frame)
         return 1;
-    __u32 read_size = frame_read_size;
+    __u32 read_size = frame_layout.frame_read_size;
     if (read_size > LOOPSPY_FRAME_READ_MAX)
         read_size = LOOPSPY_FRAME_READ_MAX;
     if (bpf_probe_read_user(w->buf->bytes, read_size, (void *)w->frame)) {
         w->ev->h.flags |= LOOPSPY_SAMPLE_READ_ERROR;
         return 1;
     }
-    __u8 owner = field_u8(w->buf, off_frame_owner);
-    if (owner != owner_cstack) {
-        __u64 code = field_u64(w->buf, off_frame_code) & ~code_tag_mask;
-        __u64 instr = field_u64(w->buf, off_frame_instr);
+    __u8 owner = field_u8(w->buf, frame_layout.frame_owner);
+    if (owner != frame_layout.owner_cstack) {
+        __u64 code = field_u64(w->buf, frame_layout.frame_code) & ~frame_layout.code_tag_mask;
+        __u64 instr = field_u64(w->buf, frame_layout.frame_instr);
         struct loopspy_frame *f = &w->ev->frames[w->n & (LOOPSPY_MAX_FRAMES - 1)];
         f->code = code;
-        f->offset = (__s32)(instr - (code + off_code_adaptive));
+        f->offset = (__s32)(instr - (code + frame_layout.code_adaptive));
         f->owner = owner;
         w->n++;
         w->shape = loopspy_shape_step(w->shape, code);
-        if (owner == owner_generator)
+        if (owner == frame_layout.owner_generator)
             w->ev->h.coro_frame = w->frame;
     }
-    w->frame = field_u64(w->buf, off_frame_previous);
+    w->frame = field_u64(w->buf, frame_layout.frame_previous);
     return 0;
 }
 

@@ -99,4 +99,30 @@ static inline __u64 loopspy_shape_step(__u64 shape, __u64 code)
 #define LOOPSPY_NO_OFFSET 0xffffffffu
 #define LOOPSPY_NO_OWNER 0xffu
 
+/* What the frame walk needs to know of the interpreter's structs: one struct for every supported
+ * CPython version, set by the loader as the program's read-only `frame_layout`. Offsets a
+ * version does not have are LOOPSPY_NO_OFFSET, owners it does not have LOOPSPY_NO_OWNER. */
+struct loopspy_frame_layout {
+    /* Where the current frame hangs off a PyThreadState: tstate->current_frame (3.13+), or
+     * tstate->cframe->current_frame (3.11, 3.12). */
+    __u32 tstate_current_frame;
+    __u32 tstate_cframe;
+    __u32 cframe_current_frame;
+    /* _PyInterpreterFrame, and how many of its first bytes one read takes. */
+    __u32 frame_code;
+    __u32 frame_previous;
+    __u32 frame_instr;
+    __u32 frame_owner;
+    __u32 frame_read_size;
+    /* PyCodeObject: where the bytecode starts, to turn an instruction pointer into an offset. */
+    __u32 code_adaptive;
+    /* Frames owned by the C stack (3.12+ entry shims) are skipped, as CPython's own tracebacks
+     * skip them; a generator-owned frame marks a coroutine. */
+    __u32 owner_cstack;
+    __u32 owner_generator;
+    __u32 reserved;
+    /* 3.14+: f_executable is a tagged _PyStackRef; these low bits are cleared. */
+    __u64 code_tag_mask;
+};
+
 #endif

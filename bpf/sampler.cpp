@@ -205,25 +205,15 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     if (!impl->skel) return bpf_error("opening the BPF object", errno);
 
     auto* ro = impl->skel->rodata;
-    const FrameWalkLayout& l = options.layout;
+    FrameWalkLayout l = options.layout;
     ro->target_tgid = static_cast<__u32>(options.pid.value);
-    ro->off_tstate_current_frame = l.tstate_current_frame;
-    ro->off_tstate_cframe = l.tstate_cframe;
-    ro->off_cframe_current_frame = l.cframe_current_frame;
-    ro->off_frame_code = l.frame_code;
-    ro->off_frame_previous = l.frame_previous;
-    ro->off_frame_instr = l.frame_instr;
-    ro->off_frame_owner = l.frame_owner;
-    ro->off_code_adaptive = l.code_adaptive;
-    ro->code_tag_mask = l.code_tag_mask;
-    ro->owner_cstack = l.owner_cstack;
-    ro->owner_generator = l.owner_generator;
     std::uint32_t read_size = std::max({l.frame_code, l.frame_previous, l.frame_instr}) + 8;
     read_size = std::max(read_size, l.frame_owner + 1);
     if (read_size > LOOPSPY_FRAME_READ_MAX) {
         return make_error(ErrorKind::UnsupportedPython, "frame layout does not fit the BPF frame buffer");
     }
-    ro->frame_read_size = read_size;
+    l.frame_read_size = read_size;
+    std::memcpy(const_cast<loopspy_frame_layout*>(&ro->frame_layout), &l, sizeof(l));
 
     ro->track_off_cpu = options.track_off_cpu;
     // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp.

@@ -15,20 +15,8 @@
 
 namespace loopspy {
 
-/// The few facts about a CPython version the kernel side needs to walk frames.
-struct FrameWalkLayout {
-    std::uint32_t tstate_current_frame = LOOPSPY_NO_OFFSET;  // 3.13+
-    std::uint32_t tstate_cframe = LOOPSPY_NO_OFFSET;         // 3.11, 3.12
-    std::uint32_t cframe_current_frame = LOOPSPY_NO_OFFSET;  // 3.11, 3.12
-    std::uint32_t frame_code = 0;
-    std::uint32_t frame_previous = 0;
-    std::uint32_t frame_instr = 0;
-    std::uint32_t frame_owner = 0;
-    std::uint32_t code_adaptive = 0;
-    std::uint64_t code_tag_mask = 0;
-    std::uint32_t owner_cstack = LOOPSPY_NO_OWNER;
-    std::uint32_t owner_generator = LOOPSPY_NO_OWNER;
-};
+/// The few facts about a CPython version the kernel side needs to walk frames (loopspy.h).
+using FrameWalkLayout = loopspy_frame_layout;
 
 /// How cpu-clock sampling is attached (see README "How sampling is attached").
 enum class SamplingMode {
@@ -44,7 +32,7 @@ struct SamplerOptions {
     Pid pid;
     int rate_hz = 1000;
     SamplingMode mode = SamplingMode::PerCpu;
-    FrameWalkLayout layout;
+    FrameWalkLayout layout{};
     bool track_off_cpu = true;  // sched_switch and syscall hooks: off-CPU intervals and selector waits
 };
 

@@ -17,7 +17,7 @@ namespace {
 
 FrameWalkLayout frame_walk_layout(const GeneratedLayout& l) {
     auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<std::uint32_t>(v); };
-    FrameWalkLayout w;
+    FrameWalkLayout w{};
     w.tstate_current_frame = u32(l.tstate_current_frame);
     w.tstate_cframe = u32(l.tstate_cframe);
     w.cframe_current_frame = u32(l.cframe_current_frame);
@@ -25,6 +25,7 @@ FrameWalkLayout frame_walk_layout(const GeneratedLayout& l) {
     w.frame_previous = u32(l.frame_previous);
     w.frame_instr = u32(l.frame_instr);
     w.frame_owner = u32(l.frame_owner);
+    w.frame_read_size = LOOPSPY_FRAME_READ_MAX;  // the loader narrows it to what the fields need
     w.code_adaptive = u32(l.code_code_adaptive);
     w.code_tag_mask = l.executable_tag_bits;
     w.owner_cstack = l.owner_cstack;
