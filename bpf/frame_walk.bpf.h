@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The CPython frame walk: from a thread state to its frames, innermost first, one read per frame.
+ * Included by loopspy.bpf.c after its options (frame_layout) and shared maps. */
+#ifndef LOOPSPY_FRAME_WALK_BPF_H
+#define LOOPSPY_FRAME_WALK_BPF_H
+
+struct frame_buf {
+    __u8 bytes[LOOPSPY_FRAME_READ_MAX + 8];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct frame_buf);
+} frame_scratch SEC(".maps");
+
+static __always_inline __u64 field_u64(const struct frame_buf *buf, __u32 off)
+{
+    return *(const __u64 *)&buf->bytes[off & (LOOPSPY_FRAME_READ_MAX - 1)];
+}
+
+static __always_inline __u8 field_u8(const struct frame_buf *buf, __u32 off)
+{
+    return buf->bytes[off & (LOOPSPY_FRAME_READ_MAX - 1)];
+}
+
+/* The frame the thread executes now, or 0 with *err set when the chain head cannot be read. */
+static __always_inline __u64 current_frame(__u64 tstate, int *err)
+{
+    __u64 frame = 0, cframe = 0;
+
+    if (frame_layout.tstate_current_frame != LOOPSPY_NO_OFFSET) {
+        if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(tstate + frame_layout.tstate_current_frame)))
+            *err = 1;
+        return frame;
+    }
+    if (bpf_probe_read_user(&cframe, sizeof(cframe), (void *)(tstate + frame_layout.tstate_cframe))) {
+        *err = 1;
+        return 0;
+    }
+    if (!cframe) /* a thread state that runs no Python code (yet, or any more) */
+        return 0;
+    if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(cframe + frame_layout.cframe_current_frame)))
+        *err = 1;
+    return frame;
+}
+
+struct walk_ctx {
+    struct loopspy_sample *ev;
+    struct frame_buf *buf;
+    __u64 frame; /* the next frame to read, 0 at the end of the chain */
+    __u32 n;     /* frames stored so far */
+    __u64 shape; /* loopspy_shape_step over the stored frames' code objects */
+};
+
+/* One step of the frame walk: read the frame, keep it unless CPython hides it, move outward. */
+static long walk_one_frame(__u32 index, void *data)
+{
+    struct walk_ctx *w = data;
+    if (!w->frame)
+        return 1;
+    __u32 read_size = frame_layout.frame_read_size;
+    if (read_size > LOOPSPY_FRAME_READ_MAX)
+        read_size = LOOPSPY_FRAME_READ_MAX;
+    if (bpf_probe_read_user(w->buf->bytes, read_size, (void *)w->frame)) {
+        w->ev->h.flags |= LOOPSPY_SAMPLE_READ_ERROR;
+        return 1;
+    }
+    __u8 owner = field_u8(w->buf, frame_layout.frame_owner);
+    if (owner != frame_layout.owner_cstack) {
+        __u64 code = field_u64(w->buf, frame_layout.frame_code) & ~frame_layout.code_tag_mask;
+        __u64 instr = field_u64(w->buf, frame_layout.frame_instr);
+        struct loopspy_frame *f = &w->ev->frames[w->n & (LOOPSPY_MAX_FRAMES - 1)];
+        f->code = code;
+        f->offset = (__s32)(instr - (code + frame_layout.code_adaptive));
+        f->owner = owner;
+        w->n++;
+        w->shape = loopspy_shape_step(w->shape, code);
+        if (owner == frame_layout.owner_generator)
+            w->ev->h.coro_frame = w->frame;
+    }
+    w->frame = field_u64(w->buf, frame_layout.frame_previous);
+    return 0;
+}
+
+/* Walk the Python stack of the current thread (whose state is `tstate`) into `ev`, and its shape
+ * (which code objects, in which order) into *shape. Returns 0, or -1 when the chain's head could
+ * not be read. */
+static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate, __u64 *shape)
+{
+    __u32 zero = 0;
+    struct frame_buf *buf = bpf_map_lookup_elem(&frame_scratch, &zero);
+    if (!buf)
+        return -1;
+    int err = 0;
+    __u64 frame = current_frame(tstate, &err);
+    if (err)
+        return -1;
+    ev->h.flags = 0;
+    ev->h.coro_frame = 0;
+    struct walk_ctx walk = {
+        .ev = ev,
+        .buf = buf,
+        .frame = frame,
+        .n = 0,
+        .shape = LOOPSPY_SHAPE_SEED,
+    };
+    /* bpf_loop has the verifier check one step, not LOOPSPY_MAX_FRAMES unrolled copies. */
+    bpf_loop(LOOPSPY_MAX_FRAMES, walk_one_frame, &walk, 0);
+    __u32 n = walk.n;
+    if (walk.frame && !(ev->h.flags & LOOPSPY_SAMPLE_READ_ERROR))
+        ev->h.flags |= LOOPSPY_SAMPLE_TRUNCATED;
+    if (n > LOOPSPY_MAX_FRAMES)
+        n = LOOPSPY_MAX_FRAMES;
+    ev->h.nframes = n;
+    *shape = walk.shape;
+    return 0;
+}
+
+#endif /* LOOPSPY_FRAME_WALK_BPF_H */

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Off-CPU intervals with their exact durations, and the loop's selector waits: what each target
+ * thread is doing as the scheduler and syscall hooks see it. Included by loopspy.bpf.c after the
+ * frame walk and the sample emitters. */
+#ifndef LOOPSPY_OFFCPU_BPF_H
+#define LOOPSPY_OFFCPU_BPF_H
+
+/* What each target thread is doing, as the syscall and scheduler hooks see it. */
+struct thread_activity {
+    __s32 syscall;          /* in progress, or LOOPSPY_NO_SYSCALL */
+    __u32 off_pending;      /* an off-CPU interval started and its stack is in offcpu_stacks */
+    __u64 off_since_ns;
+    __s32 off_syscall;
+    __u32 off_flags;
+    __u64 selector_enter_ns;
+    __u64 last_selector_leave_ns;
+    __u64 folded_wait_ns;
+    __u64 folded_busy_ns;
+    __u32 folded_waits;
+    __u32 uses_epoll; /* the thread has waited in epoll: poll/select are then ordinary blocking calls */
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, struct thread_activity);
+} activity SEC(".maps");
+
+/* The Python stack of each thread that is off-CPU now, walked when it left. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, __u32);
+    __type(value, struct loopspy_sample);
+} offcpu_stacks SEC(".maps");
+
+static __always_inline bool is_epoll_wait(__s32 nr)
+{
+    /* x86-64: epoll_wait, epoll_pwait, epoll_pwait2 */
+    return nr == 232 || nr == 281 || nr == 441;
+}
+
+static __always_inline bool is_poll_or_select(__s32 nr)
+{
+    /* x86-64: poll, select, pselect6, ppoll */
+    return nr == 7 || nr == 23 || nr == 270 || nr == 271;
+}
+
+/* Is `nr` this thread's selector wait? epoll always is. poll/select are the selector of a loop
+ * built on PollSelector/SelectSelector, but in a thread that waits in epoll they are blocking
+ * calls of its own (a socket read with a timeout polls), so there they are not. */
+static __always_inline bool is_selector(const struct thread_activity *a, __s32 nr)
+{
+    return is_epoll_wait(nr) || (!a->uses_epoll && is_poll_or_select(nr));
+}
+
+static __always_inline struct thread_activity *activity_of(__u32 tid)
+{
+    struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
+    if (a)
+        return a;
+    struct thread_activity fresh = { .syscall = LOOPSPY_NO_SYSCALL };
+    bpf_map_update_elem(&activity, &tid, &fresh, BPF_NOEXIST);
+    return bpf_map_lookup_elem(&activity, &tid);
+}
+
+/* A target thread leaves the CPU: remember when, why, and (unless it waits in its selector,
+ * which is idle time the selector events already measure) its Python stack. */
+static __always_inline void thread_switched_out(__u32 tid, bool preempted)
+{
+    struct thread_activity *a = activity_of(tid);
+    if (!a)
+        return;
+    a->off_pending = 0;
+    if (is_selector(a, a->syscall))
+        return;
+    __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
+    if (!tstate)
+        return;
+    struct loopspy_sample *ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+    if (!ev) {
+        __u32 zero = 0;
+        struct loopspy_sample *tmpl = bpf_map_lookup_elem(&sample_scratch, &zero);
+        if (!tmpl)
+            return;
+        bpf_map_update_elem(&offcpu_stacks, &tid, tmpl, BPF_NOEXIST);
+        ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+        if (!ev) {
+            count(LOOPSPY_STAT_LOST_OFF_CPU);
+            return;
+        }
+    }
+    __u64 shape = 0;
+    if (walk_stack(ev, *tstate, &shape)) {
+        count(LOOPSPY_STAT_LOST_OFF_CPU);
+        return;
+    }
+    a->off_since_ns = bpf_ktime_get_ns();
+    a->off_syscall = a->syscall;
+    a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
+    a->off_pending = 1;
+}
+
+/* A target thread is back on a CPU: emit the interval it spent off, with its exact duration. */
+static __always_inline void thread_switched_in(__u32 tid)
+{
+    struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
+    if (!a || !a->off_pending)
+        return;
+    a->off_pending = 0;
+    struct loopspy_sample *ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+    if (!ev)
+        return;
+    __u64 now = bpf_ktime_get_ns();
+    ev->h.kind = LOOPSPY_EVENT_OFF_CPU;
+    ev->h.tid = tid;
+    ev->h.ts_ns = a->off_since_ns;
+    ev->h.duration_ns = now - a->off_since_ns;
+    ev->h.syscall = a->off_syscall;
+    ev->h.off_flags = a->off_flags;
+    if (emit_sample(ev, false))
+        count(LOOPSPY_STAT_LOST_OFF_CPU);
+    else
+        count(LOOPSPY_STAT_OFF_CPU);
+}
+
+static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+                                     unsigned int prev_state)
+{
+    if (!track_off_cpu)
+        return 0;
+    if ((__u32)BPF_CORE_READ(prev, tgid) == target_tgid)
+        thread_switched_out((__u32)BPF_CORE_READ(prev, pid), preempt || prev_state == 0);
+    if ((__u32)BPF_CORE_READ(next, tgid) == target_tgid)
+        thread_switched_in((__u32)BPF_CORE_READ(next, pid));
+    return 0;
+}
+
+static __always_inline void selector_returned(__u32 tid, struct thread_activity *a)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u64 wait = now - a->selector_enter_ns;
+    __u64 last = a->last_selector_leave_ns;
+    __u64 busy = last ? a->selector_enter_ns - last : 0;
+    if (last && wait < fold_ns && busy < fold_ns) {
+        a->folded_waits++;
+        a->folded_wait_ns += wait;
+        a->folded_busy_ns += busy;
+        a->last_selector_leave_ns = now;
+        return;
+    }
+    struct loopspy_selector_event ev = {
+        .kind = LOOPSPY_EVENT_SELECTOR,
+        .tid = tid,
+        .syscall = a->syscall,
+        .folded_waits = a->folded_waits,
+        .previous_leave_ns = last,
+        .enter_ns = a->selector_enter_ns,
+        .leave_ns = now,
+        .folded_wait_ns = a->folded_wait_ns,
+        .folded_busy_ns = a->folded_busy_ns,
+    };
+    if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(false))) {
+        /* Fold it in, so totals stay exact and the next reported wait bounds the busy period. */
+        count(LOOPSPY_STAT_LOST_SELECTOR);
+        a->folded_waits++;
+        a->folded_wait_ns += wait;
+        a->folded_busy_ns += busy;
+        a->last_selector_leave_ns = now;
+        return;
+    }
+    count(LOOPSPY_STAT_SELECTOR);
+    a->folded_waits = 0;
+    a->folded_wait_ns = 0;
+    a->folded_busy_ns = 0;
+    a->last_selector_leave_ns = now;
+}
+
+#endif /* LOOPSPY_OFFCPU_BPF_H */
