@@ -198,9 +198,20 @@ struct Item {
 };
 
 /// Splits one busy period [b0, b1] of `tid` into callbacks; appends those that qualify.
-void split_busy_period(const Profile& profile, Identities& ids, Tid tid, const Timeline& tl, Nanoseconds b0,
-                       Nanoseconds b1, Nanoseconds threshold, const TimeWindow& window, const TaskAttribution* tasks,
-                       std::vector<SlowCallback>& out) {
+/// Splits a loop thread's busy periods into the callbacks they ran, keeping those of at least
+/// `threshold` that overlap `window`.
+struct CallbackSplitter {
+    const Profile& profile;
+    Identities ids;
+    Nanoseconds threshold;
+    const TimeWindow& window;
+    const TaskAttribution* tasks;
+    std::vector<SlowCallback> out;
+
+    void split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanoseconds b1);
+};
+
+void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanoseconds b1) {
     std::vector<Item> items;
     const Nanoseconds from = b0 - tl.longest_off;
     auto it = std::lower_bound(tl.samples.begin(), tl.samples.end(), from,
@@ -411,17 +422,17 @@ LoopStats loop_stats(const Profile& profile, Tid thread, const TimeWindow& windo
 std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std::vector<Tid>& loop_threads,
                                               Nanoseconds threshold, const TimeWindow& window, CallbackOrder order,
                                               const TaskAttribution* tasks) {
-    std::vector<SlowCallback> out;
-    Identities ids(profile);
+    CallbackSplitter splitter{profile, Identities(profile), threshold, window, tasks, {}};
     auto lines = timelines(profile, loop_threads);
     for (Tid tid : loop_threads) {
         const Timeline& tl = lines[tid];
         for (const SelectorWait* w : waits_of(profile, tid)) {
             if (w->previous_leave.value == 0 || w->enter < w->previous_leave) continue;
             if (w->enter - w->previous_leave < threshold || !window.overlaps(w->previous_leave, w->enter)) continue;
-            split_busy_period(profile, ids, tid, tl, w->previous_leave, w->enter, threshold, window, tasks, out);
+            splitter.split(tid, tl, w->previous_leave, w->enter);
         }
     }
+    std::vector<SlowCallback> out = std::move(splitter.out);
     auto by_time = [](const SlowCallback& a, const SlowCallback& b) {
         return std::tie(a.start, a.thread) < std::tie(b.start, b.thread);
     };
