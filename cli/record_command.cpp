@@ -85,7 +85,9 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
 
 }  // namespace
 
-Result<int> run_record(const RecordArgs& args) {
+namespace {
+
+Result<void> validate(const RecordArgs& args) {
     if (args.pid && !args.command.empty()) {
         return make_error(ErrorKind::BadInput, "give either --pid or a command after --, not both");
     }
@@ -102,71 +104,57 @@ Result<int> run_record(const RecordArgs& args) {
     if (args.pid && !process_exists(Pid{*args.pid})) {
         return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(*args.pid));
     }
-    LOOPSPY_CHECK(check_privileges());
-    LOOPSPY_CHECK(check_btf());
-    install_stop_handlers();
-    // SCHED_BATCH: the recorder never preempts on wake-up, so draining events does not take the
-    // CPU from the thread being profiled (which would show up as off-CPU time in its profile).
-    sched_param batch{};
-    ::sched_setscheduler(0, SCHED_BATCH, &batch);
+    return {};
+}
 
+/// The process to record: the one given, or the command launched; and its interpreter.
+struct Target {
     std::optional<Child> child;
     Pid pid;
+    Interpreter interp;
+};
+
+Result<Target> start_target(const RecordArgs& args) {
+    Target t;
     if (args.pid) {
-        pid = Pid{*args.pid};
+        t.pid = Pid{*args.pid};
     } else {
         LOOPSPY_TRY(Child spawned, Child::spawn(args.command));
-        child.emplace(std::move(spawned));
-        pid = child->pid();
+        t.child.emplace(std::move(spawned));
+        t.pid = t.child->pid();
     }
-    RemoteMemory memory(pid);
-    Result<Interpreter> found = child ? wait_for_interpreter(*child, memory) : find_interpreter(pid, memory);
+    RemoteMemory memory(t.pid);
+    Result<Interpreter> found = t.child ? wait_for_interpreter(*t.child, memory) : find_interpreter(t.pid, memory);
     if (!found) return found.error();
-    Interpreter interp = std::move(found).value();
+    t.interp = std::move(found).value();
+    return t;
+}
 
-    Profile profile;
-    profile.info.tool_version = LOOPSPY_VERSION;
-    profile.info.command_line = args.self_command_line;
-    profile.info.pid = pid;
-    profile.info.target_command = process_cmdline(pid);
-    profile.info.python = interp.version;
-    profile.info.python_binary = interp.binary_path;
-    profile.info.kernel = kernel_release();
-    profile.info.rate_hz = args.rate_hz;
+ProfileInfo profile_info(const RecordArgs& args, const Target& t) {
+    ProfileInfo info;
+    info.tool_version = LOOPSPY_VERSION;
+    info.command_line = args.self_command_line;
+    info.pid = t.pid;
+    info.target_command = process_cmdline(t.pid);
+    info.python = t.interp.version;
+    info.python_binary = t.interp.binary_path;
+    info.kernel = kernel_release();
+    info.rate_hz = args.rate_hz;
+    return info;
+}
 
+RecorderOptions recorder_options(const RecordArgs& args, bool live_status) {
     RecorderOptions ro;
     ro.rate_hz = args.rate_hz;
     ro.task_rate_hz = args.task_rate_hz;
     ro.mode = args.sampling == "per-thread" ? SamplingMode::PerThread : SamplingMode::PerCpu;
     if (args.duration_s > 0) ro.duration = Nanoseconds{static_cast<std::int64_t>(args.duration_s * 1e9)};
-    const bool live_status = !args.no_status && ::isatty(STDERR_FILENO);
     if (live_status) ro.on_status = print_status_line;
+    return ro;
+}
 
-    std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
-                 interp.version.text().c_str(), interp.binary_path.c_str(), args.rate_hz,
-                 live_status ? "; Ctrl-C to stop" : "");
-    std::string stamp = timestamp_for_file_name();
-    std::string recording_path =
-        args.recording.empty() ? "loopspy-" + std::to_string(pid.value) + "-" + stamp + ".lspy" : args.recording;
-    LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path));
-    auto started = Recorder::attach(pid, interp, ro, profile);
-    if (!started) {
-        writer.reset();
-        ::unlink(recording_path.c_str());  // nothing was recorded
-        return started.error();
-    }
-    auto recorder = std::move(started).value();
-    auto alive = [&]() { return child ? !child->exited() : process_exists(pid); };
-    // Once a second the new events go to the file and out of memory, so memory stays flat
-    // however long the recording; the outputs are made from the file at the end.
-    auto checkpoint = [&]() -> Result<void> {
-        LOOPSPY_CHECK(writer->flush(profile));
-        profile.drop_events();
-        return {};
-    };
-    LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive, checkpoint));
-    recorder.reset();  // detach before writing
-
+/// The summary lines: what was recorded, and every loss, by cause.
+void print_summary(const RecordSummary& summary, const Profile& profile) {
     std::uint64_t lost = profile.lost.total();
     std::fprintf(stderr,
                  "loopspy: %llu samples (%s fully symbolized), %llu lost (%llu ring buffer full, %llu unreadable, "
@@ -187,24 +175,75 @@ Result<int> run_record(const RecordArgs& args) {
                      static_cast<unsigned long long>(summary.most_tasks),
                      summary.task_snapshot_time.ms() / static_cast<double>(summary.task_snapshots));
     }
+}
 
-    int exit_code = 0;
-    if (child) {
-        if (summary.reason != StopReason::TargetExited) child->terminate(2000);
-        else child->exited();
-        std::fprintf(stderr, "loopspy: the command %s\n", child->describe_exit().c_str());
-        if (summary.reason == StopReason::TargetExited) exit_code = child->exit_status().value_or(0);
+/// Ends a launched command if the recording ended first, says how the target ended, and returns
+/// loopspy's exit status: the launched command's, when it exited.
+int end_target(Target& t, const RecordSummary& summary) {
+    if (t.child) {
+        if (summary.reason != StopReason::TargetExited) t.child->terminate(2000);
+        else t.child->exited();
+        std::fprintf(stderr, "loopspy: the command %s\n", t.child->describe_exit().c_str());
+        if (summary.reason == StopReason::TargetExited) return t.child->exit_status().value_or(0);
     } else if (summary.reason == StopReason::TargetExited) {
-        std::fprintf(stderr, "loopspy: process %d exited\n", pid.value);
+        std::fprintf(stderr, "loopspy: process %d exited\n", t.pid.value);
     }
+    return 0;
+}
+
+const char* ending_of(StopReason reason) {
+    return reason == StopReason::TargetExited ? "target exited" : reason == StopReason::Signal ? "signal" : "duration";
+}
+
+}  // namespace
+
+Result<int> run_record(const RecordArgs& args) {
+    LOOPSPY_CHECK(validate(args));
+    LOOPSPY_CHECK(check_privileges());
+    LOOPSPY_CHECK(check_btf());
+    install_stop_handlers();
+    // SCHED_BATCH: the recorder never preempts on wake-up, so draining events does not take the
+    // CPU from the thread being profiled (which would show up as off-CPU time in its profile).
+    sched_param batch{};
+    ::sched_setscheduler(0, SCHED_BATCH, &batch);
+
+    LOOPSPY_TRY(Target target, start_target(args));
+    const Pid pid = target.pid;
+    Profile profile;
+    profile.info = profile_info(args, target);
+    const bool live_status = !args.no_status && ::isatty(STDERR_FILENO);
+    std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
+                 target.interp.version.text().c_str(), target.interp.binary_path.c_str(), args.rate_hz,
+                 live_status ? "; Ctrl-C to stop" : "");
+    std::string recording_path = args.recording.empty()
+                                     ? "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".lspy"
+                                     : args.recording;
+    LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path));
+    auto started = Recorder::attach(pid, target.interp, recorder_options(args, live_status), profile);
+    if (!started) {
+        writer.reset();
+        ::unlink(recording_path.c_str());  // nothing was recorded
+        return started.error();
+    }
+    auto recorder = std::move(started).value();
+    auto alive = [&]() { return target.child ? !target.child->exited() : process_exists(pid); };
+    // Once a second the new events go to the file and out of memory, so memory stays flat
+    // however long the recording; the outputs are made from the file at the end.
+    auto checkpoint = [&]() -> Result<void> {
+        LOOPSPY_CHECK(writer->flush(profile));
+        profile.drop_events();
+        return {};
+    };
+    LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive, checkpoint));
+    recorder.reset();  // detach before writing
+    print_summary(summary, profile);
+    const int exit_code = end_target(target, summary);
+
     // The recording first: it is what a crash here must not lose. Outputs are then made from
     // the same Profile, through the same code `replay` uses.
     std::optional<Error> failure = summary.checkpoint_error;
     if (!failure) {
-        const char* ending = summary.reason == StopReason::TargetExited ? "target exited"
-                             : summary.reason == StopReason::Signal     ? "signal"
-                                                                        : "duration";
-        if (auto r = writer->finish(profile, ending); !r) failure = r.error();
+        if (auto r = writer->finish(profile, ending_of(summary.reason)); !r) failure = r.error();
     }
     if (failure) {
         std::fprintf(stderr, "loopspy: %s stays readable up to its last complete chunk\n", recording_path.c_str());
