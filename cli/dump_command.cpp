@@ -2,7 +2,8 @@
 
 #include <cstdio>
 
-#include "reports/process_dump.hpp"
+#include "reports/json_report.hpp"
+#include "reports/text_tables.hpp"
 #include "session/dump_snapshot.hpp"
 
 namespace loopspy {

@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include <cstdio>
+
 #include "reports/collapsed.hpp"
 #include "reports/text.hpp"
 
@@ -98,9 +100,103 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
     return j;
 }
 
-std::string render_json_report(const Profile& profile, const LoopAnalysis& analysis) {
+std::string render_json_report(const Profile& profile, const LoopAnalysis& analysis,
+                               const std::vector<TaskSummary>* tasks) {
+    Json j = loop_report_json(profile, analysis);
+    if (tasks) j["tasks"] = tasks_json(*tasks);
     // Strings are sanitized above; `replace` is a second guard so a stray byte never throws.
-    return loop_report_json(profile, analysis).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+    return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+Json frames_json(const std::vector<DumpFrame>& frames) {
+    Json a = Json::array();
+    for (const DumpFrame& f : frames) {
+        Json j;
+        j["name"] = sanitize_utf8(f.name);
+        j["file"] = sanitize_utf8(f.file);
+        j["line"] = f.line;
+        j["coroutine"] = f.coroutine;
+        a.push_back(std::move(j));
+    }
+    return a;
+}
+
+const DumpTask* task_on(const ProcessDump& d, const DumpThread& th) {
+    for (const DumpTask& t : d.tasks) {
+        if (t.thread && *t.thread == th.tid) return &t;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+nlohmann::ordered_json tasks_json(const std::vector<TaskSummary>& tasks) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const TaskSummary& t : tasks) {
+        nlohmann::ordered_json j;
+        j["name"] = sanitize_utf8(t.name);
+        char id[24];
+        std::snprintf(id, sizeof id, "0x%llx", static_cast<unsigned long long>(t.id));
+        j["id"] = id;
+        j["running_ms"] = rounded_ms(t.running);
+        j["suspended_ms"] = rounded_ms(t.suspended);
+        nlohmann::ordered_json waits = nlohmann::ordered_json::array();
+        for (const TaskWait& w : t.waits) {
+            nlohmann::ordered_json x;
+            nlohmann::ordered_json stack = nlohmann::ordered_json::array();
+            for (const auto& f : w.stack) stack.push_back(sanitize_utf8(f));
+            x["stack"] = std::move(stack);
+            x["ms"] = rounded_ms(w.time);
+            waits.push_back(std::move(x));
+        }
+        j["waits"] = std::move(waits);
+        a.push_back(std::move(j));
+    }
+    return a;
+}
+
+std::string render_dump_json(const ProcessDump& d) {
+    Json j;
+    j["pid"] = d.pid.value;
+    j["command"] = sanitize_utf8(d.command);
+    j["python"] = d.python.text();
+    j["python_binary"] = sanitize_utf8(d.python_binary);
+    Json th = Json::array();
+    for (const DumpThread& t : d.threads) {
+        Json x;
+        x["tid"] = t.tid.value;
+        x["name"] = sanitize_utf8(t.name);
+        const DumpTask* running = task_on(d, t);
+        x["task"] = running ? Json(sanitize_utf8(running->name)) : Json(nullptr);
+        x["truncated"] = t.truncated;
+        x["frames"] = frames_json(t.frames);
+        th.push_back(std::move(x));
+    }
+    j["threads"] = std::move(th);
+    Json ta = Json::array();
+    for (const DumpTask& t : d.tasks) {
+        Json x;
+        x["id"] = hex(t.addr);
+        x["name"] = sanitize_utf8(t.name);
+        x["state"] = t.state;
+        x["thread"] = t.thread ? Json(t.thread->value) : Json(nullptr);
+        x["coroutine_stack"] = frames_json(t.stack);
+        x["awaiting"] = t.awaiting.empty() ? Json(nullptr) : Json(t.awaiting);
+        Json by = Json::array();
+        for (std::uint64_t a : t.awaited_by) by.push_back(hex(a));
+        x["awaited_by"] = std::move(by);
+        ta.push_back(std::move(x));
+    }
+    j["tasks"] = std::move(ta);
+    return j.dump(2) + "\n";
 }
 
 }  // namespace loopspy

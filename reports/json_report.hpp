@@ -1,4 +1,5 @@
-// The machine-readable report (--report FILE.json). Its fields are a contract scripts rely on:
+// Every JSON loopspy writes, in one place: the report (--report FILE.json), with `tasks` under
+// --tasks, and `dump --json`. The report's fields are a contract scripts rely on:
 //
 //   python_version  string, "3.12.1" (pre-releases: "3.14.0rc1")
 //   pid             integer
@@ -22,16 +23,24 @@
 
 #include "recording/profile.hpp"
 #include "reports/loop_analysis.hpp"
+#include "reports/process_dump.hpp"
+#include "reports/task_summary.hpp"
 
 namespace loopspy {
-
 
 /// Nanoseconds as milliseconds rounded to 3 decimals.
 double rounded_ms(Nanoseconds ns);
 
 nlohmann::ordered_json loop_report_json(const Profile& profile, const LoopAnalysis& analysis);
 
-/// loop_report_json as text.
-std::string render_json_report(const Profile& profile, const LoopAnalysis& analysis);
+/// The "tasks" array of the report.
+nlohmann::ordered_json tasks_json(const std::vector<TaskSummary>& tasks);
+
+/// The report as text; with `tasks`, its "tasks" array too.
+std::string render_json_report(const Profile& profile, const LoopAnalysis& analysis,
+                               const std::vector<TaskSummary>* tasks = nullptr);
+
+/// `dump --json` (fields in the README).
+std::string render_dump_json(const ProcessDump& dump);
 
 }  // namespace loopspy

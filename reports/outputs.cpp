@@ -9,9 +9,9 @@
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
 #include "reports/output_files.hpp"
-#include "reports/slow_callbacks.hpp"
+#include "reports/text_tables.hpp"
 #include "reports/task_attribution.hpp"
-#include "reports/task_report.hpp"
+#include "reports/task_summary.hpp"
 
 namespace loopspy {
 
@@ -91,14 +91,7 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
         }
     }
     if (!args.report.empty()) {
-        std::string text;
-        if (args.tasks) {
-            auto j = loop_report_json(profile, analysis);
-            j["tasks"] = tasks_json(summaries);
-            text = j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-        } else {
-            text = render_json_report(profile, analysis);
-        }
+        const std::string text = render_json_report(profile, analysis, args.tasks ? &summaries : nullptr);
         LOOPSPY_CHECK(write_file_atomically(args.report, text));
         std::fprintf(stderr, "loopspy: wrote report to %s\n", args.report.c_str());
     }

@@ -1,5 +1,5 @@
 // One instant of a live process, as `loopspy dump` shows it: every thread's Python stack and the
-// asyncio task tree. session/dump_snapshot.cpp reads it; this renders it as text or JSON.
+// asyncio task tree. session/dump_snapshot.cpp reads it; text_tables and json_report render it.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,7 @@ struct DumpFrame {
     int line = 0;
     bool coroutine = false;
     /// "name (file:line)", or the name alone for a frame with no file (<unknown>).
-    std::string text() const;
+    std::string text() const { return file.empty() ? name : name + " (" + file + ":" + std::to_string(line) + ")"; }
 };
 
 struct DumpThread {
@@ -45,10 +45,5 @@ struct ProcessDump {
     std::vector<DumpThread> threads;
     std::vector<DumpTask> tasks;
 };
-
-/// The threads' stacks, then "Tasks: N" and the task tree (as `python -m asyncio pstree`).
-std::string render_dump_text(const ProcessDump& dump);
-/// The same for scripts (fields in the README).
-std::string render_dump_json(const ProcessDump& dump);
 
 }  // namespace loopspy

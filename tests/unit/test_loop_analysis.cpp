@@ -10,7 +10,7 @@
 #include "recording/profile.hpp"
 #include "reports/flame_modes.hpp"
 #include "reports/loop_analysis.hpp"
-#include "reports/slow_callbacks.hpp"
+#include "reports/text_tables.hpp"
 #include "reports/syscalls.hpp"
 #include "tests/unit/profile_builder.hpp"
 

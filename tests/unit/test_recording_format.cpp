@@ -26,7 +26,7 @@
 #include "reports/flame_modes.hpp"
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
-#include "reports/slow_callbacks.hpp"
+#include "reports/text_tables.hpp"
 
 using namespace loopspy;
 namespace rf = loopspy::recording_format;

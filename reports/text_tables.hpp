@@ -1,3 +1,5 @@
+// Every text table loopspy prints, one place for their layout and their safety.
+//
 // The slow-callbacks table printed on stdout (--slow-callbacks): a header naming the threshold
 // and the loop threads, one line per loop with its iterations and busy/idle time, then one row
 // per slow callback with, under it, where it was off-CPU longest (intervals with the same
@@ -22,6 +24,8 @@
 
 #include "recording/profile.hpp"
 #include "reports/loop_analysis.hpp"
+#include "reports/process_dump.hpp"
+#include "reports/task_summary.hpp"
 
 namespace loopspy {
 
@@ -39,5 +43,16 @@ std::string terminal_safe(std::string_view text);
 /// Columns a terminal gives valid UTF-8 text: 2 for East Asian wide and emoji code points, 0 for
 /// combining marks, 1 otherwise.
 std::size_t display_width(std::string_view utf8);
+
+/// The table `--tasks` prints: the `limit` longest tasks, each with its three longest waits.
+std::string render_tasks_table(const std::vector<TaskSummary>& tasks, std::size_t limit = 20);
+
+/// `dump`: the threads' stacks, then "Tasks: N" and the task tree (as `python -m asyncio pstree`).
+std::string render_dump_text(const ProcessDump& dump);
+
+/// What `replay FILE` prints with no output flag: target, Python, length and ending, samples,
+/// loop threads, then the five longest slow callbacks.
+std::string render_recording_summary(const Profile& profile, const LoopAnalysis& analysis, bool complete,
+                                     std::string_view ending);
 
 }  // namespace loopspy

@@ -1,10 +1,8 @@
-// --tasks: for every asyncio task, how long it ran and how long it waited, and on what. Running
+// For --tasks: for every asyncio task, how long it ran and how long it waited, and on what. Running
 // time comes from the samples attributed to it; waiting time from the task snapshots (each
 // snapshot's state holds until the next), so a task that waits on a slow server shows up even
 // while the loop is idle.
 #pragma once
-
-#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
@@ -31,11 +29,5 @@ struct TaskSummary {
 /// Every task seen in the window, by suspended + running time, longest first. Tasks with the same
 /// name and address seen with different coroutines (a reused address) stay separate.
 std::vector<TaskSummary> summarize_tasks(const Profile& profile, const TaskAttribution& tasks, const TimeWindow& window);
-
-/// The table `--tasks` prints: the `limit` longest tasks, each with its three longest waits.
-std::string render_tasks_table(const std::vector<TaskSummary>& tasks, std::size_t limit = 20);
-
-/// The "tasks" array of the JSON report.
-nlohmann::ordered_json tasks_json(const std::vector<TaskSummary>& tasks);
 
 }  // namespace loopspy

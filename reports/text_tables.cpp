@@ -1,8 +1,10 @@
-#include "reports/slow_callbacks.hpp"
+#include "reports/text_tables.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "reports/collapsed.hpp"
@@ -196,6 +198,156 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
         }
     }
     if (shown < n) out += "  \u2026 and " + std::to_string(n - shown) + " more\n";
+    return out;
+}
+
+namespace {
+
+void appendf(std::string& out, const char* fmt, auto... args) {
+    char small[512];
+    int n = std::snprintf(small, sizeof small, fmt, args...);
+    if (n < 0) return;
+    if (static_cast<std::size_t>(n) < sizeof small) {
+        out.append(small, static_cast<std::size_t>(n));
+        return;
+    }
+    std::string big(static_cast<std::size_t>(n) + 1, '\0');
+    std::snprintf(big.data(), big.size(), fmt, args...);
+    out.append(big.data(), static_cast<std::size_t>(n));
+}
+
+const DumpTask* task_on(const ProcessDump& d, const DumpThread& th) {
+    for (const DumpTask& t : d.tasks) {
+        if (t.thread && *t.thread == th.tid) return &t;
+    }
+    return nullptr;
+}
+
+class TreePrinter {
+public:
+    explicit TreePrinter(const std::vector<DumpTask>& tasks) : tasks_(tasks) {
+        for (std::size_t i = 0; i < tasks.size(); ++i) index_[tasks[i].addr] = i;
+        for (std::size_t i = 0; i < tasks.size(); ++i) {
+            for (std::uint64_t a : tasks[i].awaited_by) {
+                if (auto it = index_.find(a); it != index_.end()) children_[it->second].push_back(i);
+            }
+        }
+    }
+
+    void print(std::string& out) {
+        for (std::size_t i = 0; i < tasks_.size(); ++i) {
+            bool has_parent = false;
+            for (std::uint64_t a : tasks_[i].awaited_by) has_parent = has_parent || index_.count(a);
+            if (!has_parent) task(out, i, "", true, {});
+        }
+        // Tasks in an await cycle have no root; show them once too.
+        for (std::size_t i = 0; i < tasks_.size(); ++i) {
+            if (!printed_.count(i)) task(out, i, "", true, {});
+        }
+    }
+
+private:
+    void line(std::string& out, const std::string& prefix, bool last, const std::string& text) {
+        out += prefix;
+        out += last ? "└── " : "├── ";
+        out += sanitize_utf8(text);
+        out += '\n';
+    }
+
+    void task(std::string& out, std::size_t i, std::string prefix, bool last, std::set<std::size_t> path) {
+        const DumpTask& t = tasks_[i];
+        printed_.insert(i);
+        std::string label = "(T) " + t.name + " [" + t.state;
+        if (t.thread) label += " on thread " + std::to_string(t.thread->value);
+        label += "]";
+        if (path.count(i)) {
+            line(out, prefix, last, label + " (await cycle)");
+            return;
+        }
+        line(out, prefix, last, label);
+        path.insert(i);
+        prefix += last ? "    " : "│   ";
+        // The await chain, outermost first, each frame nested in the one before.
+        const auto& kids = children_[i];
+        for (auto f = t.stack.rbegin(); f != t.stack.rend(); ++f) {
+            line(out, prefix, true, f->text());
+            prefix += "    ";
+        }
+        for (std::size_t k = 0; k < kids.size(); ++k) task(out, kids[k], prefix, k + 1 == kids.size(), path);
+    }
+
+    const std::vector<DumpTask>& tasks_;
+    std::unordered_map<std::uint64_t, std::size_t> index_;
+    std::map<std::size_t, std::vector<std::size_t>> children_;
+    std::set<std::size_t> printed_;
+};
+
+}  // namespace
+
+std::string render_tasks_table(const std::vector<TaskSummary>& tasks, std::size_t limit) {
+    std::string out;
+    char line[512];
+    std::snprintf(line, sizeof line, "Tasks: %zu seen%s\n", tasks.size(),
+                  tasks.size() > limit ? (", the " + std::to_string(limit) + " longest shown").c_str() : "");
+    out += line;
+    if (tasks.empty()) return out;
+    std::snprintf(line, sizeof line, "%12s %12s  %s\n", "running ms", "waiting ms", "task / waits on");
+    out += line;
+    for (std::size_t i = 0; i < tasks.size() && i < limit; ++i) {
+        const TaskSummary& t = tasks[i];
+        std::snprintf(line, sizeof line, "%12.1f %12.1f  %s\n", t.running.ms(), t.suspended.ms(), sanitize_utf8(t.name).c_str());
+        out += line;
+        for (std::size_t w = 0; w < t.waits.size() && w < 3; ++w) {
+            const TaskWait& wait = t.waits[w];
+            // The innermost coroutine frame and what it awaits say where it waits.
+            std::string where;
+            for (std::size_t k = wait.stack.size() >= 2 ? wait.stack.size() - 2 : 0; k < wait.stack.size(); ++k) {
+                if (!where.empty()) where += " -> ";
+                where += wait.stack[k];
+            }
+            std::snprintf(line, sizeof line, "%12s %12.1f    %s\n", "", wait.time.ms(), sanitize_utf8(where).c_str());
+            out += line;
+        }
+    }
+    return out;
+}
+
+std::string render_dump_text(const ProcessDump& d) {
+    std::string out;
+    appendf(out, "Process %d: %s\nPython %s (%s)\n", d.pid.value, sanitize_utf8(d.command).c_str(),
+            d.python.text().c_str(), sanitize_utf8(d.python_binary).c_str());
+    for (const DumpThread& t : d.threads) {
+        const DumpTask* running = task_on(d, t);
+        appendf(out, "\nThread %d \"%s\"%s%s\n", t.tid.value, sanitize_utf8(t.name).c_str(),
+                running ? " running task " : (t.frames.empty() ? " (idle: no Python frames)" : ""),
+                running ? sanitize_utf8(running->name).c_str() : "");
+        for (const DumpFrame& f : t.frames) appendf(out, "    %s\n", sanitize_utf8(f.text()).c_str());
+        if (t.truncated) out += "    <truncated>\n";
+    }
+    appendf(out, "\nTasks: %zu\n", d.tasks.size());
+    TreePrinter(d.tasks).print(out);
+    return out;
+}
+
+std::string render_recording_summary(const Profile& p, const LoopAnalysis& a, bool complete, std::string_view ending) {
+    const ProfileInfo& info = p.info;
+    std::string out;
+    appendf(out, "target:        pid %d  %s\n", info.pid.value, info.target_command.c_str());
+    appendf(out, "python:        %s (%s)\n", info.python.text().c_str(), info.python_binary.c_str());
+    const std::string state = complete ? "complete (" + std::string(ending) + ")" : "cut short";
+    appendf(out, "recorded:      %.2f s at %d Hz on %s, %s\n", (info.end - info.start).seconds(), info.rate_hz,
+            info.kernel.c_str(), state.c_str());
+    appendf(out, "samples:       %llu on-CPU, %llu off-CPU intervals, %llu lost\n",
+            static_cast<unsigned long long>(a.samples.on_cpu), static_cast<unsigned long long>(a.samples.off_cpu),
+            static_cast<unsigned long long>(a.samples.lost));
+    appendf(out, "threads:       %zu", p.threads().size());
+    out += "  loop threads:";
+    if (a.loop_threads.empty()) out += " none found";
+    for (Tid t : a.loop_threads) out += " " + std::to_string(t.value);
+    out += "\n\n";
+    SlowCallbackTableOptions to;
+    to.max_callbacks = 5;
+    out += render_slow_callbacks_table(p, a, to);
     return out;
 }
 
