@@ -1,4 +1,5 @@
 #include "symbolizer/asyncio/coroutine_chain.hpp"
+#include "symbolizer/frames/frame_decode.hpp"
 
 #include <algorithm>
 #include <array>
@@ -69,13 +70,8 @@ CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const GeneratedL
         }
         if (!suspended) break;
         const std::uint64_t frame = obj.value + l.gen_iframe;
-        std::uint64_t code = load_at<std::uint64_t>(bytes, l.gen_iframe + l.frame_code).value_or(0) & tag_mask;
-        std::uint64_t instr = load_at<std::uint64_t>(bytes, l.gen_iframe + l.frame_instr).value_or(0);
-        if (code == 0) break;
-        loopspy_frame f{};
-        f.code = code;
-        f.offset = static_cast<std::int32_t>(instr - (code + l.code_code_adaptive));
-        f.owner = l.owner_generator;
+        const loopspy_frame f = decode_frame(bytes.subspan(l.gen_iframe), l, static_cast<std::uint8_t>(l.owner_generator));
+        if (f.code == 0) break;
         chain.frames.push_back(f);
         // 3.13+ tell a `yield` from an `await`; before, only the object's type can.
         if (l.gen_state_yield_from != l.gen_state_suspended && state != l.gen_state_yield_from) break;

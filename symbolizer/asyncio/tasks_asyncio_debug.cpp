@@ -10,13 +10,13 @@
 #include "symbolizer/process/proc_maps.hpp"
 #include "symbolizer/cpython/pystring.hpp"
 #include "symbolizer/cpython/thread_states.hpp"
+#include "symbolizer/cpython/py_objects.hpp"
 
 namespace loopspy {
 namespace {
 
 // PySetObject (Include/cpython/setobject.h, unchanged 3.11-3.15): mask at 32, table at 40;
 // each setentry is {PyObject *key; Py_hash_t hash}.
-constexpr std::uint64_t kSetMask = 32, kSetTable = 40, kSetEntrySize = 16;
 // Bounds: no target keeps more tasks than this in one list, or awaiters of one task.
 constexpr int kMaxTasksPerList = 1 << 20;
 constexpr std::uint64_t kMaxSetSlots = 1 << 16;
@@ -148,14 +148,7 @@ private:
 
     void read_set(RemoteAddr set, std::vector<RemoteAddr>& out) {
         if (types_.of_object(set) != "set") return;
-        auto mask = memory_.read_u64(RemoteAddr{set.value + kSetMask});
-        auto table = memory_.read_u64(RemoteAddr{set.value + kSetTable});
-        if (!mask || !table || *mask + 1 > kMaxSetSlots) return;
-        std::vector<std::byte> entries((*mask + 1) * kSetEntrySize);
-        if (!memory_.read(RemoteAddr{*table}, entries)) return;
-        for (std::uint64_t i = 0; i <= *mask; ++i) {
-            std::uint64_t key = load_at<std::uint64_t>(entries, i * kSetEntrySize).value_or(0);
-            if (key == 0) continue;
+        for (std::uint64_t key : read_set_keys(memory_, set, kMaxSetSlots)) {
             // Deleted slots hold a dummy object, which is no Task.
             if (types_.of_object(RemoteAddr{key}).empty()) continue;
             out.push_back(RemoteAddr{key});

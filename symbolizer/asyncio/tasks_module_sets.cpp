@@ -9,6 +9,7 @@
 #include "symbolizer/asyncio/coroutine_chain.hpp"
 #include "symbolizer/cpython/object_layout.hpp"
 #include "symbolizer/cpython/pystring.hpp"
+#include "symbolizer/cpython/py_objects.hpp"
 
 namespace loopspy {
 namespace {
@@ -145,18 +146,8 @@ private:
         return std::nullopt;
     }
 
-    std::vector<std::uint64_t> set_items(std::uint64_t set) {
-        std::vector<std::uint64_t> out;
-        auto mask = m_.read_u64(RemoteAddr{set + kSetMask});
-        auto table = m_.read_u64(RemoteAddr{set + kSetTable});
-        if (!mask || !table || *mask + 1 > kMaxSetSlots) return out;
-        std::vector<std::uint64_t> slots((*mask + 1) * 2);
-        if (!m_.read(RemoteAddr{*table}, std::as_writable_bytes(std::span(slots)))) return out;
-        for (std::uint64_t i = 0; i <= *mask; ++i) {
-            if (slots[2 * i]) out.push_back(slots[2 * i]);  // empty slots are NULL; a deleted one's dummy fails later checks
-        }
-        return out;
-    }
+    // A deleted slot's dummy object fails the later checks.
+    std::vector<std::uint64_t> set_items(std::uint64_t set) { return read_set_keys(m_, RemoteAddr{set}, kMaxSetSlots); }
 
     /// The items of a list (behind a pointer) or a tuple (inline), at most `max` of them.
     std::vector<std::uint64_t> items(std::uint64_t seq, std::size_t max) {

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "symbolizer/frames/frame_decode.hpp"
+
 namespace loopspy {
 
 RawThreadStack read_thread_stack(const RemoteMemory& memory, const GeneratedLayout& l, RemoteAddr tstate,
@@ -14,7 +16,6 @@ RawThreadStack read_thread_stack(const RemoteMemory& memory, const GeneratedLayo
         std::uint64_t cframe = memory.read_u64(RemoteAddr{tstate.value + l.tstate_cframe}).value_or(0);
         if (cframe) frame = memory.read_u64(RemoteAddr{cframe + l.cframe_current_frame}).value_or(0);
     }
-    const std::uint64_t tag_mask = ~static_cast<std::uint64_t>(l.executable_tag_bits);
     std::array<std::byte, LOOPSPY_FRAME_READ_MAX> buf{};
     const std::size_t size = std::min<std::size_t>(l.frame_size, buf.size());
     std::span<const std::byte> bytes(buf.data(), size);
@@ -27,15 +28,9 @@ RawThreadStack read_thread_stack(const RemoteMemory& memory, const GeneratedLayo
             out.read_error = true;
             break;
         }
-        std::uint8_t owner = load_at<std::uint8_t>(bytes, l.frame_owner).value_or(0);
+        const std::uint8_t owner = frame_owner(bytes, l);
         if (owner != l.owner_cstack) {
-            std::uint64_t code = load_at<std::uint64_t>(bytes, l.frame_code).value_or(0) & tag_mask;
-            std::uint64_t instr = load_at<std::uint64_t>(bytes, l.frame_instr).value_or(0);
-            loopspy_frame f{};
-            f.code = code;
-            f.offset = static_cast<std::int32_t>(instr - (code + l.code_code_adaptive));
-            f.owner = owner;
-            out.frames.push_back(f);
+            out.frames.push_back(decode_frame(bytes, l, owner));
             if (owner == l.owner_generator) out.coro_frame = RemoteAddr{frame};
         }
         frame = load_at<std::uint64_t>(bytes, l.frame_previous).value_or(0);
