@@ -15,7 +15,7 @@
 namespace loopspy {
 namespace {
 
-FrameWalkLayout frame_walk_layout(const GeneratedLayout& l) {
+FrameWalkLayout frame_walk_layout(const PythonLayout& l) {
     auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<std::uint32_t>(v); };
     FrameWalkLayout w{};
     w.tstate_current_frame = u32(l.tstate_current_frame);

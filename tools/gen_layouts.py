@@ -4,7 +4,7 @@
 For every supported minor version this compiles a small C program against that version's
 installed headers (with Py_BUILD_CORE so the internal structs are visible), which prints
 offsetof/sizeof values, enum values and bitfield positions. The result is written as a C++
-include file, symbolizer/cpython/layouts_generated.inc, holding one `GeneratedLayout` per version.
+include file, symbolizer/cpython/layouts_generated.inc, holding one `PythonLayout` per version.
 
 Usage:
     tools/gen_layouts.py                      # regenerate symbolizer/cpython/layouts_generated.inc
@@ -44,7 +44,7 @@ NONE = "kNone"
 
 # The struct this file fills; mirrored verbatim in symbolizer/cpython/layout.hpp.
 STRUCT_TEXT = """\
-struct GeneratedLayout {
+struct PythonLayout {
   uint32_t minor;                       // 11..15
   // _PyRuntimeState
   uint64_t runtime_interpreters_head;   // offsetof(_PyRuntimeState, interpreters.head)
@@ -345,7 +345,7 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
     yield_from = "FRAME_SUSPENDED_YIELD_FROM" if c.has_constant("FRAME_SUSPENDED_YIELD_FROM") else "FRAME_SUSPENDED"
     lines.append(f'printf("gen_state_yield_from %d\\n", (int){yield_from});')
 
-    # Generator frame states are not in GeneratedLayout, but the numbering changed (3.15 made
+    # Generator frame states are not in PythonLayout, but the numbering changed (3.15 made
     # them non-negative), so record them in the comment for the reader of gi_frame_state.
     for st in FRAME_STATES:
         if c.has_constant(st):
@@ -415,7 +415,7 @@ def render(results: list[tuple[HeaderSet, dict, dict, dict]]) -> str:
         out.append(f"// headers: {hs.source}")
         states = ", ".join(f"{k}={v}" for k, v in facts["states"].items())
         out.append(f"// gi_frame_state values (not in the struct): {states}")
-        out.append(f"inline constexpr GeneratedLayout kLayout3_{hs.minor} = {{")
+        out.append(f"inline constexpr PythonLayout kLayout3_{hs.minor} = {{")
         shown = set()
         for name, group in FIELDS:
             if group is not None and group not in shown:
@@ -431,7 +431,7 @@ def render(results: list[tuple[HeaderSet, dict, dict, dict]]) -> str:
             out.append(f"    .{name} = {text},")
         out.append("};")
     out.append("")
-    out.append("inline constexpr const GeneratedLayout* kGeneratedLayouts[] = {")
+    out.append("inline constexpr const PythonLayout* kPythonLayouts[] = {")
     out.append("    " + ", ".join(f"&kLayout3_{hs.minor}" for hs, *_ in results) + ",")
     out.append("};")
     out.append("// clang-format on")

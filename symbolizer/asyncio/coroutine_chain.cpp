@@ -35,7 +35,7 @@ bool is_generator_type(const std::string& type_name) {
     return type_name == "coroutine" || type_name == "generator" || type_name == "async_generator";
 }
 
-CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const GeneratedLayout& l, TypeNames& types,
+CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayout& l, TypeNames& types,
                                     RemoteAddr coro, int max_depth) {
     CoroutineChain chain;
     const std::uint64_t tag_mask = ~static_cast<std::uint64_t>(l.executable_tag_bits);

@@ -20,7 +20,7 @@ namespace loopspy {
 /// Type names of objects in the target, read once per type object.
 class TypeNames {
 public:
-    TypeNames(const RemoteMemory& memory, const GeneratedLayout& layout) : memory_(memory), layout_(layout) {}
+    TypeNames(const RemoteMemory& memory, const PythonLayout& layout) : memory_(memory), layout_(layout) {}
     /// tp_name of the type of the object at `object` ("" when unreadable).
     const std::string& of_object(RemoteAddr object);
     /// tp_name of the type object at `type`.
@@ -30,7 +30,7 @@ public:
 
 private:
     const RemoteMemory& memory_;
-    const GeneratedLayout& layout_;
+    const PythonLayout& layout_;
     std::unordered_map<std::uint64_t, std::string> names_;
     std::string empty_;
 };
@@ -50,7 +50,7 @@ struct CoroutineChain {
 /// Reads the chain that starts at the coroutine (or generator) object `coro`. At most
 /// `max_depth` coroutines are followed. A coroutine that is executing contributes no frames here:
 /// its frames are on its thread's stack.
-CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const GeneratedLayout& layout, TypeNames& types,
+CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayout& layout, TypeNames& types,
                                     RemoteAddr coro, int max_depth = 256);
 
 /// Whether `type_name` is a coroutine-like object whose frame is embedded in it.

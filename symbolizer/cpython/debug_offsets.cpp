@@ -150,48 +150,48 @@ constexpr TableLayout kTables[] = {
     {15, kFields3_15, table_size(std::size(kFields3_15))},
 };
 
-// Which GeneratedLayout member each debug-offsets field fills.
+// Which PythonLayout member each debug-offsets field fills.
 struct Mapping {
     std::string_view field;
-    uint64_t GeneratedLayout::*member;
+    uint64_t PythonLayout::*member;
 };
 
 constexpr Mapping kMappings[] = {
-    {"runtime_state.interpreters_head", &GeneratedLayout::runtime_interpreters_head},
-    {"interpreter_state.id", &GeneratedLayout::interp_id},
-    {"interpreter_state.next", &GeneratedLayout::interp_next},
-    {"interpreter_state.threads_head", &GeneratedLayout::interp_threads_head},
-    {"thread_state.next", &GeneratedLayout::tstate_next},
-    {"thread_state.interp", &GeneratedLayout::tstate_interp},
-    {"thread_state.current_frame", &GeneratedLayout::tstate_current_frame},
-    {"thread_state.thread_id", &GeneratedLayout::tstate_thread_id},
-    {"thread_state.native_thread_id", &GeneratedLayout::tstate_native_thread_id},
-    {"interpreter_frame.size", &GeneratedLayout::frame_size},
-    {"interpreter_frame.previous", &GeneratedLayout::frame_previous},
-    {"interpreter_frame.executable", &GeneratedLayout::frame_code},
-    {"interpreter_frame.instr_ptr", &GeneratedLayout::frame_instr},
-    {"interpreter_frame.localsplus", &GeneratedLayout::frame_localsplus},
-    {"interpreter_frame.owner", &GeneratedLayout::frame_owner},
-    {"interpreter_frame.stackpointer", &GeneratedLayout::frame_stackpointer},
-    {"code_object.filename", &GeneratedLayout::code_filename},
-    {"code_object.name", &GeneratedLayout::code_name},
-    {"code_object.qualname", &GeneratedLayout::code_qualname},
-    {"code_object.linetable", &GeneratedLayout::code_linetable},
-    {"code_object.firstlineno", &GeneratedLayout::code_firstlineno},
-    {"code_object.argcount", &GeneratedLayout::code_argcount},
-    {"code_object.co_code_adaptive", &GeneratedLayout::code_code_adaptive},
-    {"code_object.co_code_adaptive", &GeneratedLayout::code_size_no_bytecode},
-    {"pyobject.ob_type", &GeneratedLayout::object_type},
-    {"type_object.tp_name", &GeneratedLayout::type_name},
-    {"bytes_object.ob_size", &GeneratedLayout::bytes_ob_size},
-    {"bytes_object.ob_sval", &GeneratedLayout::bytes_ob_sval},
-    {"unicode_object.state", &GeneratedLayout::unicode_state},
-    {"unicode_object.length", &GeneratedLayout::unicode_length},
-    {"unicode_object.asciiobject_size", &GeneratedLayout::ascii_object_size},
-    {"unicode_object.compactunicodeobject_size", &GeneratedLayout::compact_unicode_object_size},
-    {"gen_object.gi_name", &GeneratedLayout::gen_name},
-    {"gen_object.gi_iframe", &GeneratedLayout::gen_iframe},
-    {"gen_object.gi_frame_state", &GeneratedLayout::gen_frame_state},
+    {"runtime_state.interpreters_head", &PythonLayout::runtime_interpreters_head},
+    {"interpreter_state.id", &PythonLayout::interp_id},
+    {"interpreter_state.next", &PythonLayout::interp_next},
+    {"interpreter_state.threads_head", &PythonLayout::interp_threads_head},
+    {"thread_state.next", &PythonLayout::tstate_next},
+    {"thread_state.interp", &PythonLayout::tstate_interp},
+    {"thread_state.current_frame", &PythonLayout::tstate_current_frame},
+    {"thread_state.thread_id", &PythonLayout::tstate_thread_id},
+    {"thread_state.native_thread_id", &PythonLayout::tstate_native_thread_id},
+    {"interpreter_frame.size", &PythonLayout::frame_size},
+    {"interpreter_frame.previous", &PythonLayout::frame_previous},
+    {"interpreter_frame.executable", &PythonLayout::frame_code},
+    {"interpreter_frame.instr_ptr", &PythonLayout::frame_instr},
+    {"interpreter_frame.localsplus", &PythonLayout::frame_localsplus},
+    {"interpreter_frame.owner", &PythonLayout::frame_owner},
+    {"interpreter_frame.stackpointer", &PythonLayout::frame_stackpointer},
+    {"code_object.filename", &PythonLayout::code_filename},
+    {"code_object.name", &PythonLayout::code_name},
+    {"code_object.qualname", &PythonLayout::code_qualname},
+    {"code_object.linetable", &PythonLayout::code_linetable},
+    {"code_object.firstlineno", &PythonLayout::code_firstlineno},
+    {"code_object.argcount", &PythonLayout::code_argcount},
+    {"code_object.co_code_adaptive", &PythonLayout::code_code_adaptive},
+    {"code_object.co_code_adaptive", &PythonLayout::code_size_no_bytecode},
+    {"pyobject.ob_type", &PythonLayout::object_type},
+    {"type_object.tp_name", &PythonLayout::type_name},
+    {"bytes_object.ob_size", &PythonLayout::bytes_ob_size},
+    {"bytes_object.ob_sval", &PythonLayout::bytes_ob_sval},
+    {"unicode_object.state", &PythonLayout::unicode_state},
+    {"unicode_object.length", &PythonLayout::unicode_length},
+    {"unicode_object.asciiobject_size", &PythonLayout::ascii_object_size},
+    {"unicode_object.compactunicodeobject_size", &PythonLayout::compact_unicode_object_size},
+    {"gen_object.gi_name", &PythonLayout::gen_name},
+    {"gen_object.gi_iframe", &PythonLayout::gen_iframe},
+    {"gen_object.gi_frame_state", &PythonLayout::gen_frame_state},
 };
 
 uint64_t load_u64(std::span<const std::byte> bytes, std::size_t at) {
@@ -226,7 +226,7 @@ uint64_t debug_offsets_version_at(std::span<const std::byte> bytes) {
     return load_u64(bytes, kVersionAt);
 }
 
-Result<DebugOffsetsInfo> parse_debug_offsets(std::span<const std::byte> bytes, GeneratedLayout& out) {
+Result<DebugOffsetsInfo> parse_debug_offsets(std::span<const std::byte> bytes, PythonLayout& out) {
     if (bytes.size() < kFirstFieldAt) {
         return make_error(ErrorKind::BadInput, "_PyRuntime debug offsets: only " +
                                                    std::to_string(bytes.size()) + " bytes");
@@ -263,7 +263,7 @@ Result<DebugOffsetsInfo> parse_debug_offsets(std::span<const std::byte> bytes, G
     }
 
     // Validate everything first so that `out` is untouched on error.
-    GeneratedLayout updated = out;
+    PythonLayout updated = out;
     for (const Mapping& m : kMappings) {
         const auto it = std::find(table->fields.begin(), table->fields.end(), m.field);
         if (it == table->fields.end()) continue;  // this version does not carry it

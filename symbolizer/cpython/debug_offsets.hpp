@@ -21,16 +21,16 @@ struct DebugOffsetsInfo {
 // Parse the bytes read from the start of _PyRuntime. Validates the cookie, that the version is
 // 3.13+ and one we know the table layout of, and that every offset used is < 64 KiB; fills the
 // fields of `out` that _Py_DebugOffsets carries and leaves the others as they were (the caller
-// pre-fills them from generated_layout(minor), and `out.minor` must be that minor).
+// pre-fills them from python_layout(minor), and `out.minor` must be that minor).
 // Errors: BadInput for a missing cookie or a short buffer or an absurd offset,
 // UnsupportedPython for a version before 3.13 or newer than the ones known here.
-Result<DebugOffsetsInfo> parse_debug_offsets(std::span<const std::byte> bytes, GeneratedLayout& out);
+Result<DebugOffsetsInfo> parse_debug_offsets(std::span<const std::byte> bytes, PythonLayout& out);
 
 // How many bytes to read from the start of _PyRuntime: enough for the largest supported version.
 std::size_t debug_offsets_read_size();
 
 // The PY_VERSION_HEX carried by the table, or 0 if the bytes do not start with the cookie.
-// Lets a caller pick generated_layout(minor) before calling parse_debug_offsets.
+// Lets a caller pick python_layout(minor) before calling parse_debug_offsets.
 uint64_t debug_offsets_version_at(std::span<const std::byte> bytes);
 
 }  // namespace loopspy

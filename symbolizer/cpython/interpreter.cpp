@@ -150,7 +150,7 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
                               "unsupported Python version " + interp.version.text() + " in " + cand.path +
                                   " (supported: " + supported_range() + ")");
         }
-        const GeneratedLayout* table = generated_layout(minor);
+        const PythonLayout* table = python_layout(minor);
         if (!table) {
             return make_error(ErrorKind::UnsupportedPython,
                               "no layout for Python " + interp.version.text());

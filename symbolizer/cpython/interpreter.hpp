@@ -22,7 +22,7 @@ struct Interpreter {
     PythonVersion version;
     RemoteAddr runtime;       // &_PyRuntime in the target
     std::optional<RemoteAddr> code_type;  // &PyCode_Type, to validate code objects
-    GeneratedLayout layout;   // offsets for this version (3.13+: from _Py_DebugOffsets)
+    PythonLayout layout;   // offsets for this version (3.13+: from _Py_DebugOffsets)
     bool layout_from_debug_offsets = false;
 };
 

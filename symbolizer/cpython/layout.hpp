@@ -12,7 +12,7 @@ namespace loopspy {
 // Marks an offset that does not exist in a given version.
 inline constexpr uint64_t kNone = UINT64_MAX;
 
-struct GeneratedLayout {
+struct PythonLayout {
   uint32_t minor;                       // 11..15
   // _PyRuntimeState
   uint64_t runtime_interpreters_head;   // offsetof(_PyRuntimeState, interpreters.head)
@@ -57,8 +57,8 @@ struct GeneratedLayout {
 #include "symbolizer/cpython/layouts_generated.inc"
 
 // The generated layout of CPython 3.<minor>, or nullptr when that version is not supported.
-inline const GeneratedLayout* generated_layout(int minor) {
-    for (const GeneratedLayout* l : kGeneratedLayouts) {
+inline const PythonLayout* python_layout(int minor) {
+    for (const PythonLayout* l : kPythonLayouts) {
         if (static_cast<int>(l->minor) == minor) return l;
     }
     return nullptr;

@@ -122,7 +122,7 @@ Result<std::string> decode_pystring(std::span<const std::byte> object, const Uni
     return out;
 }
 
-UnicodeLayout unicode_layout_of(const GeneratedLayout& l) {
+UnicodeLayout unicode_layout_of(const PythonLayout& l) {
     return UnicodeLayout{l.unicode_length, l.unicode_state, l.ascii_object_size, l.compact_unicode_object_size,
                          l.unicode_kind_shift, l.unicode_compact_bit, l.unicode_ascii_bit};
 }

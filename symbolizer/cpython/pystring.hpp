@@ -70,6 +70,6 @@ Result<std::uint64_t> pystring_read_size(std::span<const std::byte> prefix, cons
                                          std::size_t max_chars = 1024);
 
 /// Where a str object's fields are in this version (from its layout table).
-UnicodeLayout unicode_layout_of(const GeneratedLayout& layout);
+UnicodeLayout unicode_layout_of(const PythonLayout& layout);
 
 }  // namespace loopspy

@@ -5,7 +5,7 @@
 namespace loopspy {
 
 Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, const Interpreter& interp) {
-    const GeneratedLayout& l = interp.layout;
+    const PythonLayout& l = interp.layout;
     std::vector<ThreadState> out;
     auto head = memory.read_u64(RemoteAddr{interp.runtime.value + l.runtime_interpreters_head});
     if (!head) return make_error(ErrorKind::Remote, "cannot read _PyRuntime.interpreters.head");

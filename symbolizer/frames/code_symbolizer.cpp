@@ -37,7 +37,7 @@ std::optional<std::string> CodeSymbolizer::read_string(std::uint64_t addr) {
 CodeSymbolizer::Fingerprint CodeSymbolizer::read_fingerprint(CodeAddr code, std::span<const std::byte>* header_out,
                                                              std::vector<std::byte>& header) {
     using Kind = Fingerprint::Kind;
-    const GeneratedLayout& l = interp_.layout;
+    const PythonLayout& l = interp_.layout;
     header.resize(l.code_code_adaptive);
     if (!memory_.read(RemoteAddr{code.value}, header)) return {Kind::Unreadable};
     auto type = load_at<std::uint64_t>(header, l.object_type);
@@ -54,7 +54,7 @@ CodeSymbolizer::Fingerprint CodeSymbolizer::read_fingerprint(CodeAddr code, std:
 
 std::unique_ptr<CodeInfo> CodeSymbolizer::load(CodeAddr code, std::span<const std::byte> header) {
     (void)code;
-    const GeneratedLayout& l = interp_.layout;
+    const PythonLayout& l = interp_.layout;
     auto info = std::make_unique<CodeInfo>();
     info->firstlineno = load_at<std::int32_t>(header, l.code_firstlineno).value_or(0);
     info->flags = static_cast<std::uint32_t>(load_at<std::int32_t>(header, l.code_flags).value_or(0));

@@ -14,7 +14,7 @@
 namespace loopspy {
 
 /// The frame whose first bytes are `bytes`; `owner` is the frame's owner as the caller knows it.
-inline loopspy_frame decode_frame(std::span<const std::byte> bytes, const GeneratedLayout& l, std::uint8_t owner) {
+inline loopspy_frame decode_frame(std::span<const std::byte> bytes, const PythonLayout& l, std::uint8_t owner) {
     const std::uint64_t tag_mask = ~static_cast<std::uint64_t>(l.executable_tag_bits);
     const std::uint64_t code = load_at<std::uint64_t>(bytes, l.frame_code).value_or(0) & tag_mask;
     const std::uint64_t instr = load_at<std::uint64_t>(bytes, l.frame_instr).value_or(0);
@@ -26,7 +26,7 @@ inline loopspy_frame decode_frame(std::span<const std::byte> bytes, const Genera
 }
 
 /// The owner byte of the frame whose first bytes are `bytes`.
-inline std::uint8_t frame_owner(std::span<const std::byte> bytes, const GeneratedLayout& l) {
+inline std::uint8_t frame_owner(std::span<const std::byte> bytes, const PythonLayout& l) {
     return load_at<std::uint8_t>(bytes, l.frame_owner).value_or(0);
 }
 

@@ -22,7 +22,7 @@ struct ResolvedFrame {
 
 class StackResolver {
 public:
-    StackResolver(CodeSymbolizer& symbolizer, const GeneratedLayout& layout) : symbolizer_(symbolizer), layout_(layout) {}
+    StackResolver(CodeSymbolizer& symbolizer, const PythonLayout& layout) : symbolizer_(symbolizer), layout_(layout) {}
 
     /// Resolves frames given innermost first into `out` (innermost first). Frames CPython itself
     /// hides (entry shims, interpreter-owned frames, frames not yet started) are dropped.
@@ -31,7 +31,7 @@ public:
 
 private:
     CodeSymbolizer& symbolizer_;
-    const GeneratedLayout& layout_;
+    const PythonLayout& layout_;
 };
 
 }  // namespace loopspy

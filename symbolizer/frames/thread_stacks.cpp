@@ -6,7 +6,7 @@
 
 namespace loopspy {
 
-RawThreadStack read_thread_stack(const RemoteMemory& memory, const GeneratedLayout& l, RemoteAddr tstate,
+RawThreadStack read_thread_stack(const RemoteMemory& memory, const PythonLayout& l, RemoteAddr tstate,
                                  std::size_t max_frames) {
     RawThreadStack out;
     std::uint64_t frame = 0;

@@ -20,7 +20,7 @@ struct RawThreadStack {
 
 /// Walks the frame chain of the thread whose PyThreadState is at `tstate`. The thread runs on,
 /// so the result is a best effort: a chain that changes under the walk ends it early.
-RawThreadStack read_thread_stack(const RemoteMemory& memory, const GeneratedLayout& layout, RemoteAddr tstate,
+RawThreadStack read_thread_stack(const RemoteMemory& memory, const PythonLayout& layout, RemoteAddr tstate,
                                  std::size_t max_frames = LOOPSPY_MAX_FRAMES);
 
 }  // namespace loopspy

@@ -43,7 +43,7 @@ void put(std::byte* object, std::uint64_t off, T value) {
 }
 
 /// A compact ASCII str object holding `text`.
-inline void write_str(std::byte* object, const GeneratedLayout& l, const char* text) {
+inline void write_str(std::byte* object, const PythonLayout& l, const char* text) {
     std::memset(object, 0, l.ascii_object_size + std::strlen(text) + 1);
     put<std::int64_t>(object, l.unicode_length, static_cast<std::int64_t>(std::strlen(text)));
     put<std::uint32_t>(object, l.unicode_state,
@@ -55,7 +55,7 @@ inline void write_str(std::byte* object, const GeneratedLayout& l, const char* t
 /// names, and code objects written where a test asks.
 struct FakeTarget {
     FakeTarget() : memory(Pid{static_cast<int>(::getpid())}) {
-        const GeneratedLayout* l = generated_layout(12);
+        const PythonLayout* l = python_layout(12);
         REQUIRE(l != nullptr);
         interp.layout = *l;
         interp.version = PythonVersion{0x030C01F0};
@@ -64,11 +64,11 @@ struct FakeTarget {
         write_str(heap.at(kHandler), layout(), "handle_request");
         write_str(heap.at(kRender), layout(), "render_page");
     }
-    const GeneratedLayout& layout() const { return interp.layout; }
+    const PythonLayout& layout() const { return interp.layout; }
 
     /// A code object at `off` named `name`, first line `line`.
     void write_code(std::size_t off, std::size_t name, int line) {
-        const GeneratedLayout& l = layout();
+        const PythonLayout& l = layout();
         std::byte* code = heap.at(off);
         std::memset(code, 0, l.code_code_adaptive);
         put<std::uint64_t>(code, l.object_type, heap.addr(kCodeType));

@@ -20,7 +20,7 @@
 
 using loopspy::DebugOffsetsInfo;
 using loopspy::ErrorKind;
-using loopspy::GeneratedLayout;
+using loopspy::PythonLayout;
 
 namespace {
 
@@ -41,71 +41,71 @@ void put_u64(std::vector<std::byte>& bytes, std::size_t at, uint64_t v) {
 
 struct Field {
     const char* name;
-    uint64_t GeneratedLayout::*member;
+    uint64_t PythonLayout::*member;
 };
 
-// Every uint64 member of GeneratedLayout.
+// Every uint64 member of PythonLayout.
 const Field kAllFields[] = {
-    {"runtime_interpreters_head", &GeneratedLayout::runtime_interpreters_head},
-    {"interp_next", &GeneratedLayout::interp_next},
-    {"interp_threads_head", &GeneratedLayout::interp_threads_head},
-    {"interp_id", &GeneratedLayout::interp_id},
-    {"tstate_next", &GeneratedLayout::tstate_next},
-    {"tstate_interp", &GeneratedLayout::tstate_interp},
-    {"tstate_thread_id", &GeneratedLayout::tstate_thread_id},
-    {"tstate_native_thread_id", &GeneratedLayout::tstate_native_thread_id},
-    {"tstate_cframe", &GeneratedLayout::tstate_cframe},
-    {"cframe_current_frame", &GeneratedLayout::cframe_current_frame},
-    {"tstate_current_frame", &GeneratedLayout::tstate_current_frame},
-    {"frame_code", &GeneratedLayout::frame_code},
-    {"frame_previous", &GeneratedLayout::frame_previous},
-    {"frame_instr", &GeneratedLayout::frame_instr},
-    {"frame_owner", &GeneratedLayout::frame_owner},
-    {"frame_localsplus", &GeneratedLayout::frame_localsplus},
-    {"frame_size", &GeneratedLayout::frame_size},
-    {"code_flags", &GeneratedLayout::code_flags},
-    {"code_argcount", &GeneratedLayout::code_argcount},
-    {"code_firstlineno", &GeneratedLayout::code_firstlineno},
-    {"code_filename", &GeneratedLayout::code_filename},
-    {"code_name", &GeneratedLayout::code_name},
-    {"code_qualname", &GeneratedLayout::code_qualname},
-    {"code_linetable", &GeneratedLayout::code_linetable},
-    {"code_firsttraceable", &GeneratedLayout::code_firsttraceable},
-    {"code_code_adaptive", &GeneratedLayout::code_code_adaptive},
-    {"code_size_no_bytecode", &GeneratedLayout::code_size_no_bytecode},
-    {"unicode_length", &GeneratedLayout::unicode_length},
-    {"unicode_state", &GeneratedLayout::unicode_state},
-    {"ascii_object_size", &GeneratedLayout::ascii_object_size},
-    {"compact_unicode_object_size", &GeneratedLayout::compact_unicode_object_size},
-    {"bytes_ob_size", &GeneratedLayout::bytes_ob_size},
-    {"bytes_ob_sval", &GeneratedLayout::bytes_ob_sval},
-    {"gen_iframe", &GeneratedLayout::gen_iframe},
-    {"gen_frame_state", &GeneratedLayout::gen_frame_state},
-    {"gen_name", &GeneratedLayout::gen_name},
-    {"gen_qualname", &GeneratedLayout::gen_qualname},
-    {"object_type", &GeneratedLayout::object_type},
-    {"type_name", &GeneratedLayout::type_name},
+    {"runtime_interpreters_head", &PythonLayout::runtime_interpreters_head},
+    {"interp_next", &PythonLayout::interp_next},
+    {"interp_threads_head", &PythonLayout::interp_threads_head},
+    {"interp_id", &PythonLayout::interp_id},
+    {"tstate_next", &PythonLayout::tstate_next},
+    {"tstate_interp", &PythonLayout::tstate_interp},
+    {"tstate_thread_id", &PythonLayout::tstate_thread_id},
+    {"tstate_native_thread_id", &PythonLayout::tstate_native_thread_id},
+    {"tstate_cframe", &PythonLayout::tstate_cframe},
+    {"cframe_current_frame", &PythonLayout::cframe_current_frame},
+    {"tstate_current_frame", &PythonLayout::tstate_current_frame},
+    {"frame_code", &PythonLayout::frame_code},
+    {"frame_previous", &PythonLayout::frame_previous},
+    {"frame_instr", &PythonLayout::frame_instr},
+    {"frame_owner", &PythonLayout::frame_owner},
+    {"frame_localsplus", &PythonLayout::frame_localsplus},
+    {"frame_size", &PythonLayout::frame_size},
+    {"code_flags", &PythonLayout::code_flags},
+    {"code_argcount", &PythonLayout::code_argcount},
+    {"code_firstlineno", &PythonLayout::code_firstlineno},
+    {"code_filename", &PythonLayout::code_filename},
+    {"code_name", &PythonLayout::code_name},
+    {"code_qualname", &PythonLayout::code_qualname},
+    {"code_linetable", &PythonLayout::code_linetable},
+    {"code_firsttraceable", &PythonLayout::code_firsttraceable},
+    {"code_code_adaptive", &PythonLayout::code_code_adaptive},
+    {"code_size_no_bytecode", &PythonLayout::code_size_no_bytecode},
+    {"unicode_length", &PythonLayout::unicode_length},
+    {"unicode_state", &PythonLayout::unicode_state},
+    {"ascii_object_size", &PythonLayout::ascii_object_size},
+    {"compact_unicode_object_size", &PythonLayout::compact_unicode_object_size},
+    {"bytes_ob_size", &PythonLayout::bytes_ob_size},
+    {"bytes_ob_sval", &PythonLayout::bytes_ob_sval},
+    {"gen_iframe", &PythonLayout::gen_iframe},
+    {"gen_frame_state", &PythonLayout::gen_frame_state},
+    {"gen_name", &PythonLayout::gen_name},
+    {"gen_qualname", &PythonLayout::gen_qualname},
+    {"object_type", &PythonLayout::object_type},
+    {"type_name", &PythonLayout::type_name},
 };
 
 constexpr uint64_t kSentinel = 0xdead'beefULL;
 
 // A layout for `minor` with every offset replaced by the sentinel, so that after parsing we can
 // tell the fields the table carried (overwritten) from the ones it left alone.
-GeneratedLayout sentinel_layout(int minor) {
-    GeneratedLayout l = *loopspy::generated_layout(minor);
+PythonLayout sentinel_layout(int minor) {
+    PythonLayout l = *loopspy::python_layout(minor);
     for (const Field& f : kAllFields) l.*f.member = kSentinel;
     return l;
 }
 
-bool carried(const GeneratedLayout& parsed, const Field& f) { return parsed.*f.member != kSentinel; }
+bool carried(const PythonLayout& parsed, const Field& f) { return parsed.*f.member != kSentinel; }
 
 }  // namespace
 
 TEST_CASE("generated layouts exist for 3.11 to 3.15 only") {
-    CHECK(loopspy::generated_layout(10) == nullptr);
-    CHECK(loopspy::generated_layout(16) == nullptr);
+    CHECK(loopspy::python_layout(10) == nullptr);
+    CHECK(loopspy::python_layout(16) == nullptr);
     for (int minor = 11; minor <= 15; ++minor) {
-        const GeneratedLayout* l = loopspy::generated_layout(minor);
+        const PythonLayout* l = loopspy::python_layout(minor);
         REQUIRE(l != nullptr);
         CHECK(l->minor == static_cast<uint32_t>(minor));
         // The frame chain exists in exactly one of the two shapes.
@@ -135,8 +135,8 @@ TEST_CASE("real _Py_DebugOffsets agree with the header-derived layouts") {
         CHECK(((version >> 24) & 0xff) == 3);
         CHECK(static_cast<int>((version >> 16) & 0xff) == minor);
 
-        const GeneratedLayout& expected = *loopspy::generated_layout(minor);
-        GeneratedLayout parsed = sentinel_layout(minor);
+        const PythonLayout& expected = *loopspy::python_layout(minor);
+        PythonLayout parsed = sentinel_layout(minor);
         auto info = loopspy::parse_debug_offsets(bytes, parsed);
         REQUIRE_MESSAGE(info.ok(), info.error().message);
         CHECK(info->version_hex == version);
@@ -150,11 +150,11 @@ TEST_CASE("real _Py_DebugOffsets agree with the header-derived layouts") {
             CHECK(parsed.*f.member == expected.*f.member);
         }
         // The ones the profiler's hot path needs must come from the table itself.
-        for (auto member : {&GeneratedLayout::runtime_interpreters_head, &GeneratedLayout::interp_threads_head,
-                            &GeneratedLayout::tstate_current_frame, &GeneratedLayout::frame_code,
-                            &GeneratedLayout::frame_previous, &GeneratedLayout::frame_instr,
-                            &GeneratedLayout::frame_owner, &GeneratedLayout::code_qualname,
-                            &GeneratedLayout::code_code_adaptive, &GeneratedLayout::unicode_state}) {
+        for (auto member : {&PythonLayout::runtime_interpreters_head, &PythonLayout::interp_threads_head,
+                            &PythonLayout::tstate_current_frame, &PythonLayout::frame_code,
+                            &PythonLayout::frame_previous, &PythonLayout::frame_instr,
+                            &PythonLayout::frame_owner, &PythonLayout::code_qualname,
+                            &PythonLayout::code_code_adaptive, &PythonLayout::unicode_state}) {
             CHECK(parsed.*member != kSentinel);
         }
         CHECK(n_carried >= 30);
@@ -176,16 +176,16 @@ TEST_CASE("real _Py_DebugOffsets agree with the header-derived layouts") {
 TEST_CASE("parsing into the generated layout changes nothing") {
     for (int minor = 13; minor <= 15; ++minor) {
         CAPTURE(minor);
-        GeneratedLayout l = *loopspy::generated_layout(minor);
+        PythonLayout l = *loopspy::python_layout(minor);
         REQUIRE(loopspy::parse_debug_offsets(load_fixture(minor), l).ok());
-        CHECK(std::memcmp(&l, loopspy::generated_layout(minor), sizeof l) == 0);
+        CHECK(std::memcmp(&l, loopspy::python_layout(minor), sizeof l) == 0);
     }
 }
 
 TEST_CASE("a wrong cookie is rejected") {
     std::vector<std::byte> bytes = load_fixture(14);
     bytes[0] = std::byte{'y'};
-    GeneratedLayout l = *loopspy::generated_layout(14);
+    PythonLayout l = *loopspy::python_layout(14);
     auto r = loopspy::parse_debug_offsets(bytes, l);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().kind == ErrorKind::BadInput);
@@ -194,7 +194,7 @@ TEST_CASE("a wrong cookie is rejected") {
 
 TEST_CASE("versions before 3.13 and after the known ones are unsupported") {
     std::vector<std::byte> bytes = load_fixture(13);
-    GeneratedLayout l = *loopspy::generated_layout(13);
+    PythonLayout l = *loopspy::python_layout(13);
 
     put_u64(bytes, 8, 0x030c01f0);  // 3.12.1
     auto r = loopspy::parse_debug_offsets(bytes, l);
@@ -216,7 +216,7 @@ TEST_CASE("a truncated buffer is rejected") {
     for (int minor = 13; minor <= 15; ++minor) {
         CAPTURE(minor);
         std::vector<std::byte> bytes = load_fixture(minor);
-        GeneratedLayout l = *loopspy::generated_layout(minor);
+        PythonLayout l = *loopspy::python_layout(minor);
         for (std::size_t n : {std::size_t{0}, std::size_t{7}, std::size_t{16}, std::size_t{24}, std::size_t{500}}) {
             CAPTURE(n);
             auto r = loopspy::parse_debug_offsets(std::span(bytes).first(n), l);
@@ -226,7 +226,7 @@ TEST_CASE("a truncated buffer is rejected") {
     }
     // One byte short of the 3.15 table.
     std::vector<std::byte> bytes = load_fixture(15);
-    GeneratedLayout l = *loopspy::generated_layout(15);
+    PythonLayout l = *loopspy::python_layout(15);
     auto r = loopspy::parse_debug_offsets(std::span(bytes).first(887), l);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().kind == ErrorKind::BadInput);
@@ -239,7 +239,7 @@ TEST_CASE("an absurd offset is rejected and leaves the layout untouched") {
         // runtime_state.interpreters_head is the third field after the 24-byte header in every
         // version: cookie[8], version, free_threaded, runtime_state {size, finalizing, head}.
         put_u64(bytes, 24 + 2 * 8, uint64_t{1} << 40);
-        GeneratedLayout l = sentinel_layout(minor);
+        PythonLayout l = sentinel_layout(minor);
         auto r = loopspy::parse_debug_offsets(bytes, l);
         REQUIRE_FALSE(r.ok());
         CHECK(r.error().kind == ErrorKind::BadInput);
@@ -249,7 +249,7 @@ TEST_CASE("an absurd offset is rejected and leaves the layout untouched") {
     // Just at the limit.
     std::vector<std::byte> bytes = load_fixture(14);
     put_u64(bytes, 40, 64 * 1024);
-    GeneratedLayout l = *loopspy::generated_layout(14);
+    PythonLayout l = *loopspy::python_layout(14);
     CHECK_FALSE(loopspy::parse_debug_offsets(bytes, l).ok());
     put_u64(bytes, 40, 64 * 1024 - 8);
     REQUIRE(loopspy::parse_debug_offsets(bytes, l).ok());
@@ -259,7 +259,7 @@ TEST_CASE("an absurd offset is rejected and leaves the layout untouched") {
 TEST_CASE("the free-threaded flag is reported") {
     std::vector<std::byte> bytes = load_fixture(14);
     put_u64(bytes, 16, 1);
-    GeneratedLayout l = *loopspy::generated_layout(14);
+    PythonLayout l = *loopspy::python_layout(14);
     auto r = loopspy::parse_debug_offsets(bytes, l);
     REQUIRE(r.ok());
     CHECK(r->free_threaded);
@@ -267,7 +267,7 @@ TEST_CASE("the free-threaded flag is reported") {
 
 TEST_CASE("a layout for another minor is refused") {
     std::vector<std::byte> bytes = load_fixture(14);
-    GeneratedLayout l = *loopspy::generated_layout(13);
+    PythonLayout l = *loopspy::python_layout(13);
     auto r = loopspy::parse_debug_offsets(bytes, l);
     REQUIRE_FALSE(r.ok());
     CHECK(l.minor == 13);

@@ -152,7 +152,7 @@ TEST_CASE("pystring: layouts by version") {
 TEST_CASE("pystring: layouts agree with the generated per-version tables") {
     for (int minor = 11; minor <= 15; ++minor) {
         CAPTURE(minor);
-        const loopspy::GeneratedLayout* g = loopspy::generated_layout(minor);
+        const loopspy::PythonLayout* g = loopspy::python_layout(minor);
         REQUIRE(g != nullptr);
         const auto l = loopspy::unicode_layout_for(3, minor);
         REQUIRE(l.has_value());
