@@ -1,8 +1,7 @@
 #include "reports/json_report.hpp"
 
-#include <limits>
-
 #include <cstdio>
+#include <limits>
 
 #include "reports/collapsed.hpp"
 #include "reports/text.hpp"
@@ -129,31 +128,20 @@ Json frames_json(const std::vector<DumpFrame>& frames) {
     return a;
 }
 
-const DumpTask* task_on(const ProcessDump& d, const DumpThread& th) {
-    for (const DumpTask& t : d.tasks) {
-        if (t.thread && *t.thread == th.tid) return &t;
-    }
-    return nullptr;
-}
-
 }  // namespace
 
-nlohmann::ordered_json tasks_json(const std::vector<TaskSummary>& tasks) {
-    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+Json tasks_json(const std::vector<TaskSummary>& tasks) {
+    Json a = Json::array();
     for (const TaskSummary& t : tasks) {
-        nlohmann::ordered_json j;
+        Json j;
         j["name"] = sanitize_utf8(t.name);
-        char id[24];
-        std::snprintf(id, sizeof id, "0x%llx", static_cast<unsigned long long>(t.id));
-        j["id"] = id;
+        j["id"] = hex(t.id);
         j["running_ms"] = rounded_ms(t.running);
         j["suspended_ms"] = rounded_ms(t.suspended);
-        nlohmann::ordered_json waits = nlohmann::ordered_json::array();
+        Json waits = Json::array();
         for (const TaskWait& w : t.waits) {
-            nlohmann::ordered_json x;
-            nlohmann::ordered_json stack = nlohmann::ordered_json::array();
-            for (const auto& f : w.stack) stack.push_back(sanitize_utf8(f));
-            x["stack"] = std::move(stack);
+            Json x;
+            x["stack"] = string_list(w.stack);
             x["ms"] = rounded_ms(w.time);
             waits.push_back(std::move(x));
         }
@@ -174,7 +162,7 @@ std::string render_dump_json(const ProcessDump& d) {
         Json x;
         x["tid"] = t.tid.value;
         x["name"] = sanitize_utf8(t.name);
-        const DumpTask* running = task_on(d, t);
+        const DumpTask* running = d.task_running_on(t.tid);
         x["task"] = running ? Json(sanitize_utf8(running->name)) : Json(nullptr);
         x["truncated"] = t.truncated;
         x["frames"] = frames_json(t.frames);

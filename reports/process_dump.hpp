@@ -44,6 +44,14 @@ struct ProcessDump {
     std::string python_binary;
     std::vector<DumpThread> threads;
     std::vector<DumpTask> tasks;
+
+    /// The task the thread was running, if any.
+    const DumpTask* task_running_on(Tid tid) const {
+        for (const DumpTask& t : tasks) {
+            if (t.thread && *t.thread == tid) return &t;
+        }
+        return nullptr;
+    }
 };
 
 }  // namespace loopspy

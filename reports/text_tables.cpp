@@ -216,13 +216,6 @@ void appendf(std::string& out, const char* fmt, auto... args) {
     out.append(big.data(), static_cast<std::size_t>(n));
 }
 
-const DumpTask* task_on(const ProcessDump& d, const DumpThread& th) {
-    for (const DumpTask& t : d.tasks) {
-        if (t.thread && *t.thread == th.tid) return &t;
-    }
-    return nullptr;
-}
-
 class TreePrinter {
 public:
     explicit TreePrinter(const std::vector<DumpTask>& tasks) : tasks_(tasks) {
@@ -317,7 +310,7 @@ std::string render_dump_text(const ProcessDump& d) {
     appendf(out, "Process %d: %s\nPython %s (%s)\n", d.pid.value, sanitize_utf8(d.command).c_str(),
             d.python.text().c_str(), sanitize_utf8(d.python_binary).c_str());
     for (const DumpThread& t : d.threads) {
-        const DumpTask* running = task_on(d, t);
+        const DumpTask* running = d.task_running_on(t.tid);
         appendf(out, "\nThread %d \"%s\"%s%s\n", t.tid.value, sanitize_utf8(t.name).c_str(),
                 running ? " running task " : (t.frames.empty() ? " (idle: no Python frames)" : ""),
                 running ? sanitize_utf8(running->name).c_str() : "");

@@ -87,7 +87,8 @@ def run_once(python, workload, spec, tmp, window, warmup, settle, env=None, keep
             # within the window what it recorded is what it kept.
             out["recorded"] = out["kept"] = len(inside) / requested
             out["lost_share"] = s["error_pct"] / 100
-            out["samples_in_window"] = inside
+            if keep_recording:  # the samples themselves, for the CPU shares (not kept in the results)
+                out["samples_in_window"] = inside
         return out
     finally:
         w.kill()
