@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     loopspy::RecordArgs rec;
     auto* record = app.add_subcommand("record", "Sample a Python process and write a flame graph and/or collapsed stacks");
     int pid = 0;
-    auto* pid_opt = record->add_option("-p,--pid", pid, "Process id of a running Python program to attach to");
+    auto* pid_opt = record->add_option("-p,--pid", pid, "Process id of a running Python program to attach to (a thread id: its process)");
     record->add_option("-d,--duration", rec.duration_s,
                        "Seconds to record (default: until the target exits or Ctrl-C)")->check(CLI::NonNegativeNumber);
     record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, loopspy::kMaxRateHz));

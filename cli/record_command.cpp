@@ -101,9 +101,7 @@ Result<void> validate(const RecordArgs& args) {
     if (!std::isfinite(args.task_rate_hz) || args.task_rate_hz < 0 || args.task_rate_hz > 1000) {
         return make_error(ErrorKind::BadInput, "--task-rate must be between 0 and 1000 snapshots per second");
     }
-    if (args.pid && !process_exists(Pid{*args.pid})) {
-        return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(*args.pid));
-    }
+    if (args.pid) LOOPSPY_CHECK(target_process(Pid{*args.pid}));
     return {};
 }
 
@@ -117,7 +115,12 @@ struct Target {
 Result<Target> start_target(const RecordArgs& args) {
     Target t;
     if (args.pid) {
-        t.pid = Pid{*args.pid};
+        LOOPSPY_TRY(TargetProcess given, target_process(Pid{*args.pid}));
+        t.pid = given.pid;
+        if (given.was_thread) {
+            std::fprintf(stderr, "loopspy: %d is a thread of process %d: recording the process\n", *args.pid,
+                         t.pid.value);
+        }
     } else {
         LOOPSPY_TRY(Child spawned, Child::spawn(args.command));
         t.child.emplace(std::move(spawned));

@@ -40,7 +40,8 @@ const char* activity_name(TaskActivity a) {
 }  // namespace
 
 Result<ProcessDump> take_dump_snapshot(Pid pid, const DumpOptions& options) {
-    if (!process_exists(pid)) return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(pid.value));
+    LOOPSPY_TRY(TargetProcess target, target_process(pid));
+    pid = target.pid;  // a thread id dumps its whole process
     RemoteMemory memory(pid);
     LOOPSPY_TRY(Interpreter interp, find_interpreter(pid, memory));
     // One instant for every thread and task, unless asked to read the process running.

@@ -89,6 +89,33 @@ bool process_exists(Pid pid) {
     return ::stat(("/proc/" + std::to_string(pid.value)).c_str(), &st) == 0;
 }
 
+Result<TargetProcess> target_process(Pid pid) {
+    const std::string id = std::to_string(pid.value);
+    bool ok = false;
+    const std::string status = pid.value > 0 ? slurp("/proc/" + id + "/status", &ok) : std::string();
+    if (!ok) return make_error(ErrorKind::NoSuchProcess, "no process with pid " + id);
+    auto field = [&](std::string_view key) -> std::string_view {
+        const std::size_t at = status.find("\n" + std::string(key) + ":");
+        if (at == std::string::npos) return {};
+        std::size_t b = status.find_first_not_of(" \t", at + key.size() + 2);
+        std::size_t e = status.find('\n', b);
+        return b == std::string::npos ? std::string_view() : std::string_view(status).substr(b, e - b);
+    };
+    const std::string_view state = field("State");
+    if (!state.empty() && (state[0] == 'Z' || state[0] == 'X')) {
+        return make_error(ErrorKind::NoSuchProcess, "process " + id + " has exited (a zombie its parent has not reaped)");
+    }
+    TargetProcess t{pid, false};
+    const std::string_view tgid = field("Tgid");
+    int value = 0;
+    if (std::from_chars(tgid.data(), tgid.data() + tgid.size(), value).ec == std::errc() && value > 0 &&
+        value != pid.value) {
+        t.pid = Pid{value};
+        t.was_thread = true;
+    }
+    return t;
+}
+
 std::vector<Tid> list_threads(Pid pid) {
     std::vector<Tid> tids;
     std::string dir = "/proc/" + std::to_string(pid.value) + "/task";

@@ -28,6 +28,15 @@ std::vector<Mapping> parse_proc_maps(std::string_view text);
 Result<std::vector<Mapping>> read_proc_maps(Pid pid);
 
 bool process_exists(Pid pid);
+
+/// What a user's -p PID names: the process itself, or the process a thread id belongs to.
+struct TargetProcess {
+    Pid pid;                // the process (thread group) to profile
+    bool was_thread = false;  // the given id was one of its threads, not the process
+};
+/// NoSuchProcess when the id names nothing, or a process that has exited and is waiting to be
+/// reaped (a zombie: its memory is gone).
+Result<TargetProcess> target_process(Pid pid);
 /// The tids of the process's threads (from /proc/PID/task).
 std::vector<Tid> list_threads(Pid pid);
 /// The thread's name (/proc/PID/task/TID/comm), or an empty string.

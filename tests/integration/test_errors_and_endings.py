@@ -210,3 +210,41 @@ def test_dump_of_a_python_without_asyncio_shows_its_threads_and_no_tasks_and_it_
     while beats.stat().st_size < size + 20 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert beats.stat().st_size >= size + 20, "the dumped process stopped running"
+
+
+def test_a_thread_id_records_the_process_it_belongs_to(tmp_path, spawn):
+    """-p with a thread's id (what top -H and py-spy's users paste) records its whole process."""
+    ready = tmp_path / "ready"
+    code = ("import threading, time, sys\n"
+            "def worker():\n"
+            "    open(sys.argv[1], 'w').write(str(threading.get_native_id()))\n"
+            "    t = time.monotonic()\n"
+            "    while time.monotonic() - t < 30: pass\n"
+            "threading.Thread(target=worker).start()\n")
+    p = spawn([interpreter("pyenv-3.12"), "-c", code, ready])
+    wait_for_file(ready, proc=p)
+    tid = int(ready.read_text())
+    assert tid != p.pid
+    collapsed = tmp_path / "c.txt"
+    proc = run_loopspy("record", "-p", tid, "-d", 1.5, "--mode", "cpu", "--collapsed", collapsed, "-o", tmp_path / "t.lspy")
+    assert f"loopspy: {tid} is a thread of process {p.pid}: recording the process" in proc.stderr
+    assert f"recording pid {p.pid} " in proc.stderr
+    worker_us = sum(w for frames, w in parse_collapsed(collapsed) if any(frame_name(f) == "worker" for f in frames))
+    assert worker_us > 800_000, worker_us  # the busy thread, sampled for most of 1.5 s
+    dump = run_loopspy("dump", "-p", tid).stdout
+    assert f"Process {p.pid}:" in dump and "worker" in dump
+
+
+def test_a_zombie_is_reported_as_exited(tmp_path):
+    """A process that has exited but is not reaped yet has no memory left to read."""
+    zombie = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while process_state(zombie.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert process_state(zombie.pid) == "Z"
+        for cmd in (["record", "-p", zombie.pid, "-d", 1], ["dump", "-p", zombie.pid]):
+            proc = run_loopspy(*cmd, check=False)
+            assert_one_line_error(proc, 3, f"process {zombie.pid} has exited (a zombie its parent has not reaped)")
+    finally:
+        zombie.wait()
