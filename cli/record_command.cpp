@@ -172,6 +172,13 @@ void print_summary(const RecordSummary& summary, const Profile& profile) {
                  static_cast<unsigned long long>(profile.lost.off_cpu),
                  static_cast<unsigned long long>(summary.selector_waits), summary.threads_seen,
                  summary.elapsed.seconds(), static_cast<unsigned long long>(summary.drains));
+    if (summary.native_thread_samples > 0) {
+        // Not in the profile, and not counted as lost: say so rather than drop them silently.
+        std::fprintf(stderr,
+                     "loopspy: %llu samples of threads never seen running Python (native threads, or Python "
+                     "threads that ended before loopspy saw them) are not in the profile\n",
+                     static_cast<unsigned long long>(summary.native_thread_samples));
+    }
     if (summary.task_snapshots > 0) {
         std::fprintf(stderr, "loopspy: %llu task snapshots (up to %llu tasks), %.2f ms of CPU each on average\n",
                      static_cast<unsigned long long>(summary.task_snapshots),
