@@ -126,13 +126,29 @@ static __always_inline void thread_switched_in(__u32 tid)
         count(LOOPSPY_STAT_OFF_CPU);
 }
 
+/* include/linux/sched.h: the state of a task switched out for the last time, as it exits. */
+#define LOOPSPY_TASK_DEAD 0x80
+
+/* A target thread has run for the last time: forget it, so that however many threads a target
+ * makes over a recording, the maps hold only those alive. */
+static __always_inline void thread_exited(__u32 tid)
+{
+    bpf_map_delete_elem(&activity, &tid);
+    bpf_map_delete_elem(&offcpu_stacks, &tid);
+}
+
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
                                      unsigned int prev_state)
 {
     if (!track_off_cpu)
         return 0;
-    if ((__u32)BPF_CORE_READ(prev, tgid) == target_tgid)
-        thread_switched_out((__u32)BPF_CORE_READ(prev, pid), preempt || prev_state == 0);
+    if ((__u32)BPF_CORE_READ(prev, tgid) == target_tgid) {
+        __u32 tid = (__u32)BPF_CORE_READ(prev, pid);
+        if (prev_state & LOOPSPY_TASK_DEAD)
+            thread_exited(tid);
+        else
+            thread_switched_out(tid, preempt || prev_state == 0);
+    }
     if ((__u32)BPF_CORE_READ(next, tgid) == target_tgid)
         thread_switched_in((__u32)BPF_CORE_READ(next, pid));
     return 0;

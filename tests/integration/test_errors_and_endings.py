@@ -266,3 +266,35 @@ def test_samples_of_threads_too_short_lived_to_be_seen_are_never_dropped_silentl
     # At 1 kHz the short threads' CPU time asks for burned_s * 1000 samples; the main thread adds
     # a little. Everything the kernel took is in one of the three counts.
     assert recorded + lost + unseen >= 0.85 * burned_s * 1000, (recorded, lost, unseen, burned_s, proc.stderr)
+
+
+def kernel_map_entries(name):
+    """Entries in the newest BPF map called `name` (loopspy's, while it records), by bpftool."""
+    maps = json.loads(subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True, text=True,
+                                     check=True).stdout)
+    ids = [m["id"] for m in maps if m.get("name") == name]
+    assert ids, f"no BPF map {name}"
+    dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", str(max(ids))], capture_output=True,
+                                     text=True, check=True).stdout)
+    return len(dump)
+
+
+def test_threads_that_have_ended_leave_the_kernel_side_and_a_late_loop_is_still_tracked(tmp_path, spawn):
+    """A service makes threads all day: the kernel side's per-thread state (16,384 slots) holds
+    only the living ones, so a loop started after 17,000 threads came and went is tracked."""
+    truth_file, made, report = tmp_path / "truth.json", tmp_path / "made", tmp_path / "r.json"
+    rec = subprocess.Popen([LOOPSPY, "record", "--no-status", "-o", str(tmp_path / "m.lspy"), "--report", str(report),
+                            "--", interpreter("pyenv-3.12"), str(WORKLOADS / "many_threads.py"), "--threads", "17000",
+                            "--truth", str(truth_file), "--made", str(made)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_file(made, timeout=120, proc=rec)
+    entries = kernel_map_entries("activity")
+    _, err = rec.communicate(timeout=120)
+    assert rec.returncode == 0, err
+    # The main thread (and at most a few threads still exiting), not one slot per thread that ever ran.
+    assert entries <= 8, entries
+    truth = json.loads(truth_file.read_text())
+    slow = json.loads(report.read_text())["slow_callbacks"]
+    assert truth["loop_thread"] in json.loads(report.read_text())["loop_threads"]
+    (stall,) = [cb for cb in slow if cb["thread"] == truth["loop_thread"]]
+    assert abs(stall["duration_ms"] - truth["stall_ms"]) <= 3, (stall, truth)
