@@ -83,10 +83,6 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
     return buf;
 }
 
-}  // namespace
-
-namespace {
-
 Result<void> validate(const RecordArgs& args) {
     if (args.pid && !args.command.empty()) {
         return make_error(ErrorKind::BadInput, "give either --pid or a command after --, not both");

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <ctime>
 
 #include "core/clock.hpp"
 #include "session/frame_naming.hpp"
