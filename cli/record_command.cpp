@@ -83,7 +83,9 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
     return buf;
 }
 
-Result<void> validate(const RecordArgs& args) {
+/// Checks the arguments; with --pid, resolves the process it names (once: a thread id names its
+/// process, a zombie is refused).
+Result<std::optional<TargetProcess>> validate(const RecordArgs& args) {
     if (args.pid && !args.command.empty()) {
         return make_error(ErrorKind::BadInput, "give either --pid or a command after --, not both");
     }
@@ -97,8 +99,9 @@ Result<void> validate(const RecordArgs& args) {
     if (!std::isfinite(args.task_rate_hz) || args.task_rate_hz < 0 || args.task_rate_hz > 1000) {
         return make_error(ErrorKind::BadInput, "--task-rate must be between 0 and 1000 snapshots per second");
     }
-    if (args.pid) LOOPSPY_CHECK(target_process(Pid{*args.pid}));
-    return {};
+    if (!args.pid) return std::optional<TargetProcess>();
+    LOOPSPY_TRY(TargetProcess given, target_process(Pid{*args.pid}));
+    return std::optional<TargetProcess>(given);
 }
 
 /// The process to record: the one given, or the command launched; and its interpreter.
@@ -108,12 +111,11 @@ struct Target {
     Interpreter interp;
 };
 
-Result<Target> start_target(const RecordArgs& args) {
+Result<Target> start_target(const RecordArgs& args, const std::optional<TargetProcess>& given) {
     Target t;
-    if (args.pid) {
-        LOOPSPY_TRY(TargetProcess given, target_process(Pid{*args.pid}));
-        t.pid = given.pid;
-        if (given.was_thread) {
+    if (given) {
+        t.pid = given->pid;
+        if (given->was_thread) {
             std::fprintf(stderr, "loopspy: %d is a thread of process %d: recording the process\n", *args.pid,
                          t.pid.value);
         }
@@ -204,7 +206,7 @@ const char* ending_of(StopReason reason) {
 }  // namespace
 
 Result<int> run_record(const RecordArgs& args) {
-    LOOPSPY_CHECK(validate(args));
+    LOOPSPY_TRY(std::optional<TargetProcess> given, validate(args));
     LOOPSPY_CHECK(check_privileges());
     LOOPSPY_CHECK(check_btf());
     install_stop_handlers();
@@ -213,7 +215,7 @@ Result<int> run_record(const RecordArgs& args) {
     sched_param batch{};
     ::sched_setscheduler(0, SCHED_BATCH, &batch);
 
-    LOOPSPY_TRY(Target target, start_target(args));
+    LOOPSPY_TRY(Target target, start_target(args, given));
     const Pid pid = target.pid;
     Profile profile;
     profile.info = profile_info(args, target);

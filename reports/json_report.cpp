@@ -26,6 +26,26 @@ Json stats_json(const LoopStats& st) {
     return j;
 }
 
+std::string hex(std::uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+Json frames_json(const std::vector<DumpFrame>& frames) {
+    Json a = Json::array();
+    for (const DumpFrame& f : frames) {
+        Json j;
+        j["name"] = sanitize_utf8(f.name);
+        j["file"] = sanitize_utf8(f.file);
+        j["line"] = f.line;
+        j["coroutine"] = f.coroutine;
+        a.push_back(std::move(j));
+    }
+    return a;
+}
+
+
 }  // namespace
 
 double rounded_ms(Nanoseconds ns) {
@@ -106,29 +126,6 @@ std::string render_json_report(const Profile& profile, const LoopAnalysis& analy
     // Strings are sanitized above; `replace` is a second guard so a stray byte never throws.
     return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
-
-namespace {
-
-std::string hex(std::uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-
-Json frames_json(const std::vector<DumpFrame>& frames) {
-    Json a = Json::array();
-    for (const DumpFrame& f : frames) {
-        Json j;
-        j["name"] = sanitize_utf8(f.name);
-        j["file"] = sanitize_utf8(f.file);
-        j["line"] = f.line;
-        j["coroutine"] = f.coroutine;
-        a.push_back(std::move(j));
-    }
-    return a;
-}
-
-}  // namespace
 
 Json tasks_json(const std::vector<TaskSummary>& tasks) {
     Json a = Json::array();
