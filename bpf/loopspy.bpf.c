@@ -73,6 +73,7 @@ static __always_inline void count(__u32 stat)
         *v += 1;
 }
 
+#include "task_ids.bpf.h"
 #include "frame_walk.bpf.h"
 
 /* User space drains the ring buffer on its own timer; the kernel wakes it early only when the
@@ -170,7 +171,7 @@ static __always_inline int sample_on_cpu(__u32 tid)
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
-    __u64 id = bpf_get_current_pid_tgid();
+    __u64 id = current_ids();
     if ((__u32)(id >> 32) != target_tgid)
         return 0;
     return sample_on_cpu((__u32)id);
@@ -192,8 +193,10 @@ int BPF_PROG(on_switch_raw, bool preempt, struct task_struct *prev, struct task_
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!track_off_cpu || (__u32)(pid_tgid >> 32) != target_tgid)
+    if (!track_off_cpu)
+        return 0;
+    __u64 pid_tgid = current_ids();
+    if ((__u32)(pid_tgid >> 32) != target_tgid)
         return 0;
     struct thread_activity *a = activity_of((__u32)pid_tgid);
     if (!a)
@@ -209,8 +212,10 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 SEC("raw_tp/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!track_off_cpu || (__u32)(pid_tgid >> 32) != target_tgid)
+    if (!track_off_cpu)
+        return 0;
+    __u64 pid_tgid = current_ids();
+    if ((__u32)(pid_tgid >> 32) != target_tgid)
         return 0;
     struct thread_activity *a = bpf_map_lookup_elem(&activity, &(__u32){(__u32)pid_tgid});
     if (!a)

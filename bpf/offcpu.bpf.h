@@ -142,15 +142,16 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 {
     if (!track_off_cpu)
         return 0;
-    if ((__u32)BPF_CORE_READ(prev, tgid) == target_tgid) {
-        __u32 tid = (__u32)BPF_CORE_READ(prev, pid);
+    __u64 ids = task_ids(prev);
+    if ((__u32)(ids >> 32) == target_tgid) {
         if (prev_state & LOOPSPY_TASK_DEAD)
-            thread_exited(tid);
+            thread_exited((__u32)ids);
         else
-            thread_switched_out(tid, preempt || prev_state == 0);
+            thread_switched_out((__u32)ids, preempt || prev_state == 0);
     }
-    if ((__u32)BPF_CORE_READ(next, tgid) == target_tgid)
-        thread_switched_in((__u32)BPF_CORE_READ(next, pid));
+    ids = task_ids(next);
+    if ((__u32)(ids >> 32) == target_tgid)
+        thread_switched_in((__u32)ids);
     return 0;
 }
 

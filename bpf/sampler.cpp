@@ -4,6 +4,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -87,6 +88,15 @@ std::vector<int> online_cpus() {
         for (int c = 0; c < libbpf_num_possible_cpus(); ++c) cpus.push_back(c);
     }
     return cpus;
+}
+
+/// The PID namespace whose ids /proc shows (that of its pid 1; loopspy's own as a fallback), as the
+/// kernel side's viewer_pidns: 0 for the initial namespace, whose ids the kernel has at hand.
+std::uint32_t viewer_pid_namespace() {
+    constexpr std::uint64_t kInitialPidNamespace = 0xEFFFFFFCu;  // PROC_PID_INIT_INO
+    struct stat st {};
+    if (::stat("/proc/1/ns/pid", &st) != 0 && ::stat("/proc/self/ns/pid", &st) != 0) return 0;
+    return st.st_ino == kInitialPidNamespace ? 0 : static_cast<std::uint32_t>(st.st_ino);
 }
 
 struct SkeletonDeleter {
@@ -215,6 +225,7 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     l.frame_read_size = read_size;
     std::memcpy(const_cast<loopspy_frame_layout*>(&ro->frame_layout), &l, sizeof(l));
 
+    ro->viewer_pidns = viewer_pid_namespace();
     ro->track_off_cpu = options.track_off_cpu;
     // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp.
     impl->use_tp_btf = kernel_has_btf_tracepoint("sched_switch");

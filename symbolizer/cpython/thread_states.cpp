@@ -2,6 +2,8 @@
 
 #include <unordered_set>
 
+#include "symbolizer/process/proc_maps.hpp"
+
 namespace loopspy {
 
 Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, const Interpreter& interp) {
@@ -27,6 +29,19 @@ Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, 
             t = memory.read_u64(RemoteAddr{t + l.tstate_next}).value_or(0);
         }
         is = memory.read_u64(RemoteAddr{is + l.interp_next}).value_or(0);
+    }
+    // native_thread_id is the id in the target's own PID namespace; the kernel side and /proc
+    // speak loopspy's. A thread not (yet) listed under /proc is left out until the next read.
+    if (!out.empty()) {
+        const std::unordered_map<Tid, Tid> seen_as = own_thread_ids(memory.pid());
+        if (!seen_as.empty()) {
+            std::erase_if(out, [&](ThreadState& ts) {
+                auto it = seen_as.find(ts.tid);
+                if (it == seen_as.end()) return true;
+                ts.tid = it->second;
+                return false;
+            });
+        }
     }
     return out;
 }

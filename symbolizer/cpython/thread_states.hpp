@@ -12,7 +12,8 @@
 namespace loopspy {
 
 struct ThreadState {
-    Tid tid;            // native_thread_id
+    Tid tid;            // as loopspy (and /proc, and the kernel side) sees it: native_thread_id,
+                        // translated when the target runs in a PID namespace of its own
     RemoteAddr tstate;  // the PyThreadState
     std::uint64_t interpreter_id = 0;
 };

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 namespace loopspy {
 namespace {
@@ -39,6 +40,34 @@ std::string_view next_field(std::string_view& line) {
     std::string_view field = line.substr(0, e);
     line.remove_prefix(e == std::string_view::npos ? line.size() : e);
     return field;
+}
+
+/// The value of a "Key:\tvalue" line of a /proc status file, or empty.
+std::string_view status_field(std::string_view status, std::string_view key) {
+    std::size_t at = status.rfind(std::string(key) + ":", 0) == 0 ? 0 : status.find("\n" + std::string(key) + ":");
+    if (at == std::string_view::npos) return {};
+    if (at != 0) ++at;
+    std::size_t b = status.find_first_not_of(" \t", at + key.size() + 1);
+    if (b == std::string_view::npos) return {};
+    std::size_t e = status.find('\n', b);
+    return status.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b);
+}
+
+/// The ids of an NSpid line, outermost namespace (the one /proc shows) first.
+std::vector<int> nspid_ids(std::string_view status) {
+    std::vector<int> ids;
+    std::string_view line = status_field(status, "NSpid");
+    while (!line.empty()) {
+        std::size_t b = line.find_first_not_of(" \t");
+        if (b == std::string_view::npos) break;
+        line.remove_prefix(b);
+        int v = 0;
+        auto r = std::from_chars(line.data(), line.data() + line.size(), v);
+        if (r.ec != std::errc()) break;
+        ids.push_back(v);
+        line.remove_prefix(static_cast<std::size_t>(r.ptr - line.data()));
+    }
+    return ids;
 }
 
 }  // namespace
@@ -94,13 +123,7 @@ Result<TargetProcess> target_process(Pid pid) {
     bool ok = false;
     const std::string status = pid.value > 0 ? slurp("/proc/" + id + "/status", &ok) : std::string();
     if (!ok) return make_error(ErrorKind::NoSuchProcess, "no process with pid " + id);
-    auto field = [&](std::string_view key) -> std::string_view {
-        const std::size_t at = status.find("\n" + std::string(key) + ":");
-        if (at == std::string::npos) return {};
-        std::size_t b = status.find_first_not_of(" \t", at + key.size() + 2);
-        std::size_t e = status.find('\n', b);
-        return b == std::string::npos ? std::string_view() : std::string_view(status).substr(b, e - b);
-    };
+    auto field = [&](std::string_view key) { return status_field(status, key); };
     const std::string_view state = field("State");
     if (!state.empty() && (state[0] == 'Z' || state[0] == 'X')) {
         return make_error(ErrorKind::NoSuchProcess, "process " + id + " has exited (a zombie its parent has not reaped)");
@@ -130,6 +153,17 @@ std::vector<Tid> list_threads(Pid pid) {
     ::closedir(d);
     std::sort(tids.begin(), tids.end());
     return tids;
+}
+
+std::unordered_map<Tid, Tid> own_thread_ids(Pid pid) {
+    std::unordered_map<Tid, Tid> ids;
+    const std::string dir = "/proc/" + std::to_string(pid.value);
+    if (nspid_ids(slurp(dir + "/status")).size() < 2) return ids;  // the same namespace: no mapping
+    for (Tid tid : list_threads(pid)) {
+        std::vector<int> ns = nspid_ids(slurp(dir + "/task/" + std::to_string(tid.value) + "/status"));
+        if (ns.size() >= 2 && ns.front() == tid.value) ids.emplace(Tid{ns.back()}, tid);
+    }
+    return ids;
 }
 
 std::string thread_name(Pid pid, Tid tid) {

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.hpp"
@@ -39,6 +40,10 @@ struct TargetProcess {
 Result<TargetProcess> target_process(Pid pid);
 /// The tids of the process's threads (from /proc/PID/task).
 std::vector<Tid> list_threads(Pid pid);
+/// The process's thread ids as its own threads see them (what CPython stores as native_thread_id),
+/// mapped to the ids loopspy sees (/proc's, the kernel side's): they differ when the process runs
+/// in a PID namespace below loopspy's (a container). Empty when the two are the same.
+std::unordered_map<Tid, Tid> own_thread_ids(Pid pid);
 /// The thread's name (/proc/PID/task/TID/comm), or an empty string.
 std::string thread_name(Pid pid, Tid tid);
 /// The process's command line with arguments joined by spaces.

@@ -5,7 +5,7 @@ written to --truth as JSON when the program exits: its kind (sleep: off-CPU in c
 burn: on-CPU), start and end, and the coroutine that caused it. Many tiny callbacks run in
 between, and one task only ever awaits asyncio.sleep (idle, never blocking).
 
-usage: stalls.py --truth FILE [--ready FILE] [--rounds N] [--loop stdlib|uvloop] [--thread]
+usage: stalls.py --truth FILE [--ready FILE] [--rounds N] [--linger S] [--loop stdlib|uvloop] [--thread]
   --thread  run the loop in a non-main thread while two other threads burn CPU (in C, without the GIL)
 """
 import argparse
@@ -64,6 +64,7 @@ async def main(args):
             await asyncio.sleep(0.1)
     stop.set()
     await asyncio.gather(*background)
+    await asyncio.sleep(args.linger)
 
 
 def run(args):
@@ -81,6 +82,7 @@ if __name__ == "__main__":
     p.add_argument("--ready")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--linger", type=float, default=0.0, help="seconds to stay idle after the last stall")
     p.add_argument("--loop", choices=["stdlib", "uvloop"], default="stdlib")
     p.add_argument("--thread", action="store_true")
     a = p.parse_args()
