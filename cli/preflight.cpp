@@ -1,32 +1,23 @@
 #include "cli/preflight.hpp"
 
-#include <linux/capability.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "core/capabilities.hpp"
+
 namespace loopspy {
-namespace {
-
-bool has_cap(const __user_cap_data_struct data[2], int cap) {
-    return (data[cap / 32].effective >> (cap % 32)) & 1u;
-}
-
-}  // namespace
 
 Result<void> check_privileges() {
-    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2]{};
-    if (syscall(SYS_capget, &header, data) != 0) return {};  // cannot tell: let the kernel decide
-    constexpr int kSysPtrace = 19, kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
-    bool admin = has_cap(data, kSysAdmin);
+    // When the kernel cannot say, it decides later.
+    auto has = [](int cap) { return have_capability(cap).value_or(true); };
+    bool admin = has(kCapSysAdmin);
     std::vector<std::string> missing;
-    if (!admin && !has_cap(data, kBpf)) missing.push_back("CAP_BPF");
-    if (!admin && !has_cap(data, kPerfmon)) missing.push_back("CAP_PERFMON");
-    if (!has_cap(data, kSysPtrace)) missing.push_back("CAP_SYS_PTRACE");
+    if (!admin && !has(kCapBpf)) missing.push_back("CAP_BPF");
+    if (!admin && !has(kCapPerfmon)) missing.push_back("CAP_PERFMON");
+    if (!has(kCapSysPtrace)) missing.push_back("CAP_SYS_PTRACE");
     if (missing.empty()) return {};
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;

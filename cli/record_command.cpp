@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -234,7 +235,14 @@ Result<int> run_record(const RecordArgs& args) {
         return started.error();
     }
     auto recorder = std::move(started).value();
-    auto alive = [&]() { return target.child ? !target.child->exited() : process_exists(pid); };
+    // The target's CPU time as the kernel counts it, from its start here to its last reading while
+    // it ran: what the profile must account for.
+    const std::optional<ProcessStat> cpu_at_start = read_process_stat(pid);
+    Nanoseconds cpu_last = cpu_at_start ? cpu_at_start->cpu : Nanoseconds{};
+    auto alive = [&]() {
+        if (auto st = read_process_stat(pid)) cpu_last = std::max(cpu_last, st->cpu);
+        return target.child ? !target.child->exited() : process_running(pid);
+    };
     // Once a second the new events go to the file and out of memory, so memory stays flat
     // however long the recording; the outputs are made from the file at the end.
     auto checkpoint = [&]() -> Result<void> {
@@ -245,6 +253,11 @@ Result<int> run_record(const RecordArgs& args) {
     LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive, checkpoint));
     recorder.reset();  // detach before writing
     print_summary(summary, profile);
+    if (cpu_at_start) {
+        if (auto warning = unaccounted_cpu_warning(summary, profile.lost, cpu_last - cpu_at_start->cpu, args.rate_hz)) {
+            std::fprintf(stderr, "loopspy: %s\n", warning->c_str());
+        }
+    }
     const int exit_code = end_target(target, summary);
 
     // The recording first: it is what a crash here must not lose. Outputs are then made from

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include "core/clock.hpp"
 #include "session/frame_naming.hpp"
@@ -48,6 +49,20 @@ constexpr auto kCheckpoint = std::chrono::milliseconds(1000);
 constexpr auto kAliveCheck = std::chrono::milliseconds(100);
 
 }  // namespace
+
+std::optional<std::string> unaccounted_cpu_warning(const RecordSummary& summary, const LossCounters& lost,
+                                                   Nanoseconds target_cpu, int rate_hz) {
+    const double expected = target_cpu.seconds() * rate_hz;
+    const std::uint64_t accounted = summary.samples + lost.total() + summary.native_thread_samples;
+    if (expected < 20 || static_cast<double>(accounted) >= 0.5 * expected) return std::nullopt;
+    char line[320];
+    std::snprintf(line, sizeof(line),
+                  "warning: the target used %.2f s of CPU while recorded, about %.0f samples at %d Hz, but only %llu "
+                  "were recorded or counted as lost: this profile is missing %.0f%% of the target's CPU time",
+                  target_cpu.seconds(), expected, rate_hz, static_cast<unsigned long long>(accounted),
+                  100.0 * (1.0 - static_cast<double>(accounted) / expected));
+    return std::string(line);
+}
 
 Recorder::Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile)
     : pid_(pid),

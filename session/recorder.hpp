@@ -58,6 +58,13 @@ struct RecordSummary {
     std::optional<Error> checkpoint_error;  // why the checkpoint failed (StopReason::CheckpointFailed)
 };
 
+/// The loud zero: when the target used `target_cpu` of CPU while recorded (as the kernel counts it)
+/// and far fewer samples than that makes at `rate_hz` were recorded, lost or counted as native,
+/// the one line that says so; nullopt when the profile accounts for its time. Small amounts
+/// (under 20 samples' worth) are never called missing.
+std::optional<std::string> unaccounted_cpu_warning(const RecordSummary& summary, const LossCounters& lost,
+                                                   Nanoseconds target_cpu, int rate_hz);
+
 class Recorder {
 public:
     /// Loads the BPF sampler for `pid`, whose interpreter is `interp`, and starts recording.

@@ -163,9 +163,7 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
                 if (!process_exists(pid)) {
                     return make_error(ErrorKind::NoSuchProcess, "process " + std::to_string(pid.value) + " exited");
                 }
-                return make_error(ErrorKind::NoPrivilege,
-                                  "cannot read the memory of process " + std::to_string(pid.value) +
-                                      " (need root or CAP_SYS_PTRACE)");
+                return access_denied(pid, "the memory of process " + std::to_string(pid.value));
             }
             auto info = parse_debug_offsets(head, interp.layout);
             if (!info) {

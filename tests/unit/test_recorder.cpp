@@ -231,3 +231,31 @@ TEST_CASE("samples the kernel lost are counted in the recording, never dropped s
     CHECK(summary.native_thread_samples == 11);
     CHECK(s.profile.lost.no_thread_state == 0);
 }
+
+TEST_CASE("a recording that lost the target's time says so, never a clean zero") {
+    RecordSummary summary;
+    LossCounters lost;
+    const Nanoseconds two_seconds{2'000'000'000};
+    SUBCASE("nothing at all recorded of 2 s of CPU at 1 kHz") {
+        auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);
+        REQUIRE(w);
+        CHECK(w->find("2.00 s of CPU") != std::string::npos);
+        CHECK(w->find("about 2000 samples at 1000 Hz, but only 0") != std::string::npos);
+        CHECK(w->find("missing 100%") != std::string::npos);
+    }
+    SUBCASE("what was lost or was a native thread's is accounted for") {
+        summary.samples = 900;
+        lost.ringbuf_full = 100;
+        summary.native_thread_samples = 1000;
+        CHECK_FALSE(unaccounted_cpu_warning(summary, lost, two_seconds, 1000));
+    }
+    SUBCASE("a quarter of it is not enough") {
+        summary.samples = 500;
+        auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);
+        REQUIRE(w);
+        CHECK(w->find("missing 75%") != std::string::npos);
+    }
+    SUBCASE("a target that hardly ran is not called missing") {
+        CHECK_FALSE(unaccounted_cpu_warning(summary, lost, Nanoseconds{15'000'000}, 1000));
+    }
+}
