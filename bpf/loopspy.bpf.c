@@ -190,38 +190,70 @@ int BPF_PROG(on_switch_raw, bool preempt, struct task_struct *prev, struct task_
     return on_switch(preempt, prev, next, prev_state);
 }
 
+/* The selector calls, hooked where the kernel implements them: only a thread that calls one pays
+ * for the hook, and every other syscall on the machine runs as if loopspy were not there. */
+SEC("fentry/do_epoll_wait")
+int BPF_PROG(epoll_entered)
+{
+    return selector_entered(true);
+}
+
+SEC("fexit/do_epoll_wait")
+int BPF_PROG(epoll_left)
+{
+    return selector_left();
+}
+
+SEC("fentry/do_sys_poll")
+int BPF_PROG(poll_entered)
+{
+    return selector_entered(false);
+}
+
+SEC("fexit/do_sys_poll")
+int BPF_PROG(poll_left)
+{
+    return selector_left();
+}
+
+SEC("fentry/core_sys_select")
+int BPF_PROG(select_entered)
+{
+    return selector_entered(false);
+}
+
+SEC("fexit/core_sys_select")
+int BPF_PROG(select_left)
+{
+    return selector_left();
+}
+
+/* The same from the syscall tracepoints, for kernels without fentry: every syscall on the
+ * machine runs these (and pays for them), so the loader picks them only as a fallback. */
+static __always_inline bool is_epoll_wait(long nr)
+{
+    /* x86-64: epoll_wait, epoll_pwait, epoll_pwait2 */
+    return nr == 232 || nr == 281 || nr == 441;
+}
+
+static __always_inline bool is_poll_or_select(long nr)
+{
+    /* x86-64: poll, select, pselect6, ppoll */
+    return nr == 7 || nr == 23 || nr == 270 || nr == 271;
+}
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
-    if (!track_off_cpu)
-        return 0;
-    __u64 pid_tgid = current_ids();
-    if ((__u32)(pid_tgid >> 32) != target_tgid)
-        return 0;
-    struct thread_activity *a = activity_of((__u32)pid_tgid);
-    if (!a)
-        return 0;
-    a->syscall = (__s32)id;
-    if (is_epoll_wait((__s32)id))
-        a->uses_epoll = 1;
-    if (is_selector(a, (__s32)id))
-        a->selector_enter_ns = bpf_ktime_get_ns();
+    if (is_epoll_wait(id))
+        return selector_entered(true);
+    if (is_poll_or_select(id))
+        return selector_entered(false);
     return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-    if (!track_off_cpu)
-        return 0;
-    __u64 pid_tgid = current_ids();
-    if ((__u32)(pid_tgid >> 32) != target_tgid)
-        return 0;
-    struct thread_activity *a = bpf_map_lookup_elem(&activity, &(__u32){(__u32)pid_tgid});
-    if (!a)
-        return 0;
-    if (is_selector(a, a->syscall))
-        selector_returned((__u32)pid_tgid, a);
-    a->syscall = LOOPSPY_NO_SYSCALL;
-    return 0;
+    return selector_left();
 }

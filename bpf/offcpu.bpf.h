@@ -5,9 +5,9 @@
 #ifndef LOOPSPY_OFFCPU_BPF_H
 #define LOOPSPY_OFFCPU_BPF_H
 
-/* What each target thread is doing, as the syscall and scheduler hooks see it. */
+/* What each target thread is doing, as the scheduler and selector hooks see it. */
 struct thread_activity {
-    __s32 syscall;          /* in progress, or LOOPSPY_NO_SYSCALL */
+    __u32 in_selector;      /* between a selector call's entry and its return */
     __u32 off_pending;      /* an off-CPU interval started and its stack is in offcpu_stacks */
     __u64 off_since_ns;
     __s32 off_syscall;
@@ -36,24 +36,14 @@ struct {
     __type(value, struct loopspy_sample);
 } offcpu_stacks SEC(".maps");
 
-static __always_inline bool is_epoll_wait(__s32 nr)
+/* The syscall the current thread is in, from the registers it entered the kernel with: orig_ax
+ * holds the syscall number during a syscall, and -1 after an interrupt or exception (the entry
+ * code sets it so), so no per-syscall hook is needed to know it. */
+static __always_inline __s32 current_syscall(void)
 {
-    /* x86-64: epoll_wait, epoll_pwait, epoll_pwait2 */
-    return nr == 232 || nr == 281 || nr == 441;
-}
-
-static __always_inline bool is_poll_or_select(__s32 nr)
-{
-    /* x86-64: poll, select, pselect6, ppoll */
-    return nr == 7 || nr == 23 || nr == 270 || nr == 271;
-}
-
-/* Is `nr` this thread's selector wait? epoll always is. poll/select are the selector of a loop
- * built on PollSelector/SelectSelector, but in a thread that waits in epoll they are blocking
- * calls of its own (a socket read with a timeout polls), so there they are not. */
-static __always_inline bool is_selector(const struct thread_activity *a, __s32 nr)
-{
-    return is_epoll_wait(nr) || (!a->uses_epoll && is_poll_or_select(nr));
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    long nr = BPF_CORE_READ(regs, orig_ax);
+    return nr >= 0 ? (__s32)nr : LOOPSPY_NO_SYSCALL;
 }
 
 static __always_inline struct thread_activity *activity_of(__u32 tid)
@@ -61,7 +51,7 @@ static __always_inline struct thread_activity *activity_of(__u32 tid)
     struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
     if (a)
         return a;
-    struct thread_activity fresh = { .syscall = LOOPSPY_NO_SYSCALL };
+    struct thread_activity fresh = {};
     bpf_map_update_elem(&activity, &tid, &fresh, BPF_NOEXIST);
     return bpf_map_lookup_elem(&activity, &tid);
 }
@@ -74,7 +64,7 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
     if (!a)
         return;
     a->off_pending = 0;
-    if (is_selector(a, a->syscall))
+    if (a->in_selector)
         return;
     __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
     if (!tstate)
@@ -98,7 +88,7 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
         return;
     }
     a->off_since_ns = bpf_ktime_get_ns();
-    a->off_syscall = a->syscall;
+    a->off_syscall = current_syscall();
     a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
     a->off_pending = 1;
 }
@@ -155,7 +145,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
     return 0;
 }
 
-static __always_inline void selector_returned(__u32 tid, struct thread_activity *a)
+static __always_inline void selector_returned(__u32 tid, struct thread_activity *a, __s32 syscall)
 {
     __u64 now = bpf_ktime_get_ns();
     __u64 wait = now - a->selector_enter_ns;
@@ -171,7 +161,7 @@ static __always_inline void selector_returned(__u32 tid, struct thread_activity 
     struct loopspy_selector_event ev = {
         .kind = LOOPSPY_EVENT_SELECTOR,
         .tid = tid,
-        .syscall = a->syscall,
+        .syscall = syscall,
         .folded_waits = a->folded_waits,
         .previous_leave_ns = last,
         .enter_ns = a->selector_enter_ns,
@@ -193,6 +183,43 @@ static __always_inline void selector_returned(__u32 tid, struct thread_activity 
     a->folded_wait_ns = 0;
     a->folded_busy_ns = 0;
     a->last_selector_leave_ns = now;
+}
+
+/* A target thread calls into its selector: epoll always is one; poll/select are, in a thread that
+ * never waited in epoll (a loop on PollSelector/SelectSelector); in one that did they are ordinary
+ * blocking calls (a socket read with a timeout polls), whose off-CPU time is recorded as such. */
+static __always_inline int selector_entered(bool epoll)
+{
+    if (!track_off_cpu)
+        return 0;
+    __u64 ids = current_ids();
+    if ((__u32)(ids >> 32) != target_tgid)
+        return 0;
+    struct thread_activity *a = activity_of((__u32)ids);
+    if (!a)
+        return 0;
+    if (epoll)
+        a->uses_epoll = 1;
+    else if (a->uses_epoll)
+        return 0;
+    a->in_selector = 1;
+    a->selector_enter_ns = bpf_ktime_get_ns();
+    return 0;
+}
+
+static __always_inline int selector_left(void)
+{
+    if (!track_off_cpu)
+        return 0;
+    __u64 ids = current_ids();
+    if ((__u32)(ids >> 32) != target_tgid)
+        return 0;
+    struct thread_activity *a = bpf_map_lookup_elem(&activity, &(__u32){(__u32)ids});
+    if (!a || !a->in_selector)
+        return 0;
+    a->in_selector = 0;
+    selector_returned((__u32)ids, a, current_syscall());
+    return 0;
 }
 
 #endif /* LOOPSPY_OFFCPU_BPF_H */

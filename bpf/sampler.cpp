@@ -56,14 +56,36 @@ Error bpf_error(const char* what, int err) {
     return make_error(ErrorKind::Bpf, msg);
 }
 
-bool kernel_has_btf_tracepoint(const char* name) {
+/// What the kernel's BTF describes: the attach points loopspy prefers, when they exist.
+struct KernelBtf {
     btf* vmlinux = btf__load_vmlinux_btf();
-    if (!vmlinux) return false;
-    std::string type = std::string("btf_trace_") + name;
-    bool found = btf__find_by_name_kind(vmlinux, type.c_str(), BTF_KIND_TYPEDEF) >= 0;
-    btf__free(vmlinux);
-    return found;
-}
+    ~KernelBtf() { btf__free(vmlinux); }
+    KernelBtf() = default;
+    KernelBtf(const KernelBtf&) = delete;
+    KernelBtf& operator=(const KernelBtf&) = delete;
+    bool has(const char* name, int kind) const { return vmlinux && btf__find_by_name_kind(vmlinux, name, kind) >= 0; }
+    bool has_tracepoint(const char* name) const {
+        return has((std::string("btf_trace_") + name).c_str(), BTF_KIND_TYPEDEF);
+    }
+    bool has_function(const char* name) const { return has(name, BTF_KIND_FUNC); }
+    /// Whether an fentry program on `function` loads: BTF may describe a function that a
+    /// kernel still refuses to trace (it answers EPERM where fentry is locked down).
+    bool can_fentry(const char* function) const {
+        if (!vmlinux) return false;
+        const int id = btf__find_by_name_kind(vmlinux, function, BTF_KIND_FUNC);
+        if (id < 0) return false;
+        const bpf_insn return_zero[] = {
+            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
+            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+        };
+        LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+                    .attach_btf_id = static_cast<__u32>(id));
+        const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "loopspy_probe", "GPL", return_zero, 2, &opts);
+        if (fd < 0) return false;
+        ::close(fd);
+        return true;
+    }
+};
 
 std::vector<int> online_cpus() {
     std::vector<int> cpus;
@@ -187,18 +209,30 @@ struct Sampler::Impl {
         return 0;
     }
 
+    /// The off-CPU and selector programs this kernel gets (the rest are not loaded).
+    std::vector<bpf_program*> scheduler_hooks() const {
+        const auto& p = skel->progs;
+        std::vector<bpf_program*> hooks{use_tp_btf ? p.on_switch_btf : p.on_switch_raw};
+        if (use_fentry) {
+            hooks.insert(hooks.end(), {p.epoll_entered, p.epoll_left, p.poll_entered, p.poll_left, p.select_entered,
+                                       p.select_left});
+        } else {
+            hooks.insert(hooks.end(), {p.on_sys_enter, p.on_sys_exit});
+        }
+        return hooks;
+    }
+
     Result<void> attach_scheduler_hooks() {
-        bpf_program* programs[] = {use_tp_btf ? skel->progs.on_switch_btf : skel->progs.on_switch_raw,
-                                   skel->progs.on_sys_enter, skel->progs.on_sys_exit};
-        for (bpf_program* prog : programs) {
+        for (bpf_program* prog : scheduler_hooks()) {
             bpf_link* link = bpf_program__attach(prog);
-            if (!link) return bpf_error("attaching the scheduler and syscall hooks", errno);
+            if (!link) return bpf_error("attaching the scheduler and selector hooks", errno);
             links.emplace_back(link);
         }
         return {};
     }
 
     bool use_tp_btf = true;
+    bool use_fentry = true;
 };
 
 Sampler::Sampler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -227,12 +261,21 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
 
     ro->viewer_pidns = viewer_pid_namespace();
     ro->track_off_cpu = options.track_off_cpu;
-    // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp.
-    impl->use_tp_btf = kernel_has_btf_tracepoint("sched_switch");
-    bpf_program__set_autoload(impl->skel->progs.on_switch_btf, options.track_off_cpu && impl->use_tp_btf);
-    bpf_program__set_autoload(impl->skel->progs.on_switch_raw, options.track_off_cpu && !impl->use_tp_btf);
-    bpf_program__set_autoload(impl->skel->progs.on_sys_enter, options.track_off_cpu);
-    bpf_program__set_autoload(impl->skel->progs.on_sys_exit, options.track_off_cpu);
+    // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp; the
+    // selector calls through fentry/fexit on the functions that implement them, else through the
+    // syscall tracepoints (which every syscall on the machine pays for).
+    const KernelBtf kernel;
+    impl->use_tp_btf = kernel.has_tracepoint("sched_switch");
+    impl->use_fentry = options.track_off_cpu && std::getenv("LOOPSPY_SYSCALL_TRACEPOINTS") == nullptr &&
+                       kernel.can_fentry("do_epoll_wait") && kernel.has_function("do_sys_poll") &&
+                       kernel.has_function("core_sys_select");
+    bpf_program* prog = nullptr;
+    bpf_object__for_each_program(prog, impl->skel->obj) {
+        if (prog != impl->skel->progs.on_cpu_sample) bpf_program__set_autoload(prog, false);
+    }
+    if (options.track_off_cpu) {
+        for (bpf_program* prog : impl->scheduler_hooks()) bpf_program__set_autoload(prog, true);
+    }
 
     if (int err = loopspy_bpf__load(impl->skel.get()); err) return bpf_error("loading the BPF programs", err);
 
