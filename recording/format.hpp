@@ -22,7 +22,7 @@
 
 namespace loopspy {
 
-inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 1;
+inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 2;
 
 /// Layout constants (docs/recording-format.md), exposed for tests and the fuzzer.
 namespace recording_format {
@@ -46,6 +46,8 @@ enum ChunkType : std::uint32_t {
     kChunkSampleCoros = 11,    // 1.1: the coroutine of samples (SampleRecord::coro)
     kChunkTasks = 12,          // 1.1: task records
     kChunkTaskSnapshots = 13,  // 1.1: task snapshots (deltas)
+    kChunkProcesses = 14,      // 1.2: the recorded processes
+    kChunkThreadProcesses = 15,  // 1.2: which process each thread belongs to
 };
 }  // namespace recording_format
 
@@ -80,6 +82,7 @@ private:
     Result<void> encode_stacks(const Profile& p, std::string& out);
     Result<void> encode_threads(const EventWindow& ev, std::string& out);
     Result<void> encode_thread_names(const Profile& p, std::string& out);
+    Result<void> encode_processes(const Profile& p, std::string& out);
     Result<void> encode_samples(const Profile& p, const EventWindow& ev, std::string& out);
     Result<void> encode_tasks(const Profile& p, std::string& out);
     Result<void> encode_task_snapshots(const Profile& p, std::string& out);
@@ -98,6 +101,8 @@ private:
     std::size_t strings_ = 0, frames_ = 0, stacks_ = 0, samples_ = 0, waits_ = 0, tasks_ = 0, snapshots_ = 0;
     std::unordered_map<Tid, std::uint32_t> thread_index_;
     std::map<Tid, std::string> names_;
+    std::map<Pid, ProcessRecord> processes_;
+    std::map<Tid, Pid> thread_processes_;
     LossCounters lost_;
 };
 

@@ -154,6 +154,8 @@ inline const char* chunk_name(std::uint32_t type) {
         case kChunkSampleCoros: return "sample coroutines";
         case kChunkTasks: return "tasks";
         case kChunkTaskSnapshots: return "task snapshots";
+        case kChunkProcesses: return "processes";
+        case kChunkThreadProcesses: return "thread processes";
         default: return nullptr;
     }
 }

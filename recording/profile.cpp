@@ -42,6 +42,14 @@ std::string Profile::thread_name(Tid tid) const {
     return it == threads_.end() ? std::string() : it->second;
 }
 
+std::string Profile::process_label(Pid pid) const {
+    std::string label = "process " + std::to_string(pid.value);
+    auto it = processes_.find(pid);
+    const std::string& command = it != processes_.end() ? it->second.command : info.target_command;
+    if (!command.empty()) label += " " + command;
+    return label;
+}
+
 std::string Profile::format_frame(FrameId id) const {
     const FrameRecord& f = frames_[id];
     std::string out(string(f.name));
@@ -59,7 +67,7 @@ std::string Profile::format_frame(FrameId id) const {
 namespace loopspy {
 
 TaskId Profile::intern_task(const TaskRecord& t) {
-    auto key = std::make_tuple(t.addr, t.coro, t.name, t.coro_name);
+    auto key = std::make_tuple(t.pid.value, t.addr, t.coro, t.name, t.coro_name);
     auto [it, fresh] = task_ids_.try_emplace(key, static_cast<TaskId>(tasks_.size()));
     if (fresh) tasks_.push_back(t);
     return it->second;

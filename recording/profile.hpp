@@ -78,6 +78,7 @@ struct TaskRecord {
     std::uint64_t coro = 0;  // its coroutine object
     StringId name = 0;       // the task's name
     StringId coro_name = 0;  // the coroutine's __qualname__ (checked against sampled frames)
+    Pid pid;                 // the process it lives in (forked workers share addresses)
     bool operator==(const TaskRecord&) const = default;
 };
 
@@ -99,12 +100,25 @@ struct TaskEntry {
     bool operator==(const TaskEntry&) const = default;
 };
 
-/// What changed in the task set since the previous snapshot (the first one lists every task).
+/// What changed in one process's task set since its previous snapshot (the first one lists every
+/// task). Each process's snapshots are their own chain of deltas.
 struct TaskSnapshot {
     Nanoseconds time;                 // CLOCK_MONOTONIC when the snapshot was read
     std::vector<TaskEntry> changed;   // new tasks and tasks whose entry changed
     std::vector<TaskId> removed;      // tasks gone since the previous snapshot
+    Pid pid;                          // the process whose tasks these are
     bool operator==(const TaskSnapshot&) const = default;
+};
+
+/// A process of the recording: the target, and with --subprocesses each descendant the recorder
+/// followed. A process that exec'd a new program is recorded again under the same pid.
+struct ProcessRecord {
+    Pid pid;
+    Pid parent;                  // the recorded process it descends from; 0 for the target
+    std::string command;         // its command line
+    PythonVersion python;
+    std::string python_binary;
+    bool operator==(const ProcessRecord&) const = default;
 };
 
 
@@ -160,6 +174,10 @@ public:
     /// Sets the coroutine of the sample with absolute index `index` (the reader's sample-coroutines chunk).
     bool set_sample_coro(std::size_t index, std::uint64_t coro);
     void set_thread_name(Tid tid, std::string name) { threads_[tid] = std::move(name); }
+    /// Records a process (a later record for the same pid replaces it).
+    void set_process(ProcessRecord p) { processes_[p.pid] = std::move(p); }
+    /// Says which process a thread belongs to (a recording of one process need not).
+    void set_thread_process(Tid tid, Pid pid) { thread_processes_[tid] = pid; }
 
     std::string_view string(StringId id) const { return strings_[id]; }
     const FrameRecord& frame(FrameId id) const { return frames_[id]; }
@@ -185,6 +203,17 @@ public:
     }
     const std::map<Tid, std::string>& threads() const { return threads_; }
     std::string thread_name(Tid tid) const;
+    const std::map<Pid, ProcessRecord>& processes() const { return processes_; }
+    const std::map<Tid, Pid>& thread_processes() const { return thread_processes_; }
+    /// The process of a thread: as recorded, else the target (info.pid).
+    Pid process_of(Tid tid) const {
+        auto it = thread_processes_.find(tid);
+        return it == thread_processes_.end() ? info.pid : it->second;
+    }
+    /// More than one process: every output then has a section per process.
+    bool multi_process() const { return processes_.size() > 1; }
+    /// "process PID COMMAND": the root frame of a process's section.
+    std::string process_label(Pid pid) const;
 
     /// "qualname (file:line)", or the bare name of a special frame.
     std::string format_frame(FrameId id) const;
@@ -218,10 +247,12 @@ private:
     std::size_t samples_dropped_ = 0;
     std::size_t waits_dropped_ = 0;
     std::vector<TaskRecord> tasks_;
-    std::map<std::tuple<std::uint64_t, std::uint64_t, StringId, StringId>, TaskId> task_ids_;
+    std::map<std::tuple<std::int32_t, std::uint64_t, std::uint64_t, StringId, StringId>, TaskId> task_ids_;
     std::vector<TaskSnapshot> snapshots_;
     std::size_t snapshots_dropped_ = 0;
     std::map<Tid, std::string> threads_;
+    std::map<Pid, ProcessRecord> processes_;
+    std::map<Tid, Pid> thread_processes_;
 };
 
 }  // namespace loopspy

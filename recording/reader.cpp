@@ -41,6 +41,8 @@ public:
             case kChunkSampleCoros: return sample_coros(in);
             case kChunkTasks: return tasks(in);
             case kChunkTaskSnapshots: return task_snapshots(in);
+            case kChunkProcesses: return processes(in);
+            case kChunkThreadProcesses: return thread_processes(in);
             default: return;
         }
     }
@@ -158,6 +160,29 @@ private:
         for (auto& [tid, name] : names) p_.set_thread_name(tid, std::string(name));
     }
 
+    void processes(In& in) {
+        std::size_t n = in.count(5, "processes");
+        std::vector<ProcessRecord> recs(n);
+        for (ProcessRecord& r : recs) {
+            r.pid = Pid{in.i32("a pid")};
+            r.parent = Pid{in.i32("a parent pid")};
+            r.command = in.str("a process's command");
+            r.python = PythonVersion{in.u32("a process's Python version")};
+            r.python_binary = in.str("a process's Python binary");
+        }
+        for (ProcessRecord& r : recs) p_.set_process(std::move(r));
+    }
+
+    void thread_processes(In& in) {
+        std::size_t n = in.count(2, "thread processes");
+        std::vector<std::pair<Tid, Pid>> entries(n);
+        for (auto& [tid, pid] : entries) {
+            tid = Tid{in.i32("a thread id")};
+            pid = Pid{in.i32("a pid")};
+        }
+        for (auto& [tid, pid] : entries) p_.set_thread_process(tid, pid);
+    }
+
     std::uint32_t thread(In& in) {
         std::uint64_t t = in.u();
         if (t >= thread_tids_.size()) throw Damage{"an event of a thread the recording did not declare"};
@@ -236,8 +261,8 @@ private:
     void tasks(In& in) {
         first_id(in, p_.tasks().size(), "tasks");
         std::size_t n = in.count(4, "tasks");
-        for (std::size_t i = 0; i < n; ++i) {
-            TaskRecord t;
+        std::vector<TaskRecord> recs(n);
+        for (TaskRecord& t : recs) {
             t.addr = in.u();
             t.coro = in.u();
             std::uint64_t name = in.u(), coro_name = in.u();
@@ -246,6 +271,12 @@ private:
             }
             t.name = static_cast<StringId>(name);
             t.coro_name = static_cast<StringId>(coro_name);
+            t.pid = p_.info.pid;  // a 1.1 recording holds one process
+        }
+        if (in.left() > 0) {
+            for (TaskRecord& t : recs) t.pid = Pid{in.i32("a task's pid")};
+        }
+        for (const TaskRecord& t : recs) {
             if (p_.intern_task(t) != p_.tasks().size() - 1) throw Damage{"a task is repeated"};
         }
     }
@@ -260,8 +291,9 @@ private:
         first_id(in, p_.task_snapshots().size(), "task snapshots");
         std::size_t n = in.count(3, "task snapshots");
         std::int64_t prev = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            TaskSnapshot snap;
+        std::vector<TaskSnapshot> snaps(n);
+        for (TaskSnapshot& snap : snaps) {
+            snap.pid = p_.info.pid;  // a 1.1 recording holds one process
             prev = wrap_add(prev, in.s());
             snap.time = Nanoseconds{prev};
             std::size_t removed = in.count(1, "removed tasks");
@@ -280,8 +312,11 @@ private:
                 for (std::size_t a = 0; a < awaiters; ++a) e.awaited_by.push_back(task_id(in));
                 snap.changed.push_back(std::move(e));
             }
-            p_.add_task_snapshot(std::move(snap));
         }
+        if (in.left() > 0) {
+            for (TaskSnapshot& snap : snaps) snap.pid = Pid{in.i32("a task snapshot's pid")};
+        }
+        for (TaskSnapshot& snap : snaps) p_.add_task_snapshot(std::move(snap));
     }
 
     void waits(In& in) {

@@ -175,6 +175,46 @@ Result<void> RecordingWriter::encode_threads(const EventWindow& ev, std::string&
     return {};
 }
 
+// ---- processes, and the process of each thread, that are new or changed ----
+Result<void> RecordingWriter::encode_processes(const Profile& p, std::string& out) {
+    std::vector<const ProcessRecord*> changed;
+    for (const auto& [pid, rec] : p.processes()) {
+        auto it = processes_.find(pid);
+        if (it == processes_.end() || it->second != rec) changed.push_back(&rec);
+    }
+    if (!changed.empty()) {
+        Out o;
+        o.u(changed.size());
+        for (const ProcessRecord* r : changed) {
+            o.s(r->pid.value);
+            o.s(r->parent.value);
+            o.str(r->command);
+            o.u(r->python.hex);
+            o.str(r->python_binary);
+            processes_[r->pid] = *r;
+        }
+        LOOPSPY_CHECK(append_chunk(out, kChunkProcesses, o.b));
+    }
+    std::vector<std::pair<Tid, Pid>> moved;
+    for (const auto& [tid, pid] : p.thread_processes()) {
+        auto it = thread_processes_.find(tid);
+        if (it == thread_processes_.end() || it->second != pid) moved.emplace_back(tid, pid);
+    }
+    for (std::size_t done = 0; done < moved.size();) {
+        const std::size_t end = std::min(moved.size(), done + kWriterBatch);
+        Out o;
+        o.u(end - done);
+        for (std::size_t i = done; i < end; ++i) {
+            o.s(moved[i].first.value);
+            o.s(moved[i].second.value);
+            thread_processes_[moved[i].first] = moved[i].second;
+        }
+        LOOPSPY_CHECK(append_chunk(out, kChunkThreadProcesses, o.b));
+        done = end;
+    }
+    return {};
+}
+
 // ---- thread names that are new or changed ----
 Result<void> RecordingWriter::encode_thread_names(const Profile& p, std::string& out) {
     {
@@ -291,6 +331,8 @@ Result<void> RecordingWriter::encode_tasks(const Profile& p, std::string& out) {
             o.u(t.name);
             o.u(t.coro_name);
         }
+        // 1.2: each task's process, a column after the entries (1.1 readers stop before it).
+        for (std::size_t i = tasks_; i < end; ++i) o.s(p.tasks()[i].pid.value);
         LOOPSPY_CHECK(append_chunk(out, kChunkTasks, o.b));
         tasks_ = end;
     }
@@ -328,6 +370,8 @@ Result<void> RecordingWriter::encode_task_snapshots(const Profile& p, std::strin
                     for (TaskId a : e.awaited_by) o.u(a);
                 }
             }
+            // 1.2: each snapshot's process, a column after the snapshots.
+            for (std::size_t i = snapshots_; i < end; ++i) o.s(held[i - base].pid.value);
             LOOPSPY_CHECK(append_chunk(out, kChunkTaskSnapshots, o.b));
             snapshots_ = end;
         }
@@ -392,6 +436,7 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
     LOOPSPY_CHECK(encode_stacks(p, out));
     LOOPSPY_CHECK(encode_threads(ev, out));
     LOOPSPY_CHECK(encode_thread_names(p, out));
+    LOOPSPY_CHECK(encode_processes(p, out));
     LOOPSPY_CHECK(encode_samples(p, ev, out));
     LOOPSPY_CHECK(encode_tasks(p, out));
     LOOPSPY_CHECK(encode_task_snapshots(p, out));

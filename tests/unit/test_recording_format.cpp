@@ -181,6 +181,8 @@ void check_same(const Profile& a, const Profile& b) {
     CHECK(a.threads() == b.threads());
     CHECK(a.tasks() == b.tasks());
     CHECK(a.task_snapshots() == b.task_snapshots());
+    CHECK(a.processes() == b.processes());
+    CHECK(a.thread_processes() == b.thread_processes());
 }
 
 /// `prefix` holds a prefix of everything `whole` holds (strings, frames, stacks, samples, waits).
@@ -546,6 +548,50 @@ TEST_CASE("recording format: a rich profile written in several flushes reads bac
     auto plain = read_text(uncompressed(text_of(bytes)));
     REQUIRE(plain.ok());
     check_same(plain->profile, rec.p);
+}
+
+TEST_CASE("recording format: the processes of a multi-process recording, their threads and tasks read back") {
+    // A master and two forked workers: the workers' tasks sit at the same addresses.
+    Profile p;
+    p.info.pid = Pid{100};
+    p.info.rate_hz = 1000;
+    p.info.start = Nanoseconds{kStart};
+    p.set_process({Pid{100}, Pid{0}, "gunicorn: master", PythonVersion{0x030B02F0}, "/usr/bin/python3.11"});
+    p.set_process({Pid{101}, Pid{100}, "gunicorn: worker", PythonVersion{0x030B02F0}, "/usr/bin/python3.11"});
+    p.set_process({Pid{102}, Pid{100}, "gunicorn: worker", PythonVersion{0x030B02F0}, "/usr/bin/python3.11"});
+    for (int pid : {100, 101, 102}) p.set_thread_process(Tid{pid}, Pid{pid});
+    p.set_thread_process(Tid{103}, Pid{102});
+    const StackId stack = p.intern_stack(std::vector<FrameId>{p.intern_frame("handler", "app.py", 3, kFrameCoroutine)});
+    const StringId name = p.intern_string("Task-1"), coro = p.intern_string("handler");
+    TaskId a = p.intern_task({0x7f00001000, 0x7f00002000, name, coro, Pid{101}});
+    TaskId b = p.intern_task({0x7f00001000, 0x7f00002000, name, coro, Pid{102}});
+    CHECK(a != b);  // the same addresses in two processes are two tasks
+    for (int pid : {101, 102}) {
+        p.add_sample({Tid{pid}, Nanoseconds{kStart + pid}, Nanoseconds{1'000'000}, stack});
+        TaskSnapshot snap;
+        snap.time = Nanoseconds{kStart + 1000 + pid};
+        snap.pid = Pid{pid};
+        snap.changed.push_back({pid == 101 ? a : b, TaskState::Running, 0, {}});
+        p.add_task_snapshot(std::move(snap));
+    }
+    TempFile f("processes.lspy");
+    auto w = RecordingWriter::create(f.path);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->flush(p).ok());
+    // A worker restarted under a reused pid, and a thread that moved, are written again.
+    p.set_process({Pid{102}, Pid{100}, "gunicorn: worker (new)", PythonVersion{0x030B02F0}, "/usr/bin/python3.11"});
+    p.set_thread_process(Tid{103}, Pid{101});
+    REQUIRE((*w)->finish(p, "signal").ok());
+    auto r = read_recording(f.path);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    check_same(r->profile, p);
+    CHECK(r->profile.processes() == p.processes());
+    CHECK(r->profile.thread_processes() == p.thread_processes());
+    CHECK(r->profile.processes().at(Pid{102}).command == "gunicorn: worker (new)");
+    CHECK(r->profile.process_of(Tid{103}) == Pid{101});
+    CHECK(r->profile.process_of(Tid{999}) == Pid{100});  // not recorded: the target's
+    CHECK(r->profile.multi_process());
+    CHECK(r->profile.process_label(Pid{101}) == "process 101 gunicorn: worker");
 }
 
 TEST_CASE("recording format: a profile with nothing in it, and one finished without any flush") {
