@@ -63,8 +63,7 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
     std::map<std::vector<std::string>, std::int64_t> merged_ns;
     for (const auto& [key, ns] : weights_ns) {
         const auto& [tid, stack, reason, prefix] = key;
-        std::vector<std::string> frames;
-        frames.push_back(thread_root_frame(profile, tid));
+        std::vector<std::string> frames = root_frames(profile, tid);
         auto stack_frames = profile.stack(stack);
         std::size_t first = 0;
         if (prefix >= 0) {
@@ -79,7 +78,10 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
         for (Tid tid : loop_threads) {
             if (!thread_selected(filter, tid)) continue;
             const Nanoseconds idle = loop_stats(profile, tid, window).idle;
-            if (idle.value > 0) merged_ns[{thread_root_frame(profile, tid), std::string(kIdleFrame)}] += idle.value;
+            if (idle.value <= 0) continue;
+            std::vector<std::string> frames = root_frames(profile, tid);
+            frames.emplace_back(kIdleFrame);
+            merged_ns[std::move(frames)] += idle.value;
         }
     }
     std::vector<WeightedStack> out;
@@ -97,7 +99,9 @@ std::vector<WeightedStack> task_wait_stacks(const Profile& profile, const TaskAt
     const TimeWindow window = analysis_window(profile, filter);
     std::map<std::vector<std::string>, std::int64_t> merged_ns;
     for (const TaskAttribution::Suspension& s : tasks.suspensions(window.begin, window.end)) {
-        std::vector<std::string> frames{"tasks (suspended)"};
+        std::vector<std::string> frames;
+        if (profile.multi_process()) frames.push_back(profile.process_label(profile.tasks()[s.task].pid));
+        frames.emplace_back("tasks (suspended)");
         // The awaiting tasks as they were when it was last seen waiting there.
         std::vector<std::string> prefix = tasks.async_prefix(s.task, profile.info.end);
         frames.insert(frames.end(), prefix.begin(), prefix.end());

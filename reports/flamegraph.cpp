@@ -249,7 +249,8 @@ Tree build_tree(const std::vector<WeightedStack>& stacks) {
             Node node;
             node.name = frames[d];
             node.depth = static_cast<std::uint32_t>(d + 1);
-            node.thread_root = d == 0 && tree.names[frames[d]].starts_with("thread ");
+            node.thread_root = (d == 0 || (d == 1 && tree.names[frames[0]].starts_with("process "))) &&
+                               (tree.names[frames[d]].starts_with("thread ") || tree.names[frames[d]].starts_with("process "));
             path.push_back(static_cast<std::uint32_t>(tree.nodes.size()));
             tree.nodes.push_back(node);
         }

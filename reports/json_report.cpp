@@ -1,5 +1,6 @@
 #include "reports/json_report.hpp"
 
+#include <map>
 #include <cstdio>
 #include <limits>
 
@@ -78,6 +79,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         c["callback"] = sanitize_utf8(cb.callback);
         c["task"] = cb.task ? Json(sanitize_utf8(*cb.task)) : Json(nullptr);
         c["thread"] = cb.thread.value;
+        c["pid"] = profile.process_of(cb.thread).value;
         c["stack"] = string_list(cb.stack);
         Json blocking = Json::array();
         for (const BlockingInterval& b : cb.blocking) {
@@ -95,6 +97,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
     Json calls = Json::array();
     for (const BlockingCall& b : a.blocking_calls) {
         Json bj;
+        bj["pid"] = b.pid.value;
         bj["stack"] = string_list(b.stack);
         bj["syscall"] = sanitize_utf8(b.reason);
         bj["count"] = b.count;
@@ -108,14 +111,43 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
 
     Json loop = stats_json(a.total);
     Json per_thread = Json::array();
+    // Each process's loops, summed: the per-process loop summary.
+    std::map<Pid, LoopStats> per_process;
+    std::map<Pid, Json> process_loops;
     for (const LoopStats& st : a.per_thread) {
         Json t;
         t["thread"] = st.thread.value;
+        const Pid pid = profile.process_of(st.thread);
+        t["pid"] = pid.value;
         t.update(stats_json(st));
         per_thread.push_back(std::move(t));
+        LoopStats& sum = per_process[pid];
+        sum.iterations += st.iterations;
+        sum.busy += st.busy;
+        sum.idle += st.idle;
+        process_loops[pid].push_back(st.thread.value);
     }
     loop["per_thread"] = std::move(per_thread);
     j["loop"] = std::move(loop);
+    // Every recorded process (the target alone, unless recorded with --subprocesses).
+    Json processes = Json::array();
+    auto add_process = [&](Pid pid, const std::string& command, const PythonVersion& python) {
+        Json x;
+        x["pid"] = pid.value;
+        x["command"] = sanitize_utf8(command);
+        x["python_version"] = python.text();
+        auto loops_of = process_loops.find(pid);
+        x["loop_threads"] = loops_of == process_loops.end() ? Json::array() : loops_of->second;
+        auto sum = per_process.find(pid);
+        x["loop"] = stats_json(sum == per_process.end() ? LoopStats{} : sum->second);
+        processes.push_back(std::move(x));
+    };
+    if (profile.processes().empty()) {
+        add_process(profile.info.pid, profile.info.target_command, profile.info.python);
+    } else {
+        for (const auto& [pid, rec] : profile.processes()) add_process(pid, rec.command, rec.python);
+    }
+    j["processes"] = std::move(processes);
     return j;
 }
 
@@ -133,6 +165,7 @@ Json tasks_json(const std::vector<TaskSummary>& tasks) {
         Json j;
         j["name"] = sanitize_utf8(t.name);
         j["id"] = hex(t.id);
+        j["pid"] = t.pid.value;
         j["running_ms"] = rounded_ms(t.running);
         j["suspended_ms"] = rounded_ms(t.suspended);
         Json waits = Json::array();

@@ -458,16 +458,17 @@ Nanoseconds nearest_rank_percentile(const std::vector<Nanoseconds>& ascending, d
 std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const std::vector<Tid>& loop_threads,
                                                    const TimeWindow& window) {
     const std::unordered_set<Tid> loops(loop_threads.begin(), loop_threads.end());
-    std::map<std::pair<StackId, std::string>, std::vector<Nanoseconds>> by_stack;
+    std::map<std::tuple<Pid, StackId, std::string>, std::vector<Nanoseconds>> by_stack;
     for (const SampleRecord& s : profile.samples()) {
         if (!is_off_cpu(s) || !loops.count(s.tid)) continue;
         if (!window.overlaps(s.time, sample_end(s))) continue;
-        by_stack[{s.stack, off_cpu_reason(s.syscall, s.off_flags)}].push_back(s.weight);
+        by_stack[{profile.process_of(s.tid), s.stack, off_cpu_reason(s.syscall, s.off_flags)}].push_back(s.weight);
     }
     // Distinct stack ids may format the same (frames that differ only in flags).
-    std::map<std::pair<std::vector<std::string>, std::string>, std::vector<Nanoseconds>> merged;
+    std::map<std::tuple<Pid, std::vector<std::string>, std::string>, std::vector<Nanoseconds>> merged;
     for (auto& [key, durations] : by_stack) {
-        auto& into = merged[{format_stack(profile, key.first), key.second}];
+        const auto& [pid, stack, reason] = key;
+        auto& into = merged[{pid, format_stack(profile, stack), reason}];
         into.insert(into.end(), durations.begin(), durations.end());
     }
     std::vector<BlockingCall> out;
@@ -475,8 +476,9 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
     for (auto& [key, durations] : merged) {
         std::sort(durations.begin(), durations.end());
         BlockingCall call;
-        call.stack = key.first;
-        call.reason = key.second;
+        call.pid = std::get<0>(key);
+        call.stack = std::get<1>(key);
+        call.reason = std::get<2>(key);
         call.count = durations.size();
         for (Nanoseconds d : durations) call.total += d;
         call.max = durations.back();
@@ -484,7 +486,7 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
         call.p99 = nearest_rank_percentile(durations, 99);
         out.push_back(std::move(call));
     }
-    // `merged` is ordered by (stack, reason), so a stable sort leaves that as the last tie-break.
+    // `merged` is ordered by (process, stack, reason), so a stable sort leaves that as the last tie-break.
     std::stable_sort(out.begin(), out.end(), [](const BlockingCall& a, const BlockingCall& b) {
         if (a.total != b.total) return a.total > b.total;
         return a.count > b.count;

@@ -120,6 +120,7 @@ std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std:
 
 /// Off-CPU intervals of loop threads with the same stack and reason.
 struct BlockingCall {
+    Pid pid;                         // the process whose loop threads made it
     std::vector<std::string> stack;  // formatted frames, outermost first
     std::string reason;              // off_cpu_reason()
     std::uint64_t count = 0;
@@ -130,7 +131,8 @@ struct BlockingCall {
 };
 
 /// Every off-CPU interval of the loop threads that overlaps the window (whole), grouped by
-/// (stack, reason), sorted by total time, longest first (ties: count, then stack and reason).
+/// (process, stack, reason), sorted by total time, longest first (ties: count, then process,
+/// stack and reason).
 std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const std::vector<Tid>& loop_threads,
                                                    const TimeWindow& window);
 

@@ -17,23 +17,30 @@ constexpr std::int64_t kStepGapPeriods = 3;
 }  // namespace
 
 TaskAttribution::TaskAttribution(const Profile& profile) : profile_(profile), seen_(profile.tasks().size()) {
-    std::unordered_map<TaskId, TaskEntry> state;
-    Nanoseconds previous{INT64_MIN};
+    // Each process's snapshots are a chain of deltas of their own.
+    struct Chain {
+        std::unordered_map<TaskId, TaskEntry> state;
+        Nanoseconds previous{INT64_MIN};
+    };
+    std::map<Pid, Chain> chains;
     for (const TaskSnapshot& snap : profile.task_snapshots()) {
-        snapshot_times_.push_back(snap.time);
+        snapshot_times_[snap.pid].push_back(snap.time);
+        Chain& c = chains[snap.pid];
         for (TaskId id : snap.removed) {
-            if (state.erase(id) && id < seen_.size()) seen_[id].last = previous;
+            if (c.state.erase(id) && id < seen_.size()) seen_[id].last = c.previous;
         }
         for (const TaskEntry& e : snap.changed) {
             if (e.task >= seen_.size()) continue;
-            state[e.task] = e;
+            c.state[e.task] = e;
             Seen& s = seen_[e.task];
             s.versions.push_back({snap.time, e});
             s.first = std::min(s.first, snap.time);
         }
-        previous = snap.time;
+        c.previous = snap.time;
     }
-    for (const auto& [id, e] : state) seen_[id].last = previous;
+    for (const auto& [pid, c] : chains) {
+        for (const auto& [id, e] : c.state) seen_[id].last = c.previous;
+    }
     resolve_samples();
 }
 
@@ -79,9 +86,11 @@ void TaskAttribution::resolve_samples() {
     const auto& samples = profile_.samples();
     sample_task_.assign(samples.size(), kNoTask);
     if (!has_tasks()) return;
-    std::unordered_map<std::uint64_t, std::vector<TaskId>> by_coro;
+    // A coroutine address means something only in its own process.
+    std::map<std::pair<Pid, std::uint64_t>, std::vector<TaskId>> by_coro;
     for (TaskId id = 0; id < profile_.tasks().size(); ++id) {
-        if (!seen_[id].versions.empty()) by_coro[profile_.tasks()[id].coro].push_back(id);
+        const TaskRecord& t = profile_.tasks()[id];
+        if (!seen_[id].versions.empty()) by_coro[{t.pid, t.coro}].push_back(id);
     }
     // Each thread's events in time order, and its selector waits.
     // Each vector is counted first and allocated once: on a long recording these are large.
@@ -104,6 +113,7 @@ void TaskAttribution::resolve_samples() {
     const std::int64_t period = profile_.info.rate_hz > 0 ? 1'000'000'000 / profile_.info.rate_hz : 1'000'000;
 
     for (auto& [tid, idx] : per_thread) {
+        const Pid pid = profile_.process_of(tid);
         stable_sort_unless_sorted(idx.begin(), idx.end(), [&](std::uint32_t a, std::uint32_t b) { return samples[a].time < samples[b].time; });
         const auto& thread_waits = waits[tid];
         // The first of the thread's waits that enters after `t`: a cursor, as `t` moves mostly forward.
@@ -129,7 +139,7 @@ void TaskAttribution::resolve_samples() {
                 ++run_end;
             }
             if (first.coro != 0) {
-                auto candidates = by_coro.find(first.coro);
+                auto candidates = by_coro.find({pid, first.coro});
                 if (candidates != by_coro.end()) {
                     std::string_view outer;
                     auto frames = profile_.stack(first.stack);
@@ -191,11 +201,15 @@ std::vector<std::string> TaskAttribution::async_prefix(TaskId task, Nanoseconds 
 
 std::vector<TaskAttribution::Suspension> TaskAttribution::suspensions(Nanoseconds from, Nanoseconds to) const {
     std::map<std::pair<TaskId, StackId>, Nanoseconds> total;
-    Nanoseconds end = profile_.info.end > profile_.info.start ? profile_.info.end
-                      : snapshot_times_.empty()               ? Nanoseconds{}
-                                                              : snapshot_times_.back();
+    static const std::vector<Nanoseconds> kNone;
     for (TaskId id = 0; id < seen_.size(); ++id) {
         const Seen& s = seen_[id];
+        if (s.versions.empty()) continue;
+        auto times_it = snapshot_times_.find(profile_.tasks()[id].pid);
+        const std::vector<Nanoseconds>& times = times_it == snapshot_times_.end() ? kNone : times_it->second;
+        const Nanoseconds end = profile_.info.end > profile_.info.start ? profile_.info.end
+                                : times.empty()                          ? Nanoseconds{}
+                                                                         : times.back();
         for (std::size_t k = 0; k < s.versions.size(); ++k) {
             const TaskEntry& e = s.versions[k].entry;
             if (e.state != TaskState::Suspended) continue;
@@ -203,8 +217,8 @@ std::vector<TaskAttribution::Suspension> TaskAttribution::suspensions(Nanosecond
             // Holds until the next version, or until the snapshot after the last one it was seen in.
             Nanoseconds until = k + 1 < s.versions.size() ? s.versions[k + 1].from : s.last;
             if (k + 1 == s.versions.size()) {
-                auto next = std::upper_bound(snapshot_times_.begin(), snapshot_times_.end(), s.last);
-                until = next != snapshot_times_.end() ? *next : std::max(s.last, end);
+                auto next = std::upper_bound(times.begin(), times.end(), s.last);
+                until = next != times.end() ? *next : std::max(s.last, end);
             }
             Nanoseconds lo = std::max(b, from), hi = std::min(until, to);
             if (hi > lo) total[{id, e.stack}] += hi - lo;

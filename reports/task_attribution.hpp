@@ -10,6 +10,7 @@
 // must also equal the sample's outermost coroutine frame. Samples matching no task have none.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,7 +67,7 @@ private:
 
     const Profile& profile_;
     std::vector<Seen> seen_;  // by TaskId
-    std::vector<Nanoseconds> snapshot_times_;
+    std::map<Pid, std::vector<Nanoseconds>> snapshot_times_;  // each process's snapshots, in order
     static constexpr TaskId kNoTask = ~TaskId{0};
     std::vector<TaskId> sample_task_;  // by sample index; kNoTask where none was found
 };

@@ -17,6 +17,7 @@ std::vector<TaskSummary> summarize_tasks(const Profile& profile, const TaskAttri
         if (fresh) {
             it->second.name = std::string(tasks.name(id));
             it->second.id = profile.tasks()[id].addr;
+            it->second.pid = profile.tasks()[id].pid;
         }
         return it->second;
     };

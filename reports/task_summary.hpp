@@ -21,6 +21,7 @@ struct TaskWait {
 struct TaskSummary {
     std::string name;
     std::uint64_t id = 0;   // the Task object's address
+    Pid pid;                // the process it lived in
     Nanoseconds running;    // samples attributed to it (on-CPU, and off-CPU outside the selector)
     Nanoseconds suspended;  // snapshots that found it suspended
     std::vector<TaskWait> waits;  // longest first

@@ -73,7 +73,10 @@ std::string seconds(Nanoseconds ns) { return format("%.3f s", ns.seconds()); }
 std::string thread_label(const Profile& profile, Tid tid) {
     std::string name = profile.thread_name(tid);
     if (name.empty()) name = "?";
-    return terminal_safe(name) + " (" + std::to_string(tid.value) + ")";
+    std::string label = terminal_safe(name) + " (" + std::to_string(tid.value);
+    // Several processes: say whose thread it is.
+    if (profile.multi_process()) label += ", pid " + std::to_string(profile.process_of(tid).value);
+    return label + ")";
 }
 
 constexpr std::size_t kTimeColumn = 10;

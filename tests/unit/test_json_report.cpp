@@ -104,7 +104,7 @@ TEST_CASE("json report: every field, with its type") {
     const json j = json::parse(text);
 
     CHECK(keys_of(j) == std::set<std::string>{"python_version", "pid", "duration_s", "samples", "loop_threads",
-                                              "slow_callbacks", "blocking_calls", "loop"});
+                                              "slow_callbacks", "blocking_calls", "loop", "processes"});
     CHECK(j["python_version"] == "3.12.1");
     CHECK(j["pid"].is_number_integer());
     CHECK(j["pid"] == 31337);
@@ -125,11 +125,12 @@ TEST_CASE("json report: every field, with its type") {
     REQUIRE(j["slow_callbacks"].size() == 2);
     for (const auto& cb : j["slow_callbacks"]) {
         CHECK(keys_of(cb) == std::set<std::string>{"start_ms", "duration_ms", "on_cpu_ms", "off_cpu_ms", "callback",
-                                                   "task", "thread", "stack", "blocking"});
+                                                   "task", "thread", "pid", "stack", "blocking"});
         for (const char* k : {"start_ms", "duration_ms", "on_cpu_ms", "off_cpu_ms"}) CHECK(is_ms(cb[k]));
         CHECK(cb["callback"].is_string());
         CHECK(cb["task"].is_null());
         CHECK(cb["thread"] == 10);
+        CHECK(cb["pid"] == 31337);  // a thread with no recorded process is the target's
         REQUIRE(cb["stack"].is_array());
         REQUIRE(!cb["stack"].empty());
         for (const auto& f : cb["stack"]) CHECK(f.is_string());
@@ -166,7 +167,8 @@ TEST_CASE("json report: every field, with its type") {
     REQUIRE(j["blocking_calls"].is_array());
     REQUIRE(j["blocking_calls"].size() == 2);
     for (const auto& b : j["blocking_calls"]) {
-        CHECK(keys_of(b) == std::set<std::string>{"stack", "syscall", "count", "total_ms", "max_ms", "p50_ms", "p99_ms"});
+        CHECK(keys_of(b) == std::set<std::string>{"pid", "stack", "syscall", "count", "total_ms", "max_ms", "p50_ms", "p99_ms"});
+        CHECK(b["pid"] == 31337);
         CHECK(b["stack"].is_array());
         CHECK(b["syscall"].is_string());
         CHECK(b["count"].is_number_unsigned());
@@ -185,8 +187,20 @@ TEST_CASE("json report: every field, with its type") {
     REQUIRE(j["loop"]["per_thread"].is_array());
     REQUIRE(j["loop"]["per_thread"].size() == 1);
     const json& t = j["loop"]["per_thread"][0];
-    CHECK(keys_of(t) == std::set<std::string>{"thread", "iterations", "busy_ms", "idle_ms"});
+    CHECK(keys_of(t) == std::set<std::string>{"thread", "pid", "iterations", "busy_ms", "idle_ms"});
     CHECK(t["thread"] == 10);
+    CHECK(t["pid"] == 31337);
+
+    // One process, the target, with its loop summed.
+    REQUIRE(j["processes"].is_array());
+    REQUIRE(j["processes"].size() == 1);
+    const json& proc = j["processes"][0];
+    CHECK(keys_of(proc) == std::set<std::string>{"pid", "command", "python_version", "loop_threads", "loop"});
+    CHECK(proc["pid"] == 31337);
+    CHECK(proc["python_version"] == "3.12.1");
+    CHECK(proc["loop_threads"] == json::array({10}));
+    CHECK(proc["loop"]["iterations"] == 6);
+    CHECK(proc["loop"]["busy_ms"] == j["loop"]["busy_ms"]);
     CHECK(t["iterations"] == 6);
     CHECK(t["busy_ms"] == j["loop"]["busy_ms"]);
 
