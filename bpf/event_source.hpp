@@ -31,6 +31,14 @@ struct RawSample {
 };
 
 
+/// A target process forked a child (already sampled, with --subprocesses) or exec'd.
+struct ProcessEvent {
+    enum class Change { Forked, Execed } change = Change::Forked;
+    Pid pid;
+    Pid parent;  // Forked: the target that forked it
+    Nanoseconds timestamp;
+};
+
 /// The kernel side's counters, summed over CPUs: one slot per enum loopspy_stat (bpf/loopspy.h),
 /// which says what each counts.
 struct SamplerStats {
@@ -48,6 +56,7 @@ public:
     struct Handlers {
         std::function<void(const RawSample&)> sample;
         std::function<void(const SelectorWait&)> selector_wait;
+        std::function<void(const ProcessEvent&)> process;
     };
 
     virtual ~EventSource() = default;
@@ -58,6 +67,11 @@ public:
     virtual Result<void> add_thread(Tid tid) = 0;
     virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;
     virtual void forget_thread_state(Tid tid) = 0;
+    /// A followed child is not Python (or not a version recorded here): the kernel side stops
+    /// sampling it and still follows its children.
+    virtual void stop_sampling(Pid pid) = 0;
+    /// A followed child has ended: the kernel side forgets it.
+    virtual void forget_process(Pid pid) = 0;
 
     /// Waits up to timeout_ms, then calls back for every event that arrived; returns how many.
     virtual Result<int> poll(int timeout_ms, const Handlers& handlers) = 0;

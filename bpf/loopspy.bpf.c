@@ -25,6 +25,9 @@ const volatile struct loopspy_frame_layout frame_layout = {
     .owner_generator = LOOPSPY_NO_OWNER,
 };
 
+/* --subprocesses: every descendant of a target is a target too, from its fork on. */
+const volatile bool follow_children = false;
+
 /* Off-CPU intervals and selector waits (the loop view) are tracked unless switched off. */
 const volatile bool track_off_cpu = true;
 /* Selector waits shorter than this, after busy periods shorter than this, are folded. */
@@ -37,6 +40,34 @@ struct {
     __type(key, __u32);   /* tid */
     __type(value, __u64); /* PyThreadState address */
 } thread_states SEC(".maps");
+
+/* The target processes besides target_tgid (with follow_children): tgid -> enum
+ * loopspy_target. The kernel adds a child at its fork, so no sample of it is missed; user space
+ * stops sampling one that is not Python (its children are still followed: a shell that starts
+ * Python), and removes those that ended. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u32);
+} targets SEC(".maps");
+
+/* Whether the process is sampled and tracked. */
+static __always_inline bool is_target(__u32 tgid)
+{
+    if (tgid == target_tgid)
+        return true;
+    if (!follow_children)
+        return false;
+    __u32 *t = bpf_map_lookup_elem(&targets, &tgid);
+    return t && *t == LOOPSPY_TARGET_SAMPLED;
+}
+
+/* Whether the process's new children are followed. */
+static __always_inline bool is_followed(__u32 tgid)
+{
+    return tgid == target_tgid || (follow_children && bpf_map_lookup_elem(&targets, &tgid));
+}
 
 /* Samples of target threads not (yet) in thread_states, per tid: user space decides later whether
  * they were lost Python samples (a thread it had not seen yet) or native threads. */
@@ -172,7 +203,7 @@ SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
     __u64 id = current_ids();
-    if ((__u32)(id >> 32) != target_tgid)
+    if (!is_target((__u32)(id >> 32)))
         return 0;
     return sample_on_cpu((__u32)id);
 }
@@ -188,6 +219,82 @@ SEC("raw_tp/sched_switch")
 int BPF_PROG(on_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next, unsigned int prev_state)
 {
     return on_switch(preempt, prev, next, prev_state);
+}
+
+/* A process event for user space, which attaches to a new child or re-reads an exec'd program at
+ * once (so it wakes the recorder). */
+static __always_inline void emit_process_event(__u32 change, __u32 pid, __u32 parent)
+{
+    struct loopspy_process_event ev = {
+        .kind = LOOPSPY_EVENT_PROCESS,
+        .change = change,
+        .pid = pid,
+        .parent = parent,
+        .ts_ns = bpf_ktime_get_ns(),
+    };
+    if (bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
+        count(LOOPSPY_STAT_LOST_PROCESS);
+}
+
+static __always_inline int process_forked(struct task_struct *parent, struct task_struct *child)
+{
+    __u64 c = task_ids(child);
+    if ((__u32)c != (__u32)(c >> 32)) /* a new thread, not a new process */
+        return 0;
+    __u32 parent_tgid = (__u32)(task_ids(parent) >> 32);
+    if (!is_followed(parent_tgid))
+        return 0;
+    __u32 pid = (__u32)c, sampled = LOOPSPY_TARGET_SAMPLED;
+    if (bpf_map_update_elem(&targets, &pid, &sampled, BPF_ANY)) {
+        count(LOOPSPY_STAT_LOST_PROCESS);
+        return 0;
+    }
+    /* The child's one thread is a copy of the forking thread (this one), its thread state at the
+     * same address in the copied memory: known from the first instant, before user space has
+     * even heard of the child, so its first samples and off-CPU intervals are not lost. */
+    __u32 forking = (__u32)current_ids();
+    __u64 *tstate = bpf_map_lookup_elem(&thread_states, &forking);
+    if (tstate)
+        bpf_map_update_elem(&thread_states, &pid, tstate, BPF_ANY);
+    emit_process_event(LOOPSPY_PROCESS_FORKED, pid, parent_tgid);
+    return 0;
+}
+
+static __always_inline int process_execed(void)
+{
+    __u32 tgid = (__u32)(current_ids() >> 32);
+    if (!is_followed(tgid))
+        return 0;
+    /* The thread that exec'd is the only one left, now with the process's id, and its thread
+     * state belonged to the old program: forget it before a sample reads the new memory there.
+     * Until user space has read the new program, it is not sampled as Python. */
+    bpf_map_delete_elem(&thread_states, &tgid);
+    emit_process_event(LOOPSPY_PROCESS_EXECED, tgid, 0);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork_btf, struct task_struct *parent, struct task_struct *child)
+{
+    return process_forked(parent, child);
+}
+
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(on_fork_raw, struct task_struct *parent, struct task_struct *child)
+{
+    return process_forked(parent, child);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec_btf)
+{
+    return process_execed();
+}
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(on_exec_raw)
+{
+    return process_execed();
 }
 
 /* The selector calls, hooked where the kernel implements them: only a thread that calls one pays

@@ -17,6 +17,26 @@ enum loopspy_event_kind {
     LOOPSPY_EVENT_ON_CPU = 1,   /* a perf_event cpu-clock sample of a target thread (struct loopspy_sample) */
     LOOPSPY_EVENT_OFF_CPU = 2,  /* an interval a target thread spent off-CPU (struct loopspy_sample) */
     LOOPSPY_EVENT_SELECTOR = 3, /* a selector wait of a target thread (struct loopspy_selector_event) */
+    LOOPSPY_EVENT_PROCESS = 4,  /* a target process forked a child or exec'd (struct loopspy_process_event) */
+};
+
+enum loopspy_process_change {
+    LOOPSPY_PROCESS_FORKED = 1, /* `pid` is a new child of `parent`, already a target (follow_children) */
+    LOOPSPY_PROCESS_EXECED = 2, /* `pid` replaced its program: its memory is a new one */
+};
+
+/* The values of the kernel's `targets` map. */
+enum loopspy_target {
+    LOOPSPY_TARGET_SAMPLED = 1,  /* sampled and tracked, its children followed */
+    LOOPSPY_TARGET_FOLLOWED = 2, /* not Python: only its children are followed */
+};
+
+struct loopspy_process_event {
+    __u32 kind;   /* LOOPSPY_EVENT_PROCESS */
+    __u32 change; /* enum loopspy_process_change */
+    __u32 pid;
+    __u32 parent; /* FORKED: the target process that forked it */
+    __u64 ts_ns;
 };
 
 /* Why a thread left the CPU (off_flags of an OFF_CPU event). */
@@ -84,6 +104,7 @@ enum loopspy_stat {
     LOOPSPY_STAT_LOST_OFF_CPU,    /* off-CPU intervals lost (no room to keep or emit them) */
     LOOPSPY_STAT_SELECTOR,        /* selector events emitted */
     LOOPSPY_STAT_LOST_SELECTOR,   /* selector events lost (ring buffer full) */
+    LOOPSPY_STAT_LOST_PROCESS,    /* process events lost, or children that could not be followed */
     LOOPSPY_STAT__COUNT,
 };
 

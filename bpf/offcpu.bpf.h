@@ -125,6 +125,9 @@ static __always_inline void thread_exited(__u32 tid)
 {
     bpf_map_delete_elem(&activity, &tid);
     bpf_map_delete_elem(&offcpu_stacks, &tid);
+    /* A followed child may end before user space has seen it: its copied thread state goes too. */
+    if (follow_children)
+        bpf_map_delete_elem(&thread_states, &tid);
 }
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
@@ -133,14 +136,14 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
     if (!track_off_cpu)
         return 0;
     __u64 ids = task_ids(prev);
-    if ((__u32)(ids >> 32) == target_tgid) {
+    if (is_target((__u32)(ids >> 32))) {
         if (prev_state & LOOPSPY_TASK_DEAD)
             thread_exited((__u32)ids);
         else
             thread_switched_out((__u32)ids, preempt || prev_state == 0);
     }
     ids = task_ids(next);
-    if ((__u32)(ids >> 32) == target_tgid)
+    if (is_target((__u32)(ids >> 32)))
         thread_switched_in((__u32)ids);
     return 0;
 }
@@ -193,7 +196,7 @@ static __always_inline int selector_entered(bool epoll)
     if (!track_off_cpu)
         return 0;
     __u64 ids = current_ids();
-    if ((__u32)(ids >> 32) != target_tgid)
+    if (!is_target((__u32)(ids >> 32)))
         return 0;
     struct thread_activity *a = activity_of((__u32)ids);
     if (!a)
@@ -212,7 +215,7 @@ static __always_inline int selector_left(void)
     if (!track_off_cpu)
         return 0;
     __u64 ids = current_ids();
-    if ((__u32)(ids >> 32) != target_tgid)
+    if (!is_target((__u32)(ids >> 32)))
         return 0;
     struct thread_activity *a = bpf_map_lookup_elem(&activity, &(__u32){(__u32)ids});
     if (!a || !a->in_selector)

@@ -174,6 +174,18 @@ struct Sampler::Impl {
         if (size < sizeof(__u32)) return 0;
         __u32 kind;
         std::memcpy(&kind, data, sizeof(kind));
+        if (kind == LOOPSPY_EVENT_PROCESS) {
+            if (size < sizeof(loopspy_process_event)) return 0;
+            loopspy_process_event ev;
+            std::memcpy(&ev, data, sizeof(ev));
+            ProcessEvent e;
+            e.change = ev.change == LOOPSPY_PROCESS_EXECED ? ProcessEvent::Change::Execed : ProcessEvent::Change::Forked;
+            e.pid = Pid{static_cast<std::int32_t>(ev.pid)};
+            e.parent = Pid{static_cast<std::int32_t>(ev.parent)};
+            e.timestamp = Nanoseconds{static_cast<std::int64_t>(ev.ts_ns)};
+            if (self->handlers->process) self->handlers->process(e);
+            return 0;
+        }
         if (kind == LOOPSPY_EVENT_SELECTOR) {
             if (size < sizeof(loopspy_selector_event)) return 0;
             loopspy_selector_event ev;
@@ -210,6 +222,14 @@ struct Sampler::Impl {
     }
 
     /// The off-CPU and selector programs this kernel gets (the rest are not loaded).
+    /// The process hooks: exec always (a target that exec's is re-read), fork with --subprocesses.
+    std::vector<bpf_program*> process_hooks() const {
+        const auto& p = skel->progs;
+        std::vector<bpf_program*> hooks{use_tp_btf ? p.on_exec_btf : p.on_exec_raw};
+        if (options.follow_children) hooks.push_back(use_tp_btf ? p.on_fork_btf : p.on_fork_raw);
+        return hooks;
+    }
+
     std::vector<bpf_program*> scheduler_hooks() const {
         const auto& p = skel->progs;
         std::vector<bpf_program*> hooks{use_tp_btf ? p.on_switch_btf : p.on_switch_raw};
@@ -220,6 +240,15 @@ struct Sampler::Impl {
             hooks.insert(hooks.end(), {p.on_sys_enter, p.on_sys_exit});
         }
         return hooks;
+    }
+
+    Result<void> attach_process_hooks() {
+        for (bpf_program* prog : process_hooks()) {
+            bpf_link* link = bpf_program__attach(prog);
+            if (!link) return bpf_error("attaching the fork and exec hooks", errno);
+            links.emplace_back(link);
+        }
+        return {};
     }
 
     Result<void> attach_scheduler_hooks() {
@@ -261,6 +290,7 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
 
     ro->viewer_pidns = viewer_pid_namespace();
     ro->track_off_cpu = options.track_off_cpu;
+    ro->follow_children = options.follow_children;
     // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp; the
     // selector calls through fentry/fexit on the functions that implement them, else through the
     // syscall tracepoints (which every syscall on the machine pays for).
@@ -276,6 +306,7 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     if (options.track_off_cpu) {
         for (bpf_program* prog : impl->scheduler_hooks()) bpf_program__set_autoload(prog, true);
     }
+    for (bpf_program* prog : impl->process_hooks()) bpf_program__set_autoload(prog, true);
 
     if (int err = loopspy_bpf__load(impl->skel.get()); err) return bpf_error("loading the BPF programs", err);
 
@@ -285,6 +316,7 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
 }
 
 Result<void> Sampler::start(std::span<const Tid> threads) {
+    LOOPSPY_CHECK(impl_->attach_process_hooks());
     if (impl_->options.track_off_cpu) LOOPSPY_CHECK(impl_->attach_scheduler_hooks());
     if (impl_->options.mode == SamplingMode::PerCpu) {
         for (int cpu : online_cpus()) LOOPSPY_CHECK(impl_->attach_event(-1, cpu));
@@ -311,6 +343,17 @@ Result<void> Sampler::publish_thread_state(Tid tid, RemoteAddr tstate) {
 void Sampler::forget_thread_state(Tid tid) {
     __u32 key = static_cast<__u32>(tid.value);
     bpf_map__delete_elem(impl_->skel->maps.thread_states, &key, sizeof(key), 0);
+}
+
+void Sampler::stop_sampling(Pid pid) {
+    __u32 key = static_cast<__u32>(pid.value), value = LOOPSPY_TARGET_FOLLOWED;
+    // Only a process the kernel still follows (update, not insert: one that ended stays gone).
+    bpf_map__update_elem(impl_->skel->maps.targets, &key, sizeof(key), &value, sizeof(value), BPF_EXIST);
+}
+
+void Sampler::forget_process(Pid pid) {
+    __u32 key = static_cast<__u32>(pid.value);
+    bpf_map__delete_elem(impl_->skel->maps.targets, &key, sizeof(key), 0);
 }
 
 Result<int> Sampler::poll(int timeout_ms, const Handlers& handlers) {

@@ -34,6 +34,7 @@ struct SamplerOptions {
     SamplingMode mode = SamplingMode::PerCpu;
     FrameWalkLayout layout{};
     bool track_off_cpu = true;  // sched_switch and syscall hooks: off-CPU intervals and selector waits
+    bool follow_children = false;  // --subprocesses: sample every descendant from its fork on
 };
 
 class Sampler final : public EventSource {
@@ -51,6 +52,8 @@ public:
 
     Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) override;
     void forget_thread_state(Tid tid) override;
+    void stop_sampling(Pid pid) override;
+    void forget_process(Pid pid) override;
 
     /// Waits timeout_ms (less if the ring buffer fills up), then calls back for every event that
     /// arrived. Returns how many were consumed.

@@ -10,6 +10,7 @@ struct DumpArgs {
     int pid = 0;
     bool json = false;
     bool nonblocking = false;  // read the process while it runs (no ptrace pause)
+    bool subprocesses = false; // -s: every descendant that runs Python too
 };
 
 Result<int> run_dump(const DumpArgs& args);

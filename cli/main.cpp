@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
     record->add_option("--task-rate", rec.task_rate_hz,
                        "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "
                        "new running coroutines, and never take more than 2% of the time; at most 1000");
+    record->add_flag("-s,--subprocesses", rec.subprocesses,
+                     "Also record every descendant process, those started later included (each its own "
+                     "section in every output)");
     record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
     record->add_option("-o,--output", rec.recording,
                        "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy); replay it with `loopspy replay`");
@@ -67,12 +70,15 @@ int main(int argc, char** argv) {
     replay->add_option("file", rep.file, "The recording (.lspy)")->required();
     loopspy::add_output_flags(*replay, rep.outputs);
     loopspy::add_window_flags(*replay, rep.outputs);
+    replay->add_option("--pid", rep.pid, "Only this process of a recording made with --subprocesses");
 
     loopspy::DumpArgs dump_args;
     auto* dump = app.add_subcommand("dump", "Print every thread's Python stack and the asyncio task tree of a "
                                             "running process, once");
     dump->add_option("-p,--pid", dump_args.pid, "Process id of the Python program")->required();
     dump->add_flag("--json", dump_args.json, "Print JSON for scripts instead of text");
+    dump->add_flag("-s,--subprocesses", dump_args.subprocesses,
+                   "Also dump every descendant process that runs Python (JSON: an array, one object each)");
     dump->add_flag("--nonblocking", dump_args.nonblocking,
                    "Do not pause the process while reading it (by default its threads are held still with "
                    "ptrace for the few milliseconds the read takes, so stacks and tasks agree)");

@@ -152,6 +152,11 @@ RecorderOptions recorder_options(const RecordArgs& args, bool live_status) {
     ro.mode = args.sampling == "per-thread" ? SamplingMode::PerThread : SamplingMode::PerCpu;
     if (args.duration_s > 0) ro.duration = Nanoseconds{static_cast<std::int64_t>(args.duration_s * 1e9)};
     if (live_status) ro.on_status = print_status_line;
+    ro.follow_children = args.subprocesses;
+    ro.on_notice = [live_status](const std::string& line) {
+        // Over the live status line, which the next update redraws below it.
+        std::fprintf(stderr, "%sloopspy: %s\n", live_status ? "\r\033[K" : "", line.c_str());
+    };
     return ro;
 }
 
@@ -178,6 +183,10 @@ void print_summary(const RecordSummary& summary, const Profile& profile) {
                      "threads that ended before loopspy saw them) are not in the profile\n",
                      static_cast<unsigned long long>(summary.native_thread_samples));
     }
+    if (summary.processes_recorded > 1 || summary.processes_not_python > 0) {
+        std::fprintf(stderr, "loopspy: %zu processes recorded, %zu not recorded (not Python, or another Python version)\n",
+                     summary.processes_recorded, summary.processes_not_python);
+    }
     if (summary.task_snapshots > 0) {
         std::fprintf(stderr, "loopspy: %llu task snapshots (up to %llu tasks), %.2f ms of CPU each on average\n",
                      static_cast<unsigned long long>(summary.task_snapshots),
@@ -201,7 +210,12 @@ int end_target(Target& t, const RecordSummary& summary) {
 }
 
 const char* ending_of(StopReason reason) {
-    return reason == StopReason::TargetExited ? "target exited" : reason == StopReason::Signal ? "signal" : "duration";
+    switch (reason) {
+        case StopReason::TargetExited: return "target exited";
+        case StopReason::TargetLeftPython: return "target left Python";
+        case StopReason::Signal: return "signal";
+        default: return "duration";
+    }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ struct RecordArgs {
     std::string recording;             // -o FILE.lspy
     std::string sampling = "per-cpu";  // --sampling per-cpu|per-thread
     bool no_status = false;
+    bool subprocesses = false;         // -s: every descendant too
     double task_rate_hz = 10;          // --task-rate HZ (0: no task snapshots)
     std::string self_command_line;
 };

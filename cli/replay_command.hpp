@@ -1,6 +1,7 @@
 // `loopspy replay FILE`: every output from a recording alone.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "cli/output_flags.hpp"
@@ -11,6 +12,7 @@ namespace loopspy {
 struct ReplayArgs {
     std::string file;
     OutputArgs outputs;
+    std::optional<int> pid;  // --pid: only this process's threads
 };
 
 Result<int> run_replay(const ReplayArgs& args);

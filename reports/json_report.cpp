@@ -181,7 +181,22 @@ Json tasks_json(const std::vector<TaskSummary>& tasks) {
     return a;
 }
 
+namespace {
+Json dump_json(const ProcessDump& d);
+}  // namespace
+
 std::string render_dump_json(const ProcessDump& d) {
+    return dump_json(d).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string render_dumps_json(const std::vector<ProcessDump>& dumps) {
+    Json a = Json::array();
+    for (const ProcessDump& d : dumps) a.push_back(dump_json(d));
+    return a.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+namespace {
+Json dump_json(const ProcessDump& d) {
     Json j;
     j["pid"] = d.pid.value;
     j["command"] = sanitize_utf8(d.command);
@@ -207,14 +222,15 @@ std::string render_dump_json(const ProcessDump& d) {
         x["state"] = t.state;
         x["thread"] = t.thread ? Json(t.thread->value) : Json(nullptr);
         x["coroutine_stack"] = frames_json(t.stack);
-        x["awaiting"] = t.awaiting.empty() ? Json(nullptr) : Json(t.awaiting);
+        x["awaiting"] = t.awaiting.empty() ? Json(nullptr) : Json(sanitize_utf8(t.awaiting));
         Json by = Json::array();
         for (std::uint64_t a : t.awaited_by) by.push_back(hex(a));
         x["awaited_by"] = std::move(by);
         ta.push_back(std::move(x));
     }
     j["tasks"] = std::move(ta);
-    return j.dump(2) + "\n";
+    return j;
 }
+}  // namespace
 
 }  // namespace loopspy

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "recording/profile.hpp"
 #include "reports/loop_analysis.hpp"
@@ -42,5 +43,7 @@ std::string render_json_report(const Profile& profile, const LoopAnalysis& analy
 
 /// `dump --json` (fields in the README).
 std::string render_dump_json(const ProcessDump& dump);
+/// `dump --subprocesses --json`: an array, one dump object per process.
+std::string render_dumps_json(const std::vector<ProcessDump>& dumps);
 
 }  // namespace loopspy

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 
 #include "core/clock.hpp"
@@ -64,16 +65,29 @@ std::optional<std::string> unaccounted_cpu_warning(const RecordSummary& summary,
     return std::string(line);
 }
 
-Recorder::Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile)
-    : pid_(pid),
-      interp_(std::move(interp)),
-      options_(options),
-      profile_(profile),
-      memory_(pid),
-      symbolizer_(memory_, interp_),
-      resolver_(symbolizer_, interp_.layout),
-      tasks_(memory_, interp_, symbolizer_, resolver_, profile, TaskTrackerOptions{options.task_rate_hz}),
-      period_(Nanoseconds{1'000'000'000 / options.rate_hz}) {}
+/// One process being recorded: its interpreter, and everything read from its memory.
+struct Recorder::Process {
+    Process(Pid pid, Interpreter in, Profile& profile, const TaskTrackerOptions& task_options)
+        : interp(std::move(in)),
+          memory(pid),
+          symbolizer(memory, interp),
+          resolver(symbolizer, interp.layout),
+          tasks(memory, interp, symbolizer, resolver, profile, task_options) {}
+    Pid pid() const { return memory.pid(); }
+
+    Interpreter interp;
+    RemoteMemory memory;
+    CodeSymbolizer symbolizer;
+    StackResolver resolver;
+    TaskTracker tasks;
+    std::unordered_map<Tid, RemoteAddr> published;  // thread states the kernel knows
+    std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache;  // raw frames -> stack, flags
+};
+
+Recorder::Recorder(Pid pid, const RecorderOptions& options, Profile& profile)
+    : root_(pid), options_(options), profile_(profile), period_(Nanoseconds{1'000'000'000 / options.rate_hz}) {}
+
+Recorder::~Recorder() = default;
 
 Result<std::unique_ptr<Recorder>> Recorder::attach(Pid pid, Interpreter interp, const RecorderOptions& options,
                                                    Profile& profile) {
@@ -83,43 +97,169 @@ Result<std::unique_ptr<Recorder>> Recorder::attach(Pid pid, Interpreter interp, 
     so.mode = options.mode;
     so.layout = frame_walk_layout(interp.layout);
     so.track_off_cpu = options.track_off_cpu;
+    so.follow_children = options.follow_children;
     LOOPSPY_TRY(std::unique_ptr<Sampler> sampler, Sampler::load(so));
     return start(pid, std::move(interp), options, profile, std::move(sampler));
 }
 
 Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, const RecorderOptions& options,
                                                   Profile& profile, std::unique_ptr<EventSource> source) {
-    std::unique_ptr<Recorder> r(new Recorder(pid, std::move(interp), options, profile));
+    std::unique_ptr<Recorder> r(new Recorder(pid, options, profile));
     r->sampler_ = std::move(source);
-    LOOPSPY_CHECK(r->refresh_threads());
+    r->layout_ = frame_walk_layout(interp.layout);
+    LOOPSPY_CHECK(r->add_process(pid, Pid{0}, std::move(interp)));
     std::vector<Tid> tids;
-    for (const auto& [tid, ts] : r->published_) tids.push_back(tid);
+    for (const auto& [tid, owner] : r->owner_) tids.push_back(tid);
     LOOPSPY_CHECK(r->sampler_->start(tids));
     r->sampling_started_ = true;
     return r;
 }
 
+void Recorder::notice(const std::string& line) const {
+    if (options_.on_notice) options_.on_notice(line);
+}
+
+Result<void> Recorder::add_process(Pid pid, Pid parent, Interpreter interp) {
+    auto proc = std::make_unique<Process>(pid, std::move(interp), profile_, TaskTrackerOptions{options_.task_rate_hz});
+    ProcessRecord rec;
+    rec.pid = pid;
+    rec.parent = parent;
+    rec.command = process_cmdline(pid);
+    rec.python = proc->interp.version;
+    rec.python_binary = proc->interp.binary_path;
+    profile_.set_process(std::move(rec));
+    Process& p = *proc;
+    processes_[pid] = std::move(proc);
+    ++processes_recorded_;
+    return refresh_threads(p);
+}
+
+void Recorder::drop_process(Pid pid, bool ended) {
+    auto it = processes_.find(pid);
+    if (it == processes_.end()) return;
+    for (const auto& [tid, tstate] : it->second->published) {
+        sampler_->forget_thread_state(tid);
+        owner_.erase(tid);
+    }
+    const TaskTracker& tasks = it->second->tasks;
+    dropped_tasks_.snapshots += tasks.snapshots();
+    dropped_tasks_.most = std::max(dropped_tasks_.most, tasks.largest_task_count());
+    dropped_tasks_.time += tasks.time_spent();
+    if (pid != root_) {
+        if (ended) sampler_->forget_process(pid);
+        else sampler_->stop_sampling(pid);
+    }
+    processes_.erase(it);
+}
+
 Result<void> Recorder::refresh_threads() {
-    auto states = read_thread_states(memory_, interp_);
-    if (!states) return {};  // the target may be exiting; try again next time
+    for (auto& [pid, p] : processes_) LOOPSPY_CHECK(refresh_threads(*p));
+    return {};
+}
+
+Result<void> Recorder::refresh_threads(Process& p) {
+    auto states = read_thread_states(p.memory, p.interp);
+    if (!states) return {};  // the process may be exiting; try again next time
     std::unordered_map<Tid, RemoteAddr> now;
     for (const auto& ts : *states) now[ts.tid] = ts.tstate;
     for (const auto& [tid, tstate] : now) {
-        auto it = published_.find(tid);
-        if (it != published_.end() && it->second == tstate) continue;
+        auto it = p.published.find(tid);
+        if (it != p.published.end() && it->second == tstate) continue;
         LOOPSPY_CHECK(sampler_->publish_thread_state(tid, tstate));
+        owner_[tid] = &p;
         // A new thread once sampling runs: in per-thread mode it needs its own perf event (the
         // threads known before start() get theirs there).
         if (sampling_started_ && !python_threads_.count(tid)) LOOPSPY_CHECK(sampler_->add_thread(tid));
         python_threads_.insert(tid);
-        std::string name = thread_name(pid_, tid);
+        profile_.set_thread_process(tid, p.pid());
+        std::string name = thread_name(p.pid(), tid);
         if (!name.empty()) profile_.set_thread_name(tid, name);
     }
-    for (const auto& [tid, tstate] : published_) {
-        if (!now.count(tid)) sampler_->forget_thread_state(tid);
+    for (const auto& [tid, tstate] : p.published) {
+        if (now.count(tid)) continue;
+        sampler_->forget_thread_state(tid);
+        auto o = owner_.find(tid);
+        if (o != owner_.end() && o->second == &p) owner_.erase(o);
     }
-    published_ = std::move(now);
+    p.published = std::move(now);
     return {};
+}
+
+void Recorder::on_process_event(const ProcessEvent& e) {
+    const auto now = std::chrono::steady_clock::now();
+    if (e.change == ProcessEvent::Change::Forked) {
+        // A fork is a copy of a recorded process: its interpreter is there at once.
+        pending_.push_back({e.pid, e.parent, false, now});
+        return;
+    }
+    // An exec: the old program's memory is gone. The new one maps its interpreter (if any) while
+    // its dynamic loader runs, within milliseconds.
+    auto it = processes_.find(e.pid);
+    Pid parent{0};
+    if (it != processes_.end()) {
+        auto rec = profile_.processes().find(e.pid);
+        if (rec != profile_.processes().end()) parent = rec->second.parent;
+        drop_process(e.pid, false);
+    }
+    std::erase_if(pending_, [&](const Pending& p) { return p.pid == e.pid; });
+    pending_.push_back({e.pid, parent, true, now + std::chrono::seconds(2)});
+}
+
+bool Recorder::handle_process_changes() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Pending> still;
+    for (const Pending& p : pending_) {
+        if (!process_running(p.pid)) {
+            if (p.pid == root_) return false;
+            sampler_->forget_process(p.pid);
+            continue;
+        }
+        RemoteMemory memory(p.pid);
+        Result<Interpreter> interp = find_interpreter(p.pid, memory);
+        std::string why;
+        if (interp) {
+            const FrameWalkLayout layout = frame_walk_layout(interp->layout);
+            if (std::memcmp(&layout_, &layout, sizeof(layout_)) != 0) {
+                why = "runs Python " + interp->version.text() + ", and one recording holds one Python version";
+            } else if (auto r = add_process(p.pid, p.parent, std::move(interp).value()); r) {
+                const std::string command = process_cmdline(p.pid);
+                notice(p.exec ? "process " + std::to_string(p.pid.value) + " exec'd " + command + ": recording it on"
+                              : "recording child " + std::to_string(p.pid.value) + " of " +
+                                    std::to_string(p.parent.value) + ": " + command);
+                continue;
+            } else {
+                why = r.error().message;
+            }
+        } else if (p.exec && now < p.give_up) {
+            still.push_back(p);  // its interpreter may not be mapped yet
+            continue;
+        } else {
+            why = interp.error().message;
+        }
+        ++processes_not_python_;
+        if (p.pid == root_) {
+            notice("process " + std::to_string(p.pid.value) + " exec'd " + process_cmdline(p.pid) +
+                   ", which loopspy cannot record (" + why + "): the recording ends here");
+            return false;
+        }
+        notice("not recording " + std::string(p.exec ? "process " : "child ") + std::to_string(p.pid.value) + " (" +
+               process_cmdline(p.pid) + "): " + why);
+        sampler_->stop_sampling(p.pid);
+    }
+    pending_ = std::move(still);
+    return true;
+}
+
+void Recorder::check_children() {
+    std::vector<Pid> gone;
+    for (const auto& [pid, p] : processes_) {
+        if (pid != root_ && !process_running(pid)) gone.push_back(pid);
+    }
+    for (Pid pid : gone) {
+        // Its last samples may still be in the ring buffer: they are drained before it is dropped
+        // at the next poll, since a dropped process's thread states are no longer resolvable.
+        drop_process(pid, true);
+    }
 }
 
 void Recorder::account_unknown_threads() {
@@ -130,16 +270,30 @@ void Recorder::account_unknown_threads() {
 }
 
 void Recorder::on_sample(const RawSample& raw) {
+    auto owner = owner_.find(raw.tid);
+    Process* found = owner != owner_.end() ? owner->second : nullptr;
+    // Without --subprocesses every event the kernel sends is the target's.
+    if (!found && !options_.follow_children) {
+        auto root = processes_.find(root_);
+        if (root != processes_.end()) found = root->second.get();
+    }
+    if (!found) {
+        // Its process was dropped (it exec'd or ended) while the event was on its way.
+        ++orphan_events_;
+        return;
+    }
+    Process& p = *found;
     // The same raw stack (same code objects at the same offsets) names the same way within a
     // validation generation, so it is resolved once.
     key_.assign(reinterpret_cast<const char*>(raw.frames.data()), raw.frames.size_bytes());
     key_.append(reinterpret_cast<const char*>(&raw.flags), sizeof(raw.flags));
-    auto it = stack_cache_.find(key_);
-    if (it == stack_cache_.end()) {
-        std::uint64_t invalidations = symbolizer_.invalidations();
-        bool named = resolver_.resolve(raw.frames, resolved_);
+    auto& stack_cache = p.stack_cache;
+    auto it = stack_cache.find(key_);
+    if (it == stack_cache.end()) {
+        std::uint64_t invalidations = p.symbolizer.invalidations();
+        bool named = p.resolver.resolve(raw.frames, resolved_);
         // Naming this stack found a cached code object dead: stacks cached with it are stale.
-        if (symbolizer_.invalidations() != invalidations) stack_cache_.clear();
+        if (p.symbolizer.invalidations() != invalidations) stack_cache.clear();
         std::uint32_t flags = named ? 0 : kSampleUnnamed;
         frame_ids_.clear();
         if (raw.flags & LOOPSPY_SAMPLE_TRUNCATED) {
@@ -152,7 +306,7 @@ void Recorder::on_sample(const RawSample& raw) {
         }
         for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) frame_ids_.push_back(intern_resolved(profile_, *f));
         StackId stack = profile_.intern_stack(frame_ids_);
-        it = stack_cache_.emplace(key_, std::make_pair(stack, flags)).first;
+        it = stack_cache.emplace(key_, std::make_pair(stack, flags)).first;
         // Named (or found unnameable) now: samples of this shape no longer wake us early.
         if (!raw.frames.empty()) {
             std::uint64_t shape = stack_shape(raw.frames);
@@ -168,8 +322,8 @@ void Recorder::on_sample(const RawSample& raw) {
     s.stack = it->second.first;
     s.flags = it->second.second;
     if (raw.coro_frame.value != 0) {
-        s.coro = raw.coro_frame.value - interp_.layout.gen_iframe;
-        tasks_.saw_coro(s.coro);
+        s.coro = raw.coro_frame.value - p.interp.layout.gen_iframe;
+        p.tasks.saw_coro(s.coro);
     }
     if (raw.kind == LOOPSPY_EVENT_OFF_CPU) {
         s.kind = SampleKind::OffCpu;
@@ -192,11 +346,11 @@ void Recorder::report_status(Nanoseconds elapsed, bool final) {
     if (!options_.on_status) return;
     SamplerStats st = sampler_->stats();
     RecorderStatus status;
-    status.pid = pid_;
+    status.pid = root_;
     status.elapsed = elapsed;
     status.samples = samples_;
     status.lost = st[LOOPSPY_STAT_LOST_RINGBUF] + st[LOOPSPY_STAT_LOST_READ] + profile_.lost.no_thread_state;
-    status.threads = published_.size();
+    status.threads = owner_.size();
     options_.on_status(status, final);
 }
 
@@ -215,6 +369,14 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     EventSource::Handlers cb;
     cb.sample = [this](const RawSample& raw) { on_sample(raw); };
     cb.selector_wait = [this](const SelectorWait& raw) { on_selector_wait(raw); };
+    cb.process = [this](const ProcessEvent& e) { on_process_event(e); };
+    // The task tracker that sets the pace: the root's (every process's ticks all the same).
+    auto earliest_snapshot = [this]() {
+        Nanoseconds soonest{INT64_MAX};
+        const Nanoseconds now = monotonic_now();
+        for (const auto& [pid, p] : processes_) soonest = std::min(soonest, p->tasks.until_due(now));
+        return soonest;
+    };
 
     while (true) {
         if (stop_requested.load()) {
@@ -230,13 +392,20 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
                 summary.reason = StopReason::TargetExited;
                 break;
             }
+            check_children();
             next_alive_check = Clock::now() + kAliveCheck;
         }
-        // Wake for the next task snapshot when --task-rate asks for more than the poll rate.
-        const auto until_snapshot_ms = tasks_.until_due(monotonic_now()).value / 1'000'000 + 1;
-        LOOPSPY_CHECK(sampler_->poll(static_cast<int>(std::min<std::int64_t>(kPollMs, until_snapshot_ms)), cb));
+        // Wake for the next task snapshot when --task-rate asks for more than the poll rate, and
+        // soon for a process whose exec'd program is not mapped yet.
+        std::int64_t wait_ms = std::min<std::int64_t>(kPollMs, earliest_snapshot().value / 1'000'000 + 1);
+        if (!pending_.empty()) wait_ms = std::min<std::int64_t>(wait_ms, 5);
+        LOOPSPY_CHECK(sampler_->poll(static_cast<int>(wait_ms), cb));
         ++polls_;
-        tasks_.tick(monotonic_now());
+        if (!pending_.empty() && !handle_process_changes()) {
+            summary.reason = StopReason::TargetLeftPython;
+            break;
+        }
+        for (auto& [pid, p] : processes_) p->tasks.tick(monotonic_now());
         auto now = Clock::now();
         // A sample of a thread the kernel has no thread state for means a new Python thread (or
         // a native one): look again at once rather than at the next periodic rescan.
@@ -248,14 +417,16 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             next_rescan = now + kThreadRescan;
         }
         if (now >= next_generation) {
-            std::uint64_t invalidations = symbolizer_.invalidations();
-            symbolizer_.new_generation();
-            // A cached stack may name a code object that has just been found dead.
-            if (symbolizer_.invalidations() != invalidations) stack_cache_.clear();
+            for (auto& [pid, p] : processes_) {
+                std::uint64_t invalidations = p->symbolizer.invalidations();
+                p->symbolizer.new_generation();
+                // A cached stack may name a code object that has just been found dead.
+                if (p->symbolizer.invalidations() != invalidations) p->stack_cache.clear();
+            }
             next_generation = now + kGeneration;
         }
         if (now >= next_stack_cache_clear) {
-            stack_cache_.clear();
+            for (auto& [pid, p] : processes_) p->stack_cache.clear();
             next_stack_cache_clear = now + kStackCacheLifetime;
         }
         if (now >= next_checkpoint) {
@@ -272,7 +443,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         }
     }
     // A last look at the tasks, so those still alive are known to have lived to the end.
-    tasks_.snapshot(monotonic_now());
+    for (auto& [pid, p] : processes_) p->tasks.snapshot(monotonic_now());
     // Drain what the kernel already emitted.
     for (int i = 0; i < 64; ++i) {
         auto n = sampler_->poll(0, cb);
@@ -286,7 +457,8 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
 
     SamplerStats st = sampler_->stats();
     profile_.lost.ringbuf_full = st[LOOPSPY_STAT_LOST_RINGBUF];
-    profile_.lost.read_failed = st[LOOPSPY_STAT_LOST_READ];
+    // Events of a process dropped while they were on their way could not be named.
+    profile_.lost.read_failed = st[LOOPSPY_STAT_LOST_READ] + orphan_events_;
     profile_.lost.off_cpu = st[LOOPSPY_STAT_LOST_OFF_CPU];
     profile_.lost.selector = st[LOOPSPY_STAT_LOST_SELECTOR];
     summary.samples = samples_;
@@ -297,9 +469,16 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     summary.threads_seen = python_threads_.size();
     summary.elapsed = end - start;
     summary.drains = polls_;
-    summary.task_snapshots = tasks_.snapshots();
-    summary.most_tasks = tasks_.largest_task_count();
-    summary.task_snapshot_time = tasks_.time_spent();
+    summary.processes_recorded = processes_recorded_;
+    summary.processes_not_python = processes_not_python_;
+    for (const auto& [pid, p] : processes_) {
+        summary.task_snapshots += p->tasks.snapshots();
+        summary.most_tasks = std::max(summary.most_tasks, p->tasks.largest_task_count());
+        summary.task_snapshot_time += p->tasks.time_spent();
+    }
+    summary.task_snapshots += dropped_tasks_.snapshots;
+    summary.most_tasks = std::max(summary.most_tasks, dropped_tasks_.most);
+    summary.task_snapshot_time += dropped_tasks_.time;
     return summary;
 }
 

@@ -7,7 +7,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <chrono>
+#include <map>
 #include <set>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -36,11 +39,14 @@ struct RecorderOptions {
     std::optional<Nanoseconds> duration;
     bool track_off_cpu = true;
     double task_rate_hz = 10;  // task snapshots per second (0: no task snapshots)
+    bool follow_children = false;  // --subprocesses: record every descendant too
+    /// One line for the user (a child followed, a process that left Python), printed as it happens.
+    std::function<void(const std::string&)> on_notice;
     /// Called about 4 times a second while recording, and once at the end (final = true).
     std::function<void(const RecorderStatus&, bool final)> on_status;
 };
 
-enum class StopReason { Duration, Signal, TargetExited, CheckpointFailed };
+enum class StopReason { Duration, Signal, TargetExited, TargetLeftPython, CheckpointFailed };
 
 struct RecordSummary {
     StopReason reason = StopReason::Duration;
@@ -50,6 +56,9 @@ struct RecordSummary {
     std::uint64_t fully_symbolized = 0;   // on-CPU samples whose every frame was named
     std::uint64_t native_thread_samples = 0;  // samples of threads that never ran Python
     std::size_t threads_seen = 0;
+    std::size_t processes_recorded = 0;   // the target and every child recorded
+    std::size_t processes_not_python = 0; // children (or exec'd programs) not recorded: not Python,
+                                          // or another Python version than the recording's
     std::uint64_t drains = 0;  // ring-buffer drains (the recorder's wake-ups)
     std::uint64_t task_snapshots = 0;
     std::uint64_t most_tasks = 0;   // the largest number of tasks one snapshot saw
@@ -79,28 +88,42 @@ public:
     /// stops and the summary carries the error.
     Result<RecordSummary> run(const std::atomic<bool>& stop_requested, const std::function<bool()>& target_alive,
                               const std::function<Result<void>()>& checkpoint);
+    ~Recorder();
 
 private:
-    Recorder(Pid pid, Interpreter interp, const RecorderOptions& options, Profile& profile);
+    struct Process;
+    Recorder(Pid pid, const RecorderOptions& options, Profile& profile);
+    Result<void> add_process(Pid pid, Pid parent, Interpreter interp);
     Result<void> refresh_threads();
+    Result<void> refresh_threads(Process& p);
+    void drop_process(Pid pid, bool ended);
+    void on_process_event(const ProcessEvent& e);
+    /// Attaches to new children and re-reads exec'd programs; false when the target left Python.
+    bool handle_process_changes();
+    /// Checks the followed children: those that exited are dropped.
+    void check_children();
     void on_sample(const RawSample& raw);
     void on_selector_wait(const SelectorWait& wait);
     void account_unknown_threads();
     void report_status(Nanoseconds elapsed, bool final);
+    void notice(const std::string& line) const;
 
-    Pid pid_;
-    Interpreter interp_;
+    Pid root_;
     RecorderOptions options_;
     Profile& profile_;
-    RemoteMemory memory_;
-    CodeSymbolizer symbolizer_;
-    StackResolver resolver_;
-    TaskTracker tasks_;
     std::unique_ptr<EventSource> sampler_;
-
-    std::unordered_map<Tid, RemoteAddr> published_;  // thread states the kernel knows
+    FrameWalkLayout layout_{};  // what the kernel side walks frames with: one Python version per recording
+    std::map<Pid, std::unique_ptr<Process>> processes_;
+    std::unordered_map<Tid, Process*> owner_;  // published thread -> its process
+    /// Processes to (re)read: a fork (now) or an exec (once its new program has mapped).
+    struct Pending {
+        Pid pid;
+        Pid parent;
+        bool exec = false;
+        std::chrono::steady_clock::time_point give_up;
+    };
+    std::vector<Pending> pending_;
     std::set<Tid> python_threads_;                     // every thread ever seen with a thread state
-    std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache_;  // raw frames -> stack, flags
     std::unordered_set<std::uint64_t> known_shapes_;  // stack shapes the kernel side knows as named
     std::vector<ResolvedFrame> resolved_;
     std::vector<FrameId> frame_ids_;
@@ -111,6 +134,13 @@ private:
     std::uint64_t fully_symbolized_ = 0;
     std::uint64_t native_thread_samples_ = 0;
     std::uint64_t last_no_tstate_ = 0;
+    std::uint64_t orphan_events_ = 0;  // events of a thread whose process was just dropped
+    struct {
+        std::uint64_t snapshots = 0, most = 0;
+        Nanoseconds time{0};
+    } dropped_tasks_;  // the task trackers of processes no longer recorded
+    std::size_t processes_recorded_ = 0;
+    std::size_t processes_not_python_ = 0;
     bool sampling_started_ = false;
     std::uint64_t polls_ = 0;  // how often the recorder drained the ring buffer
 };

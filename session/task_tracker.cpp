@@ -119,6 +119,7 @@ void TaskTracker::snapshot(Nanoseconds now) {
                 rec.coro = t.coro.value;
                 rec.name = profile_.intern_string(t.name);
                 rec.coro_name = profile_.intern_string(t.coro.value ? coro_name(t.coro) : std::string_view{});
+                rec.pid = memory_.pid();
                 id = profile_.intern_task(rec);
             }
             ids_now.emplace(std::make_pair(t.addr.value, t.coro.value), std::make_pair(t.name, id));
@@ -135,6 +136,7 @@ void TaskTracker::snapshot(Nanoseconds now) {
     }
     TaskSnapshot snap;
     snap.time = now;
+    snap.pid = memory_.pid();
     for (const auto& [id, e] : last_) {
         if (!current.count(id)) snap.removed.push_back(id);
     }

@@ -41,6 +41,12 @@ Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, 
                 ts.tid = it->second;
                 return false;
             });
+        } else {
+            // Only the process's own threads: a child just forked still holds its parent's
+            // thread states (and ids) until CPython's after-fork code has cleared them.
+            const std::vector<Tid> threads = list_threads(memory.pid());
+            const std::unordered_set<Tid> own(threads.begin(), threads.end());
+            std::erase_if(out, [&](const ThreadState& ts) { return !own.count(ts.tid); });
         }
     }
     return out;

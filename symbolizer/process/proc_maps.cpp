@@ -13,6 +13,7 @@
 
 #include "core/capabilities.hpp"
 #include <unordered_map>
+#include <unordered_set>
 
 namespace loopspy {
 namespace {
@@ -205,6 +206,36 @@ std::unordered_map<Tid, Tid> own_thread_ids(Pid pid) {
         if (ns.size() >= 2 && ns.front() == tid.value) ids.emplace(Tid{ns.back()}, tid);
     }
     return ids;
+}
+
+std::vector<Pid> descendants(Pid pid) {
+    std::vector<Pid> out;
+    std::vector<Pid> todo{pid};
+    std::unordered_set<int> seen{pid.value};
+    while (!todo.empty() && out.size() < 65536) {
+        const Pid p = todo.back();
+        todo.pop_back();
+        for (Tid tid : list_threads(p)) {
+            const std::string children =
+                slurp("/proc/" + std::to_string(p.value) + "/task/" + std::to_string(tid.value) + "/children");
+            std::string_view rest(children);
+            while (!rest.empty()) {
+                int child = 0;
+                auto r = std::from_chars(rest.data(), rest.data() + rest.size(), child);
+                if (r.ec != std::errc()) {
+                    rest.remove_prefix(1);
+                    continue;
+                }
+                rest.remove_prefix(static_cast<std::size_t>(r.ptr - rest.data()));
+                if (child > 0 && seen.insert(child).second) {
+                    out.push_back(Pid{child});
+                    todo.push_back(Pid{child});
+                }
+            }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 std::string thread_name(Pid pid, Tid tid) {

@@ -57,6 +57,9 @@ std::vector<Tid> list_threads(Pid pid);
 /// mapped to the ids loopspy sees (/proc's, the kernel side's): they differ when the process runs
 /// in a PID namespace below loopspy's (a container). Empty when the two are the same.
 std::unordered_map<Tid, Tid> own_thread_ids(Pid pid);
+/// Every descendant of the process (children, their children, ...), by pid, from
+/// /proc/PID/task/TID/children.
+std::vector<Pid> descendants(Pid pid);
 /// The thread's name (/proc/PID/task/TID/comm), or an empty string.
 std::string thread_name(Pid pid, Tid tid);
 /// The process's command line with arguments joined by spaces.
