@@ -67,6 +67,9 @@ public:
     virtual Result<void> add_thread(Tid tid) = 0;
     virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;
     virtual void forget_thread_state(Tid tid) = 0;
+    /// A descendant that existed before recording began: the kernel side samples it from now on
+    /// and follows its children (with --subprocesses).
+    virtual Result<void> follow_process(Pid pid) = 0;
     /// A followed child is not Python (or not a version recorded here): the kernel side stops
     /// sampling it and still follows its children.
     virtual void stop_sampling(Pid pid) = 0;

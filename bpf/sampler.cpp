@@ -345,6 +345,14 @@ void Sampler::forget_thread_state(Tid tid) {
     bpf_map__delete_elem(impl_->skel->maps.thread_states, &key, sizeof(key), 0);
 }
 
+Result<void> Sampler::follow_process(Pid pid) {
+    __u32 key = static_cast<__u32>(pid.value), value = LOOPSPY_TARGET_SAMPLED;
+    if (bpf_map__update_elem(impl_->skel->maps.targets, &key, sizeof(key), &value, sizeof(value), BPF_ANY)) {
+        return bpf_error("following a child process", errno);
+    }
+    return {};
+}
+
 void Sampler::stop_sampling(Pid pid) {
     __u32 key = static_cast<__u32>(pid.value), value = LOOPSPY_TARGET_FOLLOWED;
     // Only a process the kernel still follows (update, not insert: one that ended stays gone).

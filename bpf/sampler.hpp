@@ -52,6 +52,7 @@ public:
 
     Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) override;
     void forget_thread_state(Tid tid) override;
+    Result<void> follow_process(Pid pid) override;
     void stop_sampling(Pid pid) override;
     void forget_process(Pid pid) override;
 

@@ -9,7 +9,7 @@ if [[ "${1:-}" == "--test" ]]; then
     # What the tests use: pytest and the servers' libraries under Debian's python3.11; xmllint
     # (flame-graph validity); clang's runtime for the fuzzer; tmux (a real terminal for the
     # status line) and strace (dump's ptrace use).
-    packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace)
+    packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace gunicorn python3-uvicorn)
 fi
 
 missing=()

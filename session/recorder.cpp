@@ -112,6 +112,16 @@ Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, c
     for (const auto& [tid, owner] : r->owner_) tids.push_back(tid);
     LOOPSPY_CHECK(r->sampler_->start(tids));
     r->sampling_started_ = true;
+    if (options.follow_children) {
+        // The descendants there already; those forked from here on arrive as events (a child
+        // forked in between is both, and is added once).
+        const auto now = std::chrono::steady_clock::now();
+        for (Pid child : descendants(pid)) {
+            LOOPSPY_CHECK(r->sampler_->follow_process(child));
+            const auto st = read_process_stat(child);
+            r->pending_.push_back({child, st ? st->parent : Pid{0}, false, now});  // there, or not at all
+        }
+    }
     return r;
 }
 
@@ -131,6 +141,8 @@ Result<void> Recorder::add_process(Pid pid, Pid parent, Interpreter interp) {
     Process& p = *proc;
     processes_[pid] = std::move(proc);
     ++processes_recorded_;
+    // Sampled from now on (again, after an exec, during which it was only followed).
+    if (pid != root_ && sampling_started_) LOOPSPY_CHECK(sampler_->follow_process(pid));
     return refresh_threads(p);
 }
 
@@ -188,8 +200,9 @@ Result<void> Recorder::refresh_threads(Process& p) {
 void Recorder::on_process_event(const ProcessEvent& e) {
     const auto now = std::chrono::steady_clock::now();
     if (e.change == ProcessEvent::Change::Forked) {
-        // A fork is a copy of a recorded process: its interpreter is there at once.
-        pending_.push_back({e.pid, e.parent, false, now});
+        // A fork is a copy of a recorded process: its interpreter is there at once, unless it has
+        // exec'd already (its exec event may still be on its way): then it gets an exec's time.
+        pending_.push_back({e.pid, e.parent, false, now + std::chrono::seconds(2)});
         return;
     }
     // An exec: the old program's memory is gone. The new one maps its interpreter (if any) while
@@ -209,6 +222,7 @@ bool Recorder::handle_process_changes() {
     const auto now = std::chrono::steady_clock::now();
     std::vector<Pending> still;
     for (const Pending& p : pending_) {
+        if (processes_.count(p.pid)) continue;  // already recorded (a fork seen twice)
         if (!process_running(p.pid)) {
             if (p.pid == root_) return false;
             sampler_->forget_process(p.pid);
@@ -230,8 +244,8 @@ bool Recorder::handle_process_changes() {
             } else {
                 why = r.error().message;
             }
-        } else if (p.exec && now < p.give_up) {
-            still.push_back(p);  // its interpreter may not be mapped yet
+        } else if (now < p.give_up) {
+            still.push_back(p);  // an exec'd program's interpreter may not be mapped yet
             continue;
         } else {
             why = interp.error().message;

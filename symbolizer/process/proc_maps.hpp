@@ -33,6 +33,7 @@ bool process_exists(Pid pid);
 /// What /proc/PID/stat says of a process.
 struct ProcessStat {
     char state = '?';   // R, S, D, T, Z (exited, not yet reaped), ...
+    Pid parent;         // its parent process
     Nanoseconds cpu{};  // user + system CPU time of all its threads, living and ended
 };
 std::optional<ProcessStat> read_process_stat(Pid pid);

@@ -59,6 +59,7 @@ public:
     Result<void> add_thread(Tid) override { return {}; }
     Result<void> publish_thread_state(Tid, RemoteAddr) override { return {}; }
     void forget_thread_state(Tid) override {}
+    Result<void> follow_process(Pid) override { return {}; }
     void stop_sampling(Pid) override {}
     void forget_process(Pid) override {}
     Result<int> poll(int, const Handlers& h) override {
