@@ -11,6 +11,7 @@
 #include "symbolizer/process/process_pause.hpp"
 #include "symbolizer/frames/stack_resolver.hpp"
 #include "symbolizer/frames/thread_stacks.hpp"
+#include "symbolizer/cpython/thread_names.hpp"
 #include "symbolizer/cpython/thread_states.hpp"
 
 namespace loopspy {
@@ -58,11 +59,13 @@ Result<ProcessDump> take_dump_snapshot(Pid pid, const DumpOptions& options) {
     dump.python = interp.version;
     dump.python_binary = interp.binary_path;
     LOOPSPY_TRY(std::vector<ThreadState> states, read_thread_states(memory, interp));
+    const std::unordered_map<Tid, std::string> given = read_threading_names(memory, interp);
     for (const ThreadState& ts : states) {
         RawThreadStack raw = read_thread_stack(memory, interp.layout, ts.tstate);
         DumpThread t;
         t.tid = ts.tid;
-        t.name = thread_name(pid, ts.tid);
+        auto named = given.find(ts.own_tid);
+        t.name = named != given.end() ? named->second : thread_name(pid, ts.tid);
         t.frames = name_frames(resolver, raw.frames);
         t.truncated = raw.truncated;
         if (raw.coro_frame.value) t.coro = raw.coro_frame.value - interp.layout.gen_iframe;

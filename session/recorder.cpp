@@ -10,6 +10,7 @@
 #include "core/clock.hpp"
 #include "session/frame_naming.hpp"
 #include "symbolizer/process/proc_maps.hpp"
+#include "symbolizer/cpython/thread_names.hpp"
 #include "symbolizer/cpython/thread_states.hpp"
 
 namespace loopspy {
@@ -82,6 +83,8 @@ struct Recorder::Process {
     TaskTracker tasks;
     std::unordered_map<Tid, RemoteAddr> published;  // thread states the kernel knows
     std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache;  // raw frames -> stack, flags
+    std::set<Tid> unnamed;                           // threads whose threading name is not read yet
+    std::unordered_map<Tid, int> name_tries;         // how often it was looked for
 };
 
 Recorder::Recorder(Pid pid, const RecorderOptions& options, Profile& profile)
@@ -173,7 +176,12 @@ Result<void> Recorder::refresh_threads(Process& p) {
     auto states = read_thread_states(p.memory, p.interp);
     if (!states) return {};  // the process may be exiting; try again next time
     std::unordered_map<Tid, RemoteAddr> now;
-    for (const auto& ts : *states) now[ts.tid] = ts.tstate;
+    std::unordered_map<Tid, Tid> own_ids;
+    for (const auto& ts : *states) {
+        now[ts.tid] = ts.tstate;
+        own_ids[ts.tid] = ts.own_tid;
+    }
+    bool fresh = false;
     for (const auto& [tid, tstate] : now) {
         auto it = p.published.find(tid);
         if (it != p.published.end() && it->second == tstate) continue;
@@ -184,8 +192,28 @@ Result<void> Recorder::refresh_threads(Process& p) {
         if (sampling_started_ && !python_threads_.count(tid)) LOOPSPY_CHECK(sampler_->add_thread(tid));
         python_threads_.insert(tid);
         profile_.set_thread_process(tid, p.pid());
-        std::string name = thread_name(p.pid(), tid);
-        if (!name.empty()) profile_.set_thread_name(tid, name);
+        p.unnamed.insert(tid);
+        fresh = true;
+    }
+    // Names: the program's (threading), else the OS's. A thread's Thread object may not have its
+    // native id yet when its thread state appears: it is asked again at the next look.
+    if (fresh || !p.unnamed.empty()) {
+        const std::unordered_map<Tid, std::string> given = read_threading_names(p.memory, p.interp);
+        for (auto it = p.unnamed.begin(); it != p.unnamed.end();) {
+            const Tid tid = *it;
+            auto own = own_ids.find(tid);
+            auto named = own != own_ids.end() ? given.find(own->second) : given.end();
+            std::string name = named != given.end() ? named->second : thread_name(p.pid(), tid);
+            if (!name.empty() && profile_.thread_name(tid) != name) profile_.set_thread_name(tid, name);
+            // Asked again only while the thread lives and `threading` may yet name it.
+            const bool settled = named != given.end() || !now.count(tid) || given.empty() || ++p.name_tries[tid] >= 8;
+            if (settled) {
+                p.name_tries.erase(tid);
+                it = p.unnamed.erase(it);
+            } else {
+                ++it;
+            }
+        }
     }
     for (const auto& [tid, tstate] : p.published) {
         if (now.count(tid)) continue;

@@ -22,7 +22,7 @@ constexpr std::uint64_t kMaxEntries = 1 << 16, kMaxSetSlots = 1 << 20;
 class ModuleSetsTaskReader final : public TaskReader {
 public:
     ModuleSetsTaskReader(const RemoteMemory& memory, const Interpreter& interp, const ObjectLayout& o)
-        : m_(memory), interp_(interp), o_(o), types_(memory, interp.layout), unicode_(unicode_layout_of(interp.layout)) {}
+        : m_(memory), interp_(interp), o_(o), types_(memory, interp.layout), objects_(memory, interp, o, types_) {}
 
     Result<std::vector<RawTask>> read_tasks() override {
         std::vector<RawTask> out;
@@ -55,98 +55,12 @@ public:
 
 private:
     // ---- generic objects ----
-    std::optional<std::string> str(std::uint64_t addr) {
-        if (types_.of_object(RemoteAddr{addr}) != "str") return std::nullopt;
-        std::vector<std::byte> bytes = m_.read_prefix(RemoteAddr{addr}, 512);
-        auto s = decode_pystring(bytes, unicode_, 200);
-        if (!s) return std::nullopt;
-        return *s;
+    std::optional<std::string> str(std::uint64_t addr) const { return objects_.str(addr); }
+    std::optional<std::uint64_t> dict_get(std::uint64_t dict, std::string_view key) const { return objects_.dict_get(dict, key); }
+    std::optional<std::uint64_t> attribute(std::uint64_t obj, std::string_view name) const {
+        return objects_.attribute(obj, name);
     }
 
-    /// (key, value) pairs of a dict's entries with str keys (combined or split table).
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> dict_items(std::uint64_t dict) {
-        std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
-        auto keys = m_.read_u64(RemoteAddr{dict + kDictKeys});
-        auto values = m_.read_u64(RemoteAddr{dict + kDictValues});
-        if (!keys || !values || !*keys) return out;
-        std::array<std::byte, 32> head{};
-        if (!m_.read(RemoteAddr{*keys}, head)) return out;
-        auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
-        auto kind = load_at<std::uint8_t>(head, kKeysKind).value_or(0);
-        auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
-        if (log2_index > 40 || n > kMaxEntries) return out;
-        const std::uint64_t entry = kind == kKindGeneral ? 24 : 16;
-        const std::uint64_t key_at = kind == kKindGeneral ? 8 : 0;
-        std::vector<std::byte> entries(n * entry);
-        if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return out;
-        std::vector<std::uint64_t> split_values;
-        if (*values) {
-            split_values.resize(n);
-            const std::uint64_t first = o_.dict_values_header;
-            if (!m_.read(RemoteAddr{*values + first}, std::as_writable_bytes(std::span(split_values)))) return out;
-        }
-        for (std::uint64_t i = 0; i < n; ++i) {
-            std::uint64_t k = load_at<std::uint64_t>(entries, i * entry + key_at).value_or(0);
-            std::uint64_t v = *values ? split_values[i] : load_at<std::uint64_t>(entries, i * entry + key_at + 8).value_or(0);
-            if (k && v) out.emplace_back(k, v);
-        }
-        return out;
-    }
-
-    std::optional<std::uint64_t> dict_get(std::uint64_t dict, std::string_view key) {
-        for (const auto& [k, v] : dict_items(dict)) {
-            if (auto s = str(k); s && *s == key) return v;
-        }
-        return std::nullopt;
-    }
-
-    /// An attribute kept in the instance dict of an object of a Python class.
-    std::optional<std::uint64_t> attribute(std::uint64_t obj, std::string_view name) {
-        RemoteAddr type = types_.type_of(RemoteAddr{obj});
-        auto flags = m_.read_u64(RemoteAddr{type.value + kTypeFlags});
-        if (!type.value || !flags || !(*flags & kTpManagedDict)) return std::nullopt;
-        std::uint64_t values = 0, dict = 0;
-        if (o_.managed_dict == ManagedDict::PointersBefore) {
-            dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
-            values = m_.read_u64(RemoteAddr{obj - 32}).value_or(0);
-        } else if (o_.managed_dict == ManagedDict::TaggedValues) {
-            std::uint64_t dv = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
-            if (dv & 1) values = dv + 1;  // a tagged pointer one byte before the values
-            else dict = dv;
-        } else {
-            dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
-            if (!dict && (*flags & kTpInlineValues)) {
-                auto basic = m_.read_u64(RemoteAddr{type.value + kTypeBasicsize});
-                std::array<std::byte, 4> head{};
-                if (basic && m_.read(RemoteAddr{obj + *basic}, head) && std::to_integer<int>(head[3]) != 0) {
-                    values = obj + *basic + 8;  // PyDictValues: capacity, size, embedded, valid, then the values
-                }
-            }
-        }
-        if (dict) return dict_get(dict, name);
-        if (!values) return std::nullopt;
-        // Shared keys: the attribute's index in the class's cached keys is its slot in `values`.
-        auto keys = m_.read_u64(RemoteAddr{type.value + o_.ht_cached_keys});
-        if (!keys || !*keys) return std::nullopt;
-        std::array<std::byte, 32> head{};
-        if (!m_.read(RemoteAddr{*keys}, head)) return std::nullopt;
-        auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
-        auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
-        if (log2_index > 40 || n > 1024) return std::nullopt;
-        std::vector<std::byte> entries(n * 16);
-        if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return std::nullopt;
-        for (std::uint64_t i = 0; i < n; ++i) {
-            auto k = load_at<std::uint64_t>(entries, i * 16).value_or(0);
-            if (auto s = str(k); s && *s == name) {
-                auto v = m_.read_u64(RemoteAddr{values + 8 * i});
-                if (v && *v) return *v;
-                return std::nullopt;
-            }
-        }
-        return std::nullopt;
-    }
-
-    // A deleted slot's dummy object fails the later checks.
     std::vector<std::uint64_t> set_items(std::uint64_t set) { return read_set_keys(m_, RemoteAddr{set}, kMaxSetSlots); }
 
     /// The items of a list (behind a pointer) or a tuple (inline), at most `max` of them.
@@ -168,13 +82,7 @@ private:
         // on every read.
         if (scheduled_ && types_.of_object(RemoteAddr{scheduled_}) == "WeakSet") return true;
         scheduled_ = eager_ = 0;
-        std::uint64_t interp = m_.read_u64(RemoteAddr{interp_.runtime.value + interp_.layout.runtime_interpreters_head}).value_or(0);
-        if (!interp) return false;
-        auto modules = m_.read_u64(RemoteAddr{interp + o_.interp_modules});
-        if (!modules || types_.of_object(RemoteAddr{*modules}) != "dict") return false;
-        auto module = dict_get(*modules, "asyncio.tasks");
-        if (!module || types_.of_object(RemoteAddr{*module}) != "module") return false;
-        auto globals = m_.read_u64(RemoteAddr{*module + kModuleDict});
+        auto globals = objects_.module_globals("asyncio.tasks");
         if (!globals) return false;
         auto scheduled = dict_get(*globals, o_.scheduled_tasks);
         if (!scheduled || types_.of_object(RemoteAddr{*scheduled}) != "WeakSet") return false;
@@ -298,7 +206,7 @@ private:
     const Interpreter& interp_;
     const ObjectLayout& o_;
     TypeNames types_;
-    UnicodeLayout unicode_;
+    PyObjectReader objects_;
     std::uint64_t scheduled_ = 0, eager_ = 0;
     std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> callbacks_;  // task -> callback0, callbacks
     std::unordered_map<std::uint64_t, std::pair<std::string, std::uint64_t>> names_;      // name object -> name, generation

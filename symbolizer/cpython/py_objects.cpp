@@ -1,8 +1,143 @@
 #include "symbolizer/cpython/py_objects.hpp"
 
+#include <array>
+
 #include "symbolizer/cpython/object_layout.hpp"
 
 namespace loopspy {
+
+using namespace objects;
+
+namespace {
+constexpr std::uint64_t kMaxEntries = 1 << 16;
+}  // namespace
+
+std::optional<std::string> PyObjectReader::str(std::uint64_t addr) const {
+    if (types_.of_object(RemoteAddr{addr}) != "str") return std::nullopt;
+    std::vector<std::byte> bytes = m_.read_prefix(RemoteAddr{addr}, 512);
+    auto s = decode_pystring(bytes, unicode_, 200);
+    if (!s) return std::nullopt;
+    return *s;
+}
+
+/// (key, value) pairs of a dict's entries with str keys (combined or split table).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> PyObjectReader::dict_items(std::uint64_t dict) const {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    auto keys = m_.read_u64(RemoteAddr{dict + kDictKeys});
+    auto values = m_.read_u64(RemoteAddr{dict + kDictValues});
+    if (!keys || !values || !*keys) return out;
+    std::array<std::byte, 32> head{};
+    if (!m_.read(RemoteAddr{*keys}, head)) return out;
+    auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
+    auto kind = load_at<std::uint8_t>(head, kKeysKind).value_or(0);
+    auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
+    if (log2_index > 40 || n > kMaxEntries) return out;
+    const std::uint64_t entry = kind == kKindGeneral ? 24 : 16;
+    const std::uint64_t key_at = kind == kKindGeneral ? 8 : 0;
+    std::vector<std::byte> entries(n * entry);
+    if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return out;
+    std::vector<std::uint64_t> split_values;
+    if (*values) {
+        split_values.resize(n);
+        const std::uint64_t first = o_.dict_values_header;
+        if (!m_.read(RemoteAddr{*values + first}, std::as_writable_bytes(std::span(split_values)))) return out;
+    }
+    for (std::uint64_t i = 0; i < n; ++i) {
+        std::uint64_t k = load_at<std::uint64_t>(entries, i * entry + key_at).value_or(0);
+        std::uint64_t v = *values ? split_values[i] : load_at<std::uint64_t>(entries, i * entry + key_at + 8).value_or(0);
+        if (k && v) out.emplace_back(k, v);
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> PyObjectReader::dict_get(std::uint64_t dict, std::string_view key) const {
+    for (const auto& [k, v] : dict_items(dict)) {
+        if (auto s = str(k); s && *s == key) return v;
+    }
+    return std::nullopt;
+}
+
+/// An attribute kept in the instance dict of an object of a Python class.
+std::optional<std::uint64_t> PyObjectReader::attribute(std::uint64_t obj, std::string_view name) const {
+    RemoteAddr type = types_.type_of(RemoteAddr{obj});
+    auto flags = m_.read_u64(RemoteAddr{type.value + kTypeFlags});
+    if (!type.value || !flags || !(*flags & kTpManagedDict)) return std::nullopt;
+    std::uint64_t values = 0, dict = 0;
+    if (o_.managed_dict == ManagedDict::PointersBefore) {
+        dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
+        values = m_.read_u64(RemoteAddr{obj - 32}).value_or(0);
+    } else if (o_.managed_dict == ManagedDict::TaggedValues) {
+        std::uint64_t dv = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
+        if (dv & 1) values = dv + 1;  // a tagged pointer one byte before the values
+        else dict = dv;
+    } else {
+        dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
+        if (!dict && (*flags & kTpInlineValues)) {
+            auto basic = m_.read_u64(RemoteAddr{type.value + kTypeBasicsize});
+            std::array<std::byte, 4> head{};
+            if (basic && m_.read(RemoteAddr{obj + *basic}, head) && std::to_integer<int>(head[3]) != 0) {
+                values = obj + *basic + 8;  // PyDictValues: capacity, size, embedded, valid, then the values
+            }
+        }
+    }
+    if (dict) return dict_get(dict, name);
+    if (!values) return std::nullopt;
+    // Shared keys: the attribute's index in the class's cached keys is its slot in `values`.
+    auto keys = m_.read_u64(RemoteAddr{type.value + o_.ht_cached_keys});
+    if (!keys || !*keys) return std::nullopt;
+    std::array<std::byte, 32> head{};
+    if (!m_.read(RemoteAddr{*keys}, head)) return std::nullopt;
+    auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
+    auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
+    if (log2_index > 40 || n > 1024) return std::nullopt;
+    std::vector<std::byte> entries(n * 16);
+    if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return std::nullopt;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        auto k = load_at<std::uint64_t>(entries, i * 16).value_or(0);
+        if (auto s = str(k); s && *s == name) {
+            auto v = m_.read_u64(RemoteAddr{values + 8 * i});
+            if (v && *v) return *v;
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
+// A deleted slot's dummy object fails the later checks.
+
+std::optional<std::uint64_t> PyObjectReader::module_globals(std::string_view name) const {
+    if (!o_.interp_modules) return std::nullopt;  // a version whose sys.modules offset is not known
+    std::uint64_t interp = m_.read_u64(RemoteAddr{interp_.runtime.value + interp_.layout.runtime_interpreters_head}).value_or(0);
+    if (!interp) return std::nullopt;
+    auto modules = m_.read_u64(RemoteAddr{interp + o_.interp_modules});
+    if (!modules || types_.of_object(RemoteAddr{*modules}) != "dict") return std::nullopt;
+    auto module = dict_get(*modules, name);
+    if (!module || types_.of_object(RemoteAddr{*module}) != "module") return std::nullopt;
+    auto globals = m_.read_u64(RemoteAddr{*module + kModuleDict});
+    if (!globals || !*globals) return std::nullopt;
+    return *globals;
+}
+
+std::optional<std::int64_t> PyObjectReader::small_int(std::uint64_t addr) const {
+    if (types_.of_object(RemoteAddr{addr}) != "int") return std::nullopt;
+    auto head = m_.read_u64(RemoteAddr{addr + kLongHeader});
+    auto digits = m_.read_u64(RemoteAddr{addr + kLongDigits});
+    if (!head || !digits) return std::nullopt;
+    std::uint64_t ndigits = *head;
+    bool negative = false;
+    if (o_.long_header == LongHeader::Tagged) {
+        negative = (*head & 3) == 2;
+        ndigits = *head >> 3;
+    } else if (static_cast<std::int64_t>(*head) < 0) {
+        negative = true;
+        ndigits = static_cast<std::uint64_t>(-static_cast<std::int64_t>(*head));
+    }
+    if (ndigits > 2) return std::nullopt;
+    const std::int64_t v = ndigits == 0 ? 0
+                           : static_cast<std::int64_t>((*digits & 0x3fffffff) |
+                                                       (ndigits == 2 ? ((*digits >> 32) & 0x3fffffff) << 30 : 0));
+    return negative ? -v : v;
+}
 
 std::vector<std::uint64_t> read_set_keys(const RemoteMemory& memory, RemoteAddr set, std::uint64_t max_slots) {
     std::vector<std::uint64_t> out;

@@ -24,7 +24,8 @@ Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, 
             if (!native) break;
             // native_thread_id is 0 until the thread has started running.
             if (*native != 0 && *native < (1ull << 31)) {
-                out.push_back({Tid{static_cast<std::int32_t>(*native)}, RemoteAddr{t}, id});
+                const Tid tid{static_cast<std::int32_t>(*native)};
+                out.push_back({tid, tid, RemoteAddr{t}, id});
             }
             t = memory.read_u64(RemoteAddr{t + l.tstate_next}).value_or(0);
         }

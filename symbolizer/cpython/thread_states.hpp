@@ -14,6 +14,7 @@ namespace loopspy {
 struct ThreadState {
     Tid tid;            // as loopspy (and /proc, and the kernel side) sees it: native_thread_id,
                         // translated when the target runs in a PID namespace of its own
+    Tid own_tid;        // native_thread_id as the target sees it
     RemoteAddr tstate;  // the PyThreadState
     std::uint64_t interpreter_id = 0;
 };

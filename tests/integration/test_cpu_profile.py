@@ -124,3 +124,36 @@ def test_attach_shares_match_truth(py, tmp_path, spawn):
     truth = json.loads(truth_file.read_text())
     assert fully_symbolized_percent(proc.stderr) >= 99.0, proc.stderr
     check_against_truth(parse_collapsed(collapsed), truth, "share_after_ready")
+
+
+@pytest.mark.parametrize("py", ["pyenv-3.11", "pyenv-3.13", "debian-3.11", "sid-3.14"])
+def test_threads_carry_the_names_the_program_gave_them(py, tmp_path):
+    """threading.Thread(name=...) names a thread in the flame graph, the collapsed stacks and
+    the slow-callback table (the OS's name, `python3` or `ld-linux-x86-64`, says nothing)."""
+    collapsed, svg, truth = tmp_path / "c.txt", tmp_path / "f.svg", tmp_path / "truth.json"
+    proc = run_loopspy("record", "--no-status", "-o", tmp_path / "r.lspy", "--collapsed", collapsed, "--flamegraph", svg,
+                       "--slow-callbacks", "--", interpreter(py), WORKLOADS / "stalls.py", "--truth", truth,
+                       "--thread", "--rounds", "1")
+    roots = {frames[0].rsplit(" (", 1)[0] for frames, _ in parse_collapsed(collapsed)}
+    assert {"thread loop-thread", "thread burner-0", "thread burner-1"} <= roots, roots
+    assert "thread loop-thread (" in svg.read_text()
+    assert "loop-thread" in proc.stdout  # the slow-callback table's thread column
+
+
+@pytest.mark.parametrize("py", ["pyenv-3.12", "sid-3.14"])
+def test_dump_names_threads_as_the_program_did(py, tmp_path, spawn):
+    ready = tmp_path / "ready"
+    code = ("import threading, time, sys\n"
+            "ev = threading.Event()\n"
+            "ts = [threading.Thread(target=ev.wait, name=n) for n in ('db-pool-0', 'a-very-long-thread-name')]\n"
+            "[t.start() for t in ts]\n"
+            f"open({str(ready)!r}, 'w').write('1')\n"
+            "time.sleep(30)\n")
+    p = spawn([interpreter(py), "-c", code])
+    wait_for_file(ready, proc=p)
+    names = {t["name"] for t in json.loads(run_loopspy("dump", "-p", p.pid, "--json").stdout)["threads"]}
+    if py == "sid-3.14":
+        # 3.14 names its OS threads itself, cut to the kernel's 15 bytes; loopspy reads those.
+        assert {"db-pool-0", "a-very-long-thr"} <= names, names
+    else:
+        assert {"MainThread", "db-pool-0", "a-very-long-thread-name"} <= names, names

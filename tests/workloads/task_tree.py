@@ -2,7 +2,7 @@
 of coroutines 40 deep whose leaf burns CPU in short steps. Beside them, a task group with two
 children that sleep, and a task awaited by two tasks at once.
 
-usage: task_tree.py [--ready FILE] [--seconds S] [--depth N] [--loop stdlib|uvloop]
+usage: task_tree.py [--ready FILE] [--seconds S] [--depth N] [--start-after S] [--loop stdlib|uvloop]
 
 Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time);
 per long-lived waiting task (the task group's children, the shared task and its waiters), how
@@ -67,6 +67,8 @@ async def group_parent(seconds):
 
 
 async def orchestrate(args, ready):
+    # A profiler that launched this program attaches while it waits here.
+    await asyncio.sleep(args.start_after)
     stop_at = time.monotonic() + args.seconds
     created = time.monotonic()
     group = asyncio.create_task(group_parent(args.seconds + 1), name="tg-parent")
@@ -88,6 +90,7 @@ def main():
     p.add_argument("--ready")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--depth", type=int, default=40)
+    p.add_argument("--start-after", type=float, default=0.0, help="seconds to wait before making the tasks")
     p.add_argument("--loop", choices=["stdlib", "uvloop"], default="stdlib")
     args = p.parse_args()
 
