@@ -235,9 +235,6 @@ Result<int> run_record(const RecordArgs& args) {
     Profile profile;
     profile.info = profile_info(args, target);
     const bool live_status = !args.no_status && ::isatty(STDERR_FILENO);
-    std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
-                 target.interp.version.text().c_str(), target.interp.binary_path.c_str(), args.rate_hz,
-                 live_status ? "; Ctrl-C to stop" : "");
     std::string recording_path = args.recording.empty()
                                      ? "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".lspy"
                                      : args.recording;
@@ -249,6 +246,10 @@ Result<int> run_record(const RecordArgs& args) {
         return started.error();
     }
     auto recorder = std::move(started).value();
+    // Said once sampling runs, so that from this line on nothing the target does is missed.
+    std::fprintf(stderr, "loopspy: recording pid %d (Python %s, %s) at %d Hz%s\n", pid.value,
+                 target.interp.version.text().c_str(), target.interp.binary_path.c_str(), args.rate_hz,
+                 live_status ? "; Ctrl-C to stop" : "");
     // The target's CPU time as the kernel counts it, from its start here to its last reading while
     // it ran: what the profile must account for.
     const std::optional<ProcessStat> cpu_at_start = read_process_stat(pid);

@@ -67,10 +67,14 @@ struct RecordSummary {
     std::optional<Error> checkpoint_error;  // why the checkpoint failed (StopReason::CheckpointFailed)
 };
 
-/// The loud zero: when the target used `target_cpu` of CPU while recorded (as the kernel counts it)
-/// and far fewer samples than that makes at `rate_hz` were recorded, lost or counted as native,
-/// the one line that says so; nullopt when the profile accounts for its time. Small amounts
-/// (under 20 samples' worth) are never called missing.
+/// Below this share of the target's CPU time (as the kernel counts it) in samples recorded, lost
+/// or counted, the summary says how much is unaccounted for.
+inline constexpr double kAccountedShare = 0.95;
+
+/// The loud zero: when the target used `target_cpu` of CPU while recorded and fewer samples than
+/// kAccountedShare of what that makes at `rate_hz` were recorded, lost or counted as native, the
+/// one line that says so (a warning when most is missing, else a note with the share); nullopt
+/// when the profile accounts for the time. Small amounts (under 20 samples' worth) never are.
 std::optional<std::string> unaccounted_cpu_warning(const RecordSummary& summary, const LossCounters& lost,
                                                    Nanoseconds target_cpu, int rate_hz);
 

@@ -95,7 +95,7 @@ def run_loopspy(*args, timeout=120, check=True, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    # Every recording a test makes accounts for the target's CPU time: none may say it lost it.
+    # Every recording a test makes accounts for most of the target's CPU time: none may say it lost it.
     if check and "this profile is missing" in proc.stderr:
         raise AssertionError(f"{cmd} lost the target's time:\n{proc.stderr}")
     return proc

@@ -252,6 +252,14 @@ TEST_CASE("a recording that lost the target's time says so, never a clean zero")
         summary.native_thread_samples = 1000;
         CHECK_FALSE(unaccounted_cpu_warning(summary, lost, two_seconds, 1000));
     }
+    SUBCASE("a tenth unaccounted is a note with the share") {
+        summary.samples = 1800;
+        auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);
+        REQUIRE(w);
+        CHECK(w->rfind("note: ", 0) == 0);
+        CHECK(w->find("1800 were recorded or counted (90%)") != std::string::npos);
+        CHECK(w->find("the other 10%") != std::string::npos);
+    }
     SUBCASE("a quarter of it is not enough") {
         summary.samples = 500;
         auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);

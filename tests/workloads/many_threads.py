@@ -1,14 +1,18 @@
 """A program that has made many threads (more than the kernel side's per-thread maps hold at
 once) before it starts an event loop, in a new thread, that stalls once.
 
-usage: many_threads.py --threads N --truth FILE [--made FILE]
+usage: many_threads.py --threads N --truth FILE [--made FILE] [--go FILE]
+--go FILE: wait until FILE exists before making threads (a profiler attaches meanwhile).
 --made FILE is written once all the short threads have come and gone; the program then waits
 2 s before its loop starts.
-Truth (JSON): {"loop_thread": TID, "stall_ms": the stall by the loop thread's own clock}.
+Truth (JSON): {"loop_thread": TID, "stalls_ms": [the stalls by the loop thread's own clock],
+"cpu_s": the process's CPU time (every thread's, those ended included) from go to the end}.
 """
 import argparse
 import asyncio
 import json
+import os
+import resource
 import threading
 import time
 
@@ -19,17 +23,24 @@ def nothing():
     time.sleep(0)  # switches out once, so the kernel side has seen the thread
 
 
-async def stall():
+async def stall(ms):
     t0 = time.monotonic_ns()
-    time.sleep(0.2)
-    truth["stall_ms"] = (time.monotonic_ns() - t0) / 1e6
+    time.sleep(ms / 1000)
+    truth.setdefault("stalls_ms", []).append((time.monotonic_ns() - t0) / 1e6)
 
 
 async def loop_main():
     truth["loop_thread"] = threading.get_native_id()
     await asyncio.sleep(0.3)
-    await asyncio.create_task(stall())
-    await asyncio.sleep(0.3)
+    for ms in (200, 150, 120):
+        await asyncio.create_task(stall(ms))
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.2)
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def main():
@@ -37,7 +48,12 @@ def main():
     p.add_argument("--threads", type=int, default=17000)
     p.add_argument("--truth", required=True)
     p.add_argument("--made")
+    p.add_argument("--go")
     args = p.parse_args()
+    if args.go:
+        while not os.path.exists(args.go):
+            time.sleep(0.01)
+    cpu_at_go = cpu_seconds()
     made = 0
     while made < args.threads:
         batch = [threading.Thread(target=nothing) for _ in range(min(64, args.threads - made))]
@@ -54,6 +70,7 @@ def main():
     loop.start()
     loop.join()
     truth["threads_made"] = made
+    truth["cpu_s"] = cpu_seconds() - cpu_at_go
     with open(args.truth, "w") as f:
         json.dump(truth, f)
 
