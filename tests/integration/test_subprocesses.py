@@ -40,10 +40,10 @@ def wait_until(predicate, timeout=20, what="a condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def start_recording(tmp_path, *args):
+def start_recording(tmp_path, *args, prefix=()):
     """loopspy record --subprocesses in the background; stderr goes to a file to watch."""
     err = open(tmp_path / "loopspy.err", "w")
-    rec = subprocess.Popen([LOOPSPY, "record", "--subprocesses", "--no-status", "--threshold", str(THRESHOLD_MS),
+    rec = subprocess.Popen([*prefix, LOOPSPY, "record", "--subprocesses", "--no-status", "--threshold", str(THRESHOLD_MS),
                             "--report", str(tmp_path / "report.json"), "-o", str(tmp_path / "r.lspy"), *map(str, args)],
                            stderr=err, stdout=subprocess.DEVNULL)
     return rec, tmp_path / "loopspy.err"
@@ -153,18 +153,40 @@ def slow_round(port, ms_list):
     return answers
 
 
-def test_gunicorn_with_uvicorn_workers_every_workers_stalls_with_its_pid_and_a_restarted_worker(tmp_path, spawn):
+def ns_pid(host_pid):
+    """A process's pid in its own (innermost) PID namespace."""
+    for line in open(f"/proc/{host_pid}/status"):
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    raise AssertionError(f"no NSpid for {host_pid}")
+
+
+@pytest.mark.parametrize("where", ["bare", "container-from-host", "container-from-inside"])
+def test_gunicorn_with_uvicorn_workers_every_workers_stalls_with_its_pid_and_a_restarted_worker(where, tmp_path, spawn):
+    """The service as people run it: a gunicorn master, 2 uvicorn workers, a handler that blocks
+    in time.sleep, local load. Bare; in a container (its own PID and mount namespaces) profiled
+    from the host by the master's host pid; and from inside the container, where it is pid 1."""
     truth_dir = tmp_path / "truth"
     truth_dir.mkdir()
     port = free_port()
-    master = spawn([interpreter("debian-3.11"), "-m", "gunicorn", "-w", "2", "-k", "uvicorn.workers.UvicornWorker",
-                    "-b", f"127.0.0.1:{port}", "--chdir", str(WORKLOADS), "asgi_app:app"],
-                   env={**os.environ, "LOOPSPY_TRUTH_DIR": str(truth_dir)},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workers = wait_until(lambda: len(children_of(master.pid)) == 2 and children_of(master.pid), what="2 workers")
+    gunicorn = [interpreter("debian-3.11"), "-m", "gunicorn", "-w", "2", "-k", "uvicorn.workers.UvicornWorker",
+                "-b", f"127.0.0.1:{port}", "--chdir", str(WORKLOADS), "asgi_app:app"]
+    container = where != "bare"
+    launched = spawn(["unshare", "--pid", "--fork", "--mount-proc", *gunicorn] if container else gunicorn,
+                     env={**os.environ, "LOOPSPY_TRUTH_DIR": str(truth_dir)},
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from test_containers import container_child
+    master = container_child(launched) if container else launched.pid
+    workers = wait_until(lambda: len(children_of(master)) == 2 and children_of(master), what="2 workers")
     wait_until(lambda: len({get(port, "/") for _ in range(8)}) == 2, what="both workers serving")
+    # Every pid as the recording names it: the host's, or the container's own from inside; the
+    # workers write their truth (and answer requests) with the container's.
+    inside = where == "container-from-inside"
+    own = {w: ns_pid(w) for w in workers}
+    seen_as = (lambda host: own[host]) if inside else (lambda host: host)
 
-    rec, err = start_recording(tmp_path, "-p", master.pid, "-d", 14)
+    prefix = ["nsenter", "-t", str(master), "--pid", "--mount"] if inside else []
+    rec, err = start_recording(tmp_path, "-p", 1 if inside else master, "-d", 14, prefix=prefix)
     wait_until(lambda: sum("recording child" in l for l in stderr_lines(err)) == 2, what="loopspy to attach")
     t0 = time.monotonic_ns()
     served = []
@@ -172,25 +194,28 @@ def test_gunicorn_with_uvicorn_workers_every_workers_stalls_with_its_pid_and_a_r
         served += slow_round(port, [120, 135])
     # gunicorn replaces a worker that exits: the new one is forked during the recording.
     os.kill(workers[0], signal.SIGTERM)
-    new = wait_until(lambda: [c for c in children_of(master.pid) if c not in workers] or None,
-                     what="a new worker")[0]
-    wait_until(lambda: any(f"child {new} of {master.pid}" in l for l in stderr_lines(err)), what="the new worker recorded")
-    wait_until(lambda: new in {get(port, "/") for _ in range(8)}, what="the new worker serving")
+    new = wait_until(lambda: [c for c in children_of(master) if c not in workers] or None, what="a new worker")[0]
+    own[new] = ns_pid(new)
+    wait_until(lambda: any(f"child {seen_as(new)} of " in l for l in stderr_lines(err)), what="the new worker recorded")
+    wait_until(lambda: own[new] in {get(port, "/") for _ in range(8)}, what="the new worker serving")
     for _ in range(5):
         served += slow_round(port, [110, 145])
     t1 = time.monotonic_ns()
     assert rec.wait(timeout=60) == 0, pathlib.Path(err).read_text()
-    assert {workers[0], workers[1], new} <= set(served), "the load did not reach every worker"
+    assert {own[workers[0]], own[workers[1]], own[new]} <= set(served), "the load did not reach every worker"
 
+    to_view = {own[h]: seen_as(h) for h in own}
     stalls = [json.loads(l) for p in truth_dir.glob("*.jsonl") for l in p.read_text().splitlines()]
+    stalls = [dict(s, pid=to_view[s["pid"]]) for s in stalls]
     report = json.loads((tmp_path / "report.json").read_text())
-    inside = match_stalls(report, stalls, (t0, t1))
-    assert {s["pid"] for s in inside} == {workers[0], workers[1], new}
+    inside_window = match_stalls(report, stalls, (t0, t1))
+    assert {s["pid"] for s in inside_window} == {seen_as(workers[0]), seen_as(workers[1]), seen_as(new)}
     for cb in report["slow_callbacks"]:
         assert any("slow_handler" in f for f in cb["stack"]), cb["stack"]
-        assert any(b["syscall"] == "clock_nanosleep" for b in cb["blocking"]), cb["blocking"]
+        assert any(b["syscall"] == "clock_nanosleep" for b in cb["blocking"]), (cb, pathlib.Path(err).read_text())
     processes = {p["pid"] for p in report["processes"]}
-    assert {master.pid, workers[0], workers[1], new} <= processes
+    assert {seen_as(workers[0]), seen_as(workers[1]), seen_as(new)} <= processes
+    assert (1 if inside else master) in processes
     # The worker that exited was dropped, and loopspy said nothing was lost to it.
     assert "this profile is missing" not in pathlib.Path(err).read_text()
 
