@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import env  # noqa: E402
 import accuracy  # noqa: E402
+import bystander  # noqa: E402
 import overhead  # noqa: E402
 import rate_loss  # noqa: E402
 import recording  # noqa: E402
@@ -25,11 +26,15 @@ SECTIONS = [
     ("accuracy", accuracy, "4. Accuracy"),
     ("recording", recording, "5. Recording size, recorder memory, replay speed"),
     ("startup", startup, "6. Start-up"),
+    ("bystander", bystander, "7. Cost where the target does not run: bystanders and timer interrupts"),
 ]
 TARGET_ORDER = ["target overhead ≤ 0.5% at 1 kHz", "target overhead ≤ 3.0% at 10 kHz",
                 "loopspy's own CPU ≤ 1% of a core at 1 kHz", "no loss below 20 kHz",
                 "CPU shares within 1 point of the truth", "≤ 4 bytes per sample",
-                "replay ≥ 5 million samples per second", "first sample within 200 ms"]
+                "replay ≥ 5 million samples per second", "first sample within 200 ms",
+                "a bystander keeps ≥ 0.99 of its speed (loopspy)", "a bystander keeps ≥ 0.99 of its speed (loopspy-per-thread)",
+                "idle target: < 2% of rate × CPUs extra timer interrupts (loopspy)",
+                "idle target: < 2% of rate × CPUs extra timer interrupts (loopspy-per-thread)"]
 
 
 def load(results):

@@ -7,6 +7,7 @@ binary, then writes the results document.
   rate_loss  samples kept as the rate rises, loopspy and profiling.sampling    (item 3)
   overhead   target throughput and the profilers' own CPU and RSS, interleaved (items 1, 2)
   recording  bytes per sample, recorder RSS over a long recording, replay speed (item 5)
+  bystander  bystanders' syscalls and context switches, timer interrupts     (issue 11)
 
 Full run (about 30 minutes on a quiet 2-core machine): results in bench/results/PART.json and
 BENCHMARKS.md. --quick (about 2 minutes, a smoke test of every part): bench/results/quick/ and
@@ -31,10 +32,10 @@ from lib import env, procs  # noqa: E402
 import report  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
-PARTS = ("startup", "accuracy", "rate_loss", "overhead", "recording")
+PARTS = ("startup", "accuracy", "rate_loss", "overhead", "recording", "bystander")
 # Seconds a part may take before it is killed: (full, quick). The recording's grows with --duration.
 LIMITS = {"startup": (240, 120), "accuracy": (420, 180), "rate_loss": (600, 180), "overhead": (1800, 300),
-          "recording": (300, 120)}
+          "recording": (300, 120), "bystander": (900, 240)}
 
 
 def run_part(cmd, limit):

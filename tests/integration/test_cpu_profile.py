@@ -98,7 +98,7 @@ def test_launch_shares_match_truth(py, tmp_path):
     python = interpreter(py)
     truth_file, collapsed, svg = tmp_path / "truth.json", tmp_path / "out.txt", tmp_path / "out.svg"
     proc = run_loopspy("record", "--rate", 1000, "--mode", "cpu", "--collapsed", collapsed, "--flamegraph", svg, "--",
-                       python, WORKLOADS / "cpu_shares.py", "--seconds", 4, "--truth", truth_file)
+                       python, WORKLOADS / "cpu_shares.py", "--seconds", 4, "--truth", truth_file, "--start-after", 0.5)
     truth = json.loads(truth_file.read_text())
     assert fully_symbolized_percent(proc.stderr) >= 99.0, proc.stderr
     assert "the command exited with status 0" in proc.stderr

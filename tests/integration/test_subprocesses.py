@@ -248,3 +248,23 @@ def test_a_target_that_execs_a_program_that_is_not_python_ends_the_recording_say
     burned = sum(w for frames, w in parse_collapsed(tmp_path / "out.txt") if any("<module>" in f for f in frames))
     assert burned >= 500_000, burned  # of the ~1 s it spun (in µs), recorded from attach on
     assert target.poll() is None  # left running: loopspy only stopped watching
+
+
+def test_dump_subprocesses_dumps_the_target_and_every_python_child(tmp_path, spawn):
+    truth_dir, ready = tmp_path / "truth", tmp_path / "ready"
+    truth_dir.mkdir()
+    parent = spawn([interpreter("pyenv-3.12"), WORKLOADS / "mp_children.py", "--truth-dir", truth_dir,
+                    "--ready", ready, "--pause", "0"])
+    wait_for_file(ready, proc=parent)
+    kids = wait_until(lambda: len(children_of(parent.pid)) == 2 and children_of(parent.pid), what="2 children")
+    time.sleep(0.2)  # their loops run
+    dumps = json.loads(run_loopspy("dump", "-s", "-p", parent.pid, "--json").stdout)
+    assert [d["pid"] for d in dumps] == [parent.pid, *sorted(kids)]
+    for d in dumps[1:]:
+        frames = [f["name"] for t in d["threads"] for f in t["frames"]]
+        assert "child_main" in frames or "stall" in frames or any("run" in f for f in frames), d
+    text = run_loopspy("dump", "--subprocesses", "-p", parent.pid).stdout
+    for pid in [parent.pid, *kids]:
+        assert f"Process {pid}:" in text
+    # Without -s, the target alone.
+    assert json.loads(run_loopspy("dump", "-p", parent.pid, "--json").stdout)["pid"] == parent.pid

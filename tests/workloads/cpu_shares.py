@@ -3,7 +3,9 @@
 It measures its own truth with time.thread_time() around each call and writes it as JSON when
 it exits, so a profile of it can be checked against what really happened.
 
-usage: cpu_shares.py --seconds S --truth FILE [--ready FILE]
+usage: cpu_shares.py --seconds S --truth FILE [--ready FILE] [--start-after S]
+--start-after S: wait S seconds (off-CPU) before the calls begin, so a profiler that launched the
+program is attached for all of them; the shares count the thread's CPU time from then on.
 """
 import argparse
 import asyncio
@@ -56,6 +58,8 @@ async def worker(deadline, spent, rng):
 async def main(args):
     spent = {n: 0.0 for n in WEIGHTS}
     rng = random.Random(42)
+    await asyncio.sleep(args.start_after)
+    begin_cpu = time.thread_time()  # the shares' denominator starts here
     start_cpu = time.thread_time()
     if args.ready:
         with open(args.ready, "w") as f:
@@ -67,7 +71,7 @@ async def main(args):
         "thread_cpu_s": total,
         "thread_cpu_after_ready_s": total - start_cpu,
         "spent_s": spent,
-        "share": {n: spent[n] / total for n in spent},
+        "share": {n: spent[n] / (total - begin_cpu) for n in spent},
         "share_after_ready": {n: spent[n] / (total - start_cpu) for n in spent},
     }
     with open(args.truth, "w") as f:
@@ -78,5 +82,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--truth", required=True)
+    p.add_argument("--start-after", type=float, default=0.0)
     p.add_argument("--ready")
     asyncio.run(main(p.parse_args()))
