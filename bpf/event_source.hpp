@@ -61,8 +61,9 @@ public:
 
     virtual ~EventSource() = default;
 
-    /// Starts sampling. `threads` are the Python threads known now; add_thread() tells of later
-    /// ones (in per-thread mode each needs its own timer).
+    /// Starts sampling. `threads` are every thread of the target (and of its recorded
+    /// descendants) there now; in per-thread mode each gets its own timer, which the threads they
+    /// start later inherit. add_thread() tells of a Python thread seen later.
     virtual Result<void> start(std::span<const Tid> threads) = 0;
     virtual Result<void> add_thread(Tid tid) = 0;
     virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;

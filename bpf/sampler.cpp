@@ -154,6 +154,9 @@ struct Sampler::Impl {
         attr.config = PERF_COUNT_SW_CPU_CLOCK;
         attr.sample_period = 1'000'000'000ull / static_cast<unsigned>(options.rate_hz);
         attr.freq = 0;
+        // Per thread: threads (and, with --subprocesses, processes) the thread starts later get a
+        // copy of its event from their first instant, the BPF program included.
+        attr.inherit = pid > 0 ? 1 : 0;
         int fd = static_cast<int>(syscall(SYS_perf_event_open, &attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC));
         if (fd < 0) {
             int err = errno;
@@ -321,14 +324,15 @@ Result<void> Sampler::start(std::span<const Tid> threads) {
     if (impl_->options.mode == SamplingMode::PerCpu) {
         for (int cpu : online_cpus()) LOOPSPY_CHECK(impl_->attach_event(-1, cpu));
     } else {
+        // Every thread there now, Python or not yet: the ones started later inherit theirs.
         for (Tid tid : threads) LOOPSPY_CHECK(impl_->attach_event(tid.value, -1));
     }
     return {};
 }
 
-Result<void> Sampler::add_thread(Tid tid) {
-    if (impl_->options.mode != SamplingMode::PerThread) return {};
-    return impl_->attach_event(tid.value, -1);
+Result<void> Sampler::add_thread(Tid) {
+    // Per-thread events are inherited by the threads started after them: nothing to add.
+    return {};
 }
 
 Result<void> Sampler::publish_thread_state(Tid tid, RemoteAddr tstate) {

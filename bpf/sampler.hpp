@@ -45,8 +45,8 @@ public:
     Sampler(const Sampler&) = delete;
     Sampler& operator=(const Sampler&) = delete;
 
-    /// Starts cpu-clock sampling. In per-thread mode, `threads` are the threads to sample;
-    /// call add_thread() for threads that appear later.
+    /// Starts cpu-clock sampling. In per-thread mode, `threads` are the threads to sample (every
+    /// thread there now); the threads they start later inherit their events.
     Result<void> start(std::span<const Tid> threads) override;
     Result<void> add_thread(Tid tid) override;
 

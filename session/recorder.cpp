@@ -120,15 +120,19 @@ Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, c
     r->sampler_ = std::move(source);
     r->layout_ = frame_walk_layout(interp.layout);
     LOOPSPY_CHECK(r->add_process(pid, Pid{0}, std::move(interp)));
-    std::vector<Tid> tids;
-    for (const auto& [tid, owner] : r->owner_) tids.push_back(tid);
+    // Every thread there now, of the target and (with --subprocesses) its descendants.
+    std::vector<Tid> tids = list_threads(pid);
+    const std::vector<Pid> children = options.follow_children ? descendants(pid) : std::vector<Pid>{};
+    for (Pid child : children) {
+        for (Tid tid : list_threads(child)) tids.push_back(tid);
+    }
     LOOPSPY_CHECK(r->sampler_->start(tids));
     r->sampling_started_ = true;
     if (options.follow_children) {
         // The descendants there already; those forked from here on arrive as events (a child
         // forked in between is both, and is added once).
         const auto now = std::chrono::steady_clock::now();
-        for (Pid child : descendants(pid)) {
+        for (Pid child : children) {
             LOOPSPY_CHECK(r->sampler_->follow_process(child));
             const auto st = read_process_stat(child);
             r->pending_.push_back({child, st ? st->parent : Pid{0}, false, now});  // there, or not at all

@@ -7,6 +7,7 @@
 #include <deque>
 
 #include "session/recorder.hpp"
+#include "symbolizer/process/proc_maps.hpp"
 #include "tests/unit/fake_target.hpp"
 
 using namespace loopspy;
@@ -141,7 +142,9 @@ TEST_CASE("a user's samples are named outermost first, each weighing one samplin
     s.events->on_cpu(Nanoseconds{3'000'000}, {handler});
     RecordSummary summary = s.run();
 
-    CHECK(s.events->started_with == 0);  // no Python thread state to publish in this fake target
+    // Every thread of the target (this test process) is handed over, Python or not: in per-thread
+    // mode each gets a timer of its own, which the threads it starts later inherit.
+    CHECK(s.events->started_with == list_threads(Pid{static_cast<int>(::getpid())}).size());
     CHECK(summary.reason == StopReason::TargetExited);
     CHECK(summary.samples == 3);
     CHECK(summary.fully_symbolized == 3);
