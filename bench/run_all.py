@@ -100,6 +100,8 @@ def main():
             limit = LIMITS[p][1 if a.quick else 0]
             cmd = [sys.executable, os.path.join(BENCH, p + ".py"), "--loopspy", binary, "--python", a.python,
                    "--out", os.path.join(results, p + ".json")] + (["--quick"] if a.quick else [])
+            if p == "overhead":
+                cmd += ["--sampling", "per-cpu,per-thread"]  # both modes side by side (issue 11)
             if p == "recording":
                 duration = a.duration or (20 if a.quick else 600)
                 cmd += ["--duration", str(duration)]
