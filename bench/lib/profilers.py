@@ -90,6 +90,9 @@ class _Run:
             return self.attached()
         procs.wait_for(ok, deadline, f"{self.what} to attach")
         self.attach_s = (time.monotonic_ns() - self.t_spawn_ns) / 1e9
+        # A first reading at once: a profiler whose run is short may be gone (a zombie has no
+        # VmHWM) before the next poll reads it.
+        self.peak_rss()
 
     def cpu_ns(self):
         self.peak_rss()
