@@ -63,9 +63,8 @@ public:
 
     /// Starts sampling. `threads` are every thread of the target (and of its recorded
     /// descendants) there now; in per-thread mode each gets its own timer, which the threads they
-    /// start later inherit. add_thread() tells of a Python thread seen later.
+    /// start later inherit.
     virtual Result<void> start(std::span<const Tid> threads) = 0;
-    virtual Result<void> add_thread(Tid tid) = 0;
     virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;
     virtual void forget_thread_state(Tid tid) = 0;
     /// A descendant that existed before recording began: the kernel side samples it from now on

@@ -330,11 +330,6 @@ Result<void> Sampler::start(std::span<const Tid> threads) {
     return {};
 }
 
-Result<void> Sampler::add_thread(Tid) {
-    // Per-thread events are inherited by the threads started after them: nothing to add.
-    return {};
-}
-
 Result<void> Sampler::publish_thread_state(Tid tid, RemoteAddr tstate) {
     __u32 key = static_cast<__u32>(tid.value);
     __u64 value = tstate.value;

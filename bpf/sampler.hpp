@@ -48,7 +48,6 @@ public:
     /// Starts cpu-clock sampling. In per-thread mode, `threads` are the threads to sample (every
     /// thread there now); the threads they start later inherit their events.
     Result<void> start(std::span<const Tid> threads) override;
-    Result<void> add_thread(Tid tid) override;
 
     Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) override;
     void forget_thread_state(Tid tid) override;

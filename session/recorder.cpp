@@ -200,9 +200,6 @@ Result<void> Recorder::refresh_threads(Process& p) {
         if (it != p.published.end() && it->second == tstate) continue;
         LOOPSPY_CHECK(sampler_->publish_thread_state(tid, tstate));
         owner_[tid] = &p;
-        // A new thread once sampling runs: in per-thread mode it needs its own perf event (the
-        // threads known before start() get theirs there).
-        if (sampling_started_ && !python_threads_.count(tid)) LOOPSPY_CHECK(sampler_->add_thread(tid));
         python_threads_.insert(tid);
         profile_.set_thread_process(tid, p.pid());
         p.unnamed.insert(tid);

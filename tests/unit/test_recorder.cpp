@@ -57,7 +57,6 @@ public:
         started_with = threads.size();
         return {};
     }
-    Result<void> add_thread(Tid) override { return {}; }
     Result<void> publish_thread_state(Tid, RemoteAddr) override { return {}; }
     void forget_thread_state(Tid) override {}
     Result<void> follow_process(Pid) override { return {}; }
