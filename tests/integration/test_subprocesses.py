@@ -203,6 +203,9 @@ def test_gunicorn_with_uvicorn_workers_every_workers_stalls_with_its_pid_and_a_r
     t1 = time.monotonic_ns()
     assert rec.wait(timeout=60) == 0, pathlib.Path(err).read_text()
     assert {own[workers[0]], own[workers[1]], own[new]} <= set(served), "the load did not reach every worker"
+    # gunicorn's graceful stop: each worker writes its truth as it shuts down.
+    os.kill(master, signal.SIGTERM)
+    wait_until(lambda: launched.poll() is not None, timeout=30, what="gunicorn to stop")
 
     to_view = {own[h]: seen_as(h) for h in own}
     stalls = [json.loads(l) for p in truth_dir.glob("*.jsonl") for l in p.read_text().splitlines()]
