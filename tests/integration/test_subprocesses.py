@@ -64,11 +64,25 @@ def match_stalls(report, stalls, window_ns):
     for cb in slow:
         by_pid.setdefault(cb["pid"], []).append(cb)
     for pid in {s["pid"] for s in inside}:
-        want = sorted((s["end_ns"] - s["start_ns"]) / 1e6 for s in inside if s["pid"] == pid)
-        got = sorted(cb["duration_ms"] for cb in by_pid.get(pid, []))
-        assert len(got) == len(want), (pid, want, got)
-        for w, g in zip(want, got):
-            assert abs(w - g) <= tolerance_ms(w), (pid, want, got)
+        # In time order, each slow callback is the next stall of its process, or the next two when
+        # they ran back to back: a second request already waiting when the first ended runs in
+        # the same loop iteration with the same callback frame, one busy period the loop analysis
+        # reports as one callback.
+        todo = sorted((s for s in inside if s["pid"] == pid), key=lambda s: s["start_ns"])
+        got = sorted(by_pid.get(pid, []), key=lambda cb: cb["start_ms"])
+        durations = [cb["duration_ms"] for cb in got]
+        k = 0
+        for d in durations:
+            assert k < len(todo), (pid, [(s["end_ns"] - s["start_ns"]) / 1e6 for s in todo], durations)
+            one = (todo[k]["end_ns"] - todo[k]["start_ns"]) / 1e6
+            if abs(d - one) <= tolerance_ms(one):
+                k += 1
+                continue
+            assert k + 1 < len(todo) and todo[k + 1]["start_ns"] - todo[k]["end_ns"] < 2_000_000, (pid, k, d, one)
+            two = (todo[k + 1]["end_ns"] - todo[k]["start_ns"]) / 1e6
+            assert abs(d - two) <= tolerance_ms(two), (pid, k, d, one, two)
+            k += 2
+        assert k == len(todo), (pid, "stalls without a slow callback", todo[k:], durations)
     assert set(by_pid) <= {s["pid"] for s in stalls}, by_pid.keys()
     return inside
 
