@@ -98,7 +98,8 @@ def test_loopspy_inside_the_container_launches_the_service(tmp_path):
     truth_file, report_file = tmp_path / "truth.json", tmp_path / "report.json"
     cmd = ["unshare", "--pid", "--fork", "--mount-proc", LOOPSPY, "record", "--threshold", str(THRESHOLD_MS),
            "--report", str(report_file), "--no-status", "-o", str(tmp_path / "r.lspy"), "--",
-           interpreter("pyenv-3.12"), str(STALLS), "--truth", str(truth_file)]
+           interpreter("pyenv-3.12"), str(STALLS), "--truth", str(truth_file), "--warmup", "1.5"]
+    # (the warm-up lets the launched service's first stall come after loopspy has attached, on a busy machine too)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(report_file.read_text())
