@@ -245,19 +245,11 @@ struct Sampler::Impl {
         return hooks;
     }
 
-    Result<void> attach_process_hooks() {
-        for (bpf_program* prog : process_hooks()) {
+    /// Attaches each program at the point its section names; `what` says which, should one fail.
+    Result<void> attach_all(const std::vector<bpf_program*>& programs, const char* what) {
+        for (bpf_program* prog : programs) {
             bpf_link* link = bpf_program__attach(prog);
-            if (!link) return bpf_error("attaching the fork and exec hooks", errno);
-            links.emplace_back(link);
-        }
-        return {};
-    }
-
-    Result<void> attach_scheduler_hooks() {
-        for (bpf_program* prog : scheduler_hooks()) {
-            bpf_link* link = bpf_program__attach(prog);
-            if (!link) return bpf_error("attaching the scheduler and selector hooks", errno);
+            if (!link) return bpf_error(what, errno);
             links.emplace_back(link);
         }
         return {};
@@ -319,8 +311,10 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
 }
 
 Result<void> Sampler::start(std::span<const Tid> threads) {
-    LOOPSPY_CHECK(impl_->attach_process_hooks());
-    if (impl_->options.track_off_cpu) LOOPSPY_CHECK(impl_->attach_scheduler_hooks());
+    LOOPSPY_CHECK(impl_->attach_all(impl_->process_hooks(), "attaching the fork and exec hooks"));
+    if (impl_->options.track_off_cpu) {
+        LOOPSPY_CHECK(impl_->attach_all(impl_->scheduler_hooks(), "attaching the scheduler and selector hooks"));
+    }
     if (impl_->options.mode == SamplingMode::PerCpu) {
         for (int cpu : online_cpus()) LOOPSPY_CHECK(impl_->attach_event(-1, cpu));
     } else {
