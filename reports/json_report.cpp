@@ -33,6 +33,10 @@ std::string hex(std::uint64_t v) {
     return buf;
 }
 
+/// The document's text: strings are sanitized where they are set; `replace` is a second guard so
+/// a stray byte never throws.
+std::string document_text(const Json& j) { return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n"; }
+
 Json frames_json(const std::vector<DumpFrame>& frames) {
     Json a = Json::array();
     for (const DumpFrame& f : frames) {
@@ -155,8 +159,7 @@ std::string render_json_report(const Profile& profile, const LoopAnalysis& analy
                                const std::vector<TaskSummary>* tasks) {
     Json j = loop_report_json(profile, analysis);
     if (tasks) j["tasks"] = tasks_json(*tasks);
-    // Strings are sanitized above; `replace` is a second guard so a stray byte never throws.
-    return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+    return document_text(j);
 }
 
 Json tasks_json(const std::vector<TaskSummary>& tasks) {
@@ -186,13 +189,13 @@ Json dump_json(const ProcessDump& d);
 }  // namespace
 
 std::string render_dump_json(const ProcessDump& d) {
-    return dump_json(d).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+    return document_text(dump_json(d));
 }
 
 std::string render_dumps_json(const std::vector<ProcessDump>& dumps) {
     Json a = Json::array();
     for (const ProcessDump& d : dumps) a.push_back(dump_json(d));
-    return a.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+    return document_text(a);
 }
 
 namespace {
