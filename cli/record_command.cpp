@@ -255,8 +255,9 @@ Result<int> run_record(const RecordArgs& args) {
     const std::optional<ProcessStat> cpu_at_start = read_process_stat(pid);
     Nanoseconds cpu_last = cpu_at_start ? cpu_at_start->cpu : Nanoseconds{};
     auto alive = [&]() {
-        if (auto st = read_process_stat(pid)) cpu_last = std::max(cpu_last, st->cpu);
-        return target.child ? !target.child->exited() : process_running(pid);
+        const std::optional<ProcessStat> st = read_process_stat(pid);  // one read for both questions
+        if (st) cpu_last = std::max(cpu_last, st->cpu);
+        return target.child ? !target.child->exited() : st && st->running();
     };
     // Once a second the new events go to the file and out of memory, so memory stays flat
     // however long the recording; the outputs are made from the file at the end.

@@ -158,7 +158,7 @@ std::optional<ProcessStat> read_process_stat(Pid pid) {
 
 bool process_running(Pid pid) {
     auto st = read_process_stat(pid);
-    return st && st->state != 'Z' && st->state != 'X';
+    return st && st->running();
 }
 
 Result<TargetProcess> target_process(Pid pid) {

@@ -35,6 +35,8 @@ struct ProcessStat {
     char state = '?';   // R, S, D, T, Z (exited, not yet reaped), ...
     Pid parent;         // its parent process
     Nanoseconds cpu{};  // user + system CPU time of all its threads, living and ended
+    /// Not exited (a zombie has: its memory and threads are gone).
+    bool running() const { return state != 'Z' && state != 'X'; }
 };
 std::optional<ProcessStat> read_process_stat(Pid pid);
 /// Whether the process exists and has not exited (a zombie has: its memory and threads are gone).
