@@ -21,6 +21,7 @@ namespace loopspy {
 struct RawSample {
     std::uint32_t kind = 0;  // LOOPSPY_EVENT_ON_CPU or LOOPSPY_EVENT_OFF_CPU
     Tid tid;
+    Pid pid;  // the thread's process
     Nanoseconds timestamp;
     std::uint32_t flags = 0;
     std::span<const loopspy_frame> frames;

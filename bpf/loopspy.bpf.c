@@ -158,7 +158,7 @@ static __always_inline __u64 *thread_state_of(__u32 tid)
 }
 
 /* On-CPU: walk the current thread's stack into the per-CPU scratch sample and emit it. */
-static __always_inline int sample_on_cpu(__u32 tid)
+static __always_inline int sample_on_cpu(__u32 pid, __u32 tid)
 {
     __u32 zero = 0;
     __u64 *tstate = thread_state_of(tid);
@@ -176,6 +176,7 @@ static __always_inline int sample_on_cpu(__u32 tid)
     }
     ev->h.kind = LOOPSPY_EVENT_ON_CPU;
     ev->h.tid = tid;
+    ev->h.pid = pid;
     ev->h.ts_ns = bpf_ktime_get_ns();
     ev->h.duration_ns = 0;
     ev->h.syscall = LOOPSPY_NO_SYSCALL;
@@ -205,7 +206,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
     __u64 id = current_ids();
     if (!is_target((__u32)(id >> 32)))
         return 0;
-    return sample_on_cpu((__u32)id);
+    return sample_on_cpu((__u32)(id >> 32), (__u32)id);
 }
 
 SEC("tp_btf/sched_switch")

@@ -69,6 +69,9 @@ struct loopspy_sample_header {
     __u32 off_flags; /* OFF_CPU: enum loopspy_off_flags */
     __u64 coro_frame; /* the outermost generator-owned frame walked (the running task's coroutine
                        * frame, embedded in its coroutine object), 0 if none */
+    __u32 pid;       /* the thread's process, so user space can place the thread of a process it
+                      * has not listed the threads of yet (a child just forked) */
+    __u32 pad;
 };
 
 /* A thread's wait in its selector. Short waits (< fold_ns) after short busy periods (< fold_ns)

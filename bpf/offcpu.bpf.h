@@ -94,7 +94,7 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
 }
 
 /* A target thread is back on a CPU: emit the interval it spent off, with its exact duration. */
-static __always_inline void thread_switched_in(__u32 tid)
+static __always_inline void thread_switched_in(__u32 pid, __u32 tid)
 {
     struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
     if (!a || !a->off_pending)
@@ -106,6 +106,7 @@ static __always_inline void thread_switched_in(__u32 tid)
     __u64 now = bpf_ktime_get_ns();
     ev->h.kind = LOOPSPY_EVENT_OFF_CPU;
     ev->h.tid = tid;
+    ev->h.pid = pid;
     ev->h.ts_ns = a->off_since_ns;
     ev->h.duration_ns = now - a->off_since_ns;
     ev->h.syscall = a->off_syscall;
@@ -144,7 +145,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
     }
     ids = task_ids(next);
     if (is_target((__u32)(ids >> 32)))
-        thread_switched_in((__u32)ids);
+        thread_switched_in((__u32)(ids >> 32), (__u32)ids);
     return 0;
 }
 

@@ -213,6 +213,7 @@ struct Sampler::Impl {
         RawSample sample;
         sample.kind = ev->h.kind;
         sample.tid = Tid{static_cast<std::int32_t>(ev->h.tid)};
+        sample.pid = Pid{static_cast<std::int32_t>(ev->h.pid)};
         sample.timestamp = Nanoseconds{static_cast<std::int64_t>(ev->h.ts_ns)};
         sample.flags = ev->h.flags;
         sample.frames = std::span<const loopspy_frame>(ev->frames, nframes);

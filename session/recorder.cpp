@@ -119,6 +119,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, c
     std::unique_ptr<Recorder> r(new Recorder(pid, options, profile));
     r->sampler_ = std::move(source);
     r->layout_ = frame_walk_layout(interp.layout);
+    const std::uint64_t image = interp.image;
     LOOPSPY_CHECK(r->add_process(pid, Pid{0}, std::move(interp)));
     // Every thread there now, of the target and (with --subprocesses) its descendants.
     std::vector<Tid> tids = list_threads(pid);
@@ -128,6 +129,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(Pid pid, Interpreter interp, c
     }
     LOOPSPY_CHECK(r->sampler_->start(tids));
     r->sampling_started_ = true;
+    // An exec between reading the interpreter and the kernel's exec hook is an exec all the same.
+    if (const auto st = read_process_stat(pid); st && image && st->image != image) {
+        r->on_process_event({ProcessEvent::Change::Execed, pid, Pid{0}, monotonic_now()});
+    }
     if (options.follow_children) {
         // The descendants there already; those forked from here on arrive as events (a child
         // forked in between is both, and is added once).
@@ -260,46 +265,80 @@ bool Recorder::handle_process_changes() {
     const auto now = std::chrono::steady_clock::now();
     std::vector<Pending> still;
     for (const Pending& p : pending_) {
-        if (processes_.count(p.pid)) continue;  // already recorded (a fork seen twice)
-        if (!process_running(p.pid)) {
-            if (p.pid == root_) return false;
-            sampler_->forget_process(p.pid);
-            continue;
+        switch (settle(p, now)) {
+            case Settled::Waiting: still.push_back(p); break;
+            case Settled::RootLeftPython: return false;
+            case Settled::Done: break;
         }
-        RemoteMemory memory(p.pid);
-        Result<Interpreter> interp = find_interpreter(p.pid, memory);
-        std::string why;
-        if (interp) {
-            const FrameWalkLayout layout = frame_walk_layout(interp->layout);
-            if (std::memcmp(&layout_, &layout, sizeof(layout_)) != 0) {
-                why = "runs Python " + interp->version.text() + ", and one recording holds one Python version";
-            } else if (auto r = add_process(p.pid, p.parent, std::move(interp).value()); r) {
-                const std::string command = process_cmdline(p.pid);
-                notice(p.exec ? "process " + std::to_string(p.pid.value) + " exec'd " + command + ": recording it on"
-                              : "recording child " + std::to_string(p.pid.value) + " of " +
-                                    std::to_string(p.parent.value) + ": " + command);
-                continue;
-            } else {
-                why = r.error().message;
-            }
-        } else if (now < p.give_up) {
-            still.push_back(p);  // an exec'd program's interpreter may not be mapped yet
-            continue;
-        } else {
-            why = interp.error().message;
-        }
-        ++processes_not_python_;
-        if (p.pid == root_) {
-            notice("process " + std::to_string(p.pid.value) + " exec'd " + process_cmdline(p.pid) +
-                   ", which loopspy cannot record (" + why + "): the recording ends here");
-            return false;
-        }
-        notice("not recording " + std::string(p.exec ? "process " : "child ") + std::to_string(p.pid.value) + " (" +
-               process_cmdline(p.pid) + "): " + why);
-        sampler_->stop_sampling(p.pid);
     }
     pending_ = std::move(still);
     return true;
+}
+
+Recorder::Settled Recorder::settle(const Pending& p, std::chrono::steady_clock::time_point now) {
+    if (processes_.count(p.pid)) return Settled::Done;  // already recorded (a fork seen twice)
+    if (!process_running(p.pid)) {
+        if (p.pid == root_) return Settled::RootLeftPython;
+        sampler_->forget_process(p.pid);
+        return Settled::Done;
+    }
+    RemoteMemory memory(p.pid);
+    Result<Interpreter> interp = find_interpreter(p.pid, memory);
+    std::string why;
+    if (interp) {
+        const FrameWalkLayout layout = frame_walk_layout(interp->layout);
+        if (std::memcmp(&layout_, &layout, sizeof(layout_)) != 0) {
+            why = "runs Python " + interp->version.text() + ", and one recording holds one Python version";
+        } else if (auto r = add_process(p.pid, p.parent, std::move(interp).value()); r) {
+            const std::string command = process_cmdline(p.pid);
+            notice(p.exec ? "process " + std::to_string(p.pid.value) + " exec'd " + command + ": recording it on"
+                          : "recording child " + std::to_string(p.pid.value) + " of " + std::to_string(p.parent.value) +
+                                ": " + command);
+            return Settled::Done;
+        } else {
+            why = r.error().message;
+        }
+    } else if (now < p.give_up) {
+        return Settled::Waiting;  // an exec'd program's interpreter may not be mapped yet
+    } else {
+        why = interp.error().message;
+    }
+    ++processes_not_python_;
+    if (p.pid == root_) {
+        notice("process " + std::to_string(p.pid.value) + " exec'd " + process_cmdline(p.pid) +
+               ", which loopspy cannot record (" + why + "): the recording ends here");
+        return Settled::RootLeftPython;
+    }
+    notice("not recording " + std::string(p.exec ? "process " : "child ") + std::to_string(p.pid.value) + " (" +
+           process_cmdline(p.pid) + "): " + why);
+    sampler_->stop_sampling(p.pid);
+    return Settled::Done;
+}
+
+Recorder::Process* Recorder::process_of(const RawSample& raw) {
+    if (auto owner = owner_.find(raw.tid); owner != owner_.end()) return owner->second;
+    // A thread of a recorded process whose threads were not listed yet (its first look failed,
+    // or it started since): the kernel walked its stack with its process's thread state.
+    if (auto it = processes_.find(raw.pid); it != processes_.end()) return it->second.get();
+    // Without --subprocesses every event the kernel sends is the target's.
+    if (!options_.follow_children) {
+        auto root = processes_.find(root_);
+        return root != processes_.end() ? root->second.get() : nullptr;
+    }
+    // A child forked since the last poll, whose first events come in the same batch as its fork:
+    // it is read now, so they are named rather than dropped.
+    auto pending = std::find_if(pending_.begin(), pending_.end(),
+                                [&](const Pending& p) { return p.pid == raw.pid && !p.exec; });
+    if (pending == pending_.end()) return nullptr;
+    const Pending p = *pending;
+    pending_.erase(pending);
+    switch (settle(p, std::chrono::steady_clock::now())) {
+        case Settled::Waiting: pending_.push_back(p); break;
+        case Settled::RootLeftPython: root_left_python_ = true; break;
+        case Settled::Done: break;
+    }
+    auto it = processes_.find(raw.pid);
+    return it != processes_.end() ? it->second.get() : nullptr;
 }
 
 void Recorder::check_children() {
@@ -322,13 +361,7 @@ void Recorder::account_unknown_threads() {
 }
 
 void Recorder::on_sample(const RawSample& raw) {
-    auto owner = owner_.find(raw.tid);
-    Process* found = owner != owner_.end() ? owner->second : nullptr;
-    // Without --subprocesses every event the kernel sends is the target's.
-    if (!found && !options_.follow_children) {
-        auto root = processes_.find(root_);
-        if (root != processes_.end()) found = root->second.get();
-    }
+    Process* found = process_of(raw);
     if (!found) {
         // Its process was dropped (it exec'd or ended) while the event was on its way.
         ++orphan_events_;
@@ -453,7 +486,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         if (!pending_.empty()) wait_ms = std::min<std::int64_t>(wait_ms, 5);
         LOOPSPY_CHECK(sampler_->poll(static_cast<int>(wait_ms), cb));
         ++polls_;
-        if (!pending_.empty() && !handle_process_changes()) {
+        if (root_left_python_ || (!pending_.empty() && !handle_process_changes())) {
             summary.reason = StopReason::TargetLeftPython;
             break;
         }

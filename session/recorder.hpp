@@ -104,6 +104,12 @@ private:
     void on_process_event(const ProcessEvent& e);
     /// Attaches to new children and re-reads exec'd programs; false when the target left Python.
     bool handle_process_changes();
+    struct Pending;
+    enum class Settled { Done, Waiting, RootLeftPython };
+    /// One pending process: recorded, refused (said why), gone, or still waiting for its program.
+    Settled settle(const Pending& p, std::chrono::steady_clock::time_point now);
+    /// The recorded process an event belongs to, or null.
+    Process* process_of(const RawSample& raw);
     /// Checks the followed children: those that exited are dropped.
     void check_children();
     void on_sample(const RawSample& raw);
@@ -139,6 +145,7 @@ private:
     std::uint64_t native_thread_samples_ = 0;
     std::uint64_t last_no_tstate_ = 0;
     std::uint64_t orphan_events_ = 0;  // events of a thread whose process was just dropped
+    bool root_left_python_ = false;    // the target exec'd a program loopspy cannot record
     struct {
         std::uint64_t snapshots = 0, most = 0;
         Nanoseconds time{0};

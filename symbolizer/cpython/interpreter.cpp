@@ -97,6 +97,7 @@ std::vector<Candidate> candidates(Pid pid, const std::vector<Mapping>& maps) {
 }  // namespace
 
 Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
+    const auto stat = read_process_stat(pid);
     LOOPSPY_TRY(auto maps, read_proc_maps(pid));
 
     for (const auto& cand : candidates(pid, maps)) {
@@ -110,6 +111,7 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
 
         Interpreter interp;
         interp.binary_path = cand.path;
+        interp.image = stat ? stat->image : 0;
         auto runtime = runtime_address(*elf, maps, cand.path, *runtime_vaddr);
         if (!runtime) continue;
         // Between exec and the dynamic loader's mapping of the data segment, the address of

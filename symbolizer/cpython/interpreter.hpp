@@ -24,6 +24,7 @@ struct Interpreter {
     std::optional<RemoteAddr> code_type;  // &PyCode_Type, to validate code objects
     PythonLayout layout;   // offsets for this version (3.13+: from _Py_DebugOffsets)
     bool layout_from_debug_offsets = false;
+    std::uint64_t image = 0;  // the program it was read from (ProcessStat::image), before the read
 };
 
 class ElfFile;

@@ -142,13 +142,19 @@ std::optional<ProcessStat> read_process_stat(Pid pid) {
     ProcessStat st;
     st.state = stat[close + 2];
     std::string_view rest = std::string_view(stat).substr(close + 2);
-    // Field 4 (ppid), fields 14 and 15 (utime, stime), counting from state as field 3.
+    // Field 4 (ppid), fields 14 and 15 (utime, stime), counting from state as field 3; 28
+    // (startstack) and 48 to 51 (arg_start, arg_end, env_start, env_end) for the image.
     std::uint64_t ticks[2] = {0, 0};
-    for (int field = 3; field <= 15 && !rest.empty(); ++field) {
+    for (int field = 3; field <= 51 && !rest.empty(); ++field) {
         std::size_t sp = rest.find(' ');
         std::string_view value = rest.substr(0, sp);
         if (field == 4) std::from_chars(value.data(), value.data() + value.size(), st.parent.value);
-        if (field >= 14) std::from_chars(value.data(), value.data() + value.size(), ticks[field - 14]);
+        if (field == 14 || field == 15) std::from_chars(value.data(), value.data() + value.size(), ticks[field - 14]);
+        if (field == 28 || field >= 48) {
+            std::uint64_t v = 0;
+            std::from_chars(value.data(), value.data() + value.size(), v);
+            st.image = (st.image ^ v) * 0x100000001b3ULL;
+        }
         rest.remove_prefix(sp == std::string_view::npos ? rest.size() : sp + 1);
     }
     static const long hz = ::sysconf(_SC_CLK_TCK);

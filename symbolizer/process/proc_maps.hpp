@@ -35,6 +35,9 @@ struct ProcessStat {
     char state = '?';   // R, S, D, T, Z (exited, not yet reaped), ...
     Pid parent;         // its parent process
     Nanoseconds cpu{};  // user + system CPU time of all its threads, living and ended
+    /// Where its program's stack, arguments and environment lie: an exec builds new ones (at new
+    /// random addresses, and for a new command line), so a changed value means a new program.
+    std::uint64_t image = 0;
     /// Not exited (a zombie has: its memory and threads are gone).
     bool running() const { return state != 'Z' && state != 'X'; }
 };

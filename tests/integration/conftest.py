@@ -152,6 +152,15 @@ def fully_symbolized_percent(stderr):
     return float(line.split("(")[1].split("%")[0])
 
 
+def stolen_ms():
+    """The machine's steal time so far, in ms, over all CPUs (/proc/stat). On a virtual machine a
+    vCPU the hypervisor ran something else on still takes its timer sample when it resumes, while
+    the kernel's CPU time of the task leaves the stolen time out: up to one sample per stolen ms
+    more than the task's own clock accounts for."""
+    fields = pathlib.Path("/proc/stat").read_text().splitlines()[0].split()
+    return int(fields[8]) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
 @pytest.fixture
 def spawn():
     """Starts workloads and makes sure none outlives its test."""

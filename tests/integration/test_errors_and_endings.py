@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (ALL_PYTHONS, LOOPSPY, WORKLOADS, frame_name, interpreter, parse_collapsed, run_loopspy,
-                      wait_for_exec, wait_for_file)
+                      stolen_ms, wait_for_exec, wait_for_file)
 
 
 def assert_one_line_error(proc, code, *fragments):
@@ -332,10 +332,12 @@ def test_threads_that_have_ended_leave_the_kernel_side_and_a_late_loop_is_still_
     while "loopspy: recording pid" not in (tmp_path / "err").read_text():
         assert time.monotonic() < deadline and rec.poll() is None, (tmp_path / "err").read_text()
         time.sleep(0.01)
+    stolen_before = stolen_ms()
     go.write_text("go")
     wait_for_file(made, timeout=120, proc=rec)
     entries = kernel_map_entries("activity")
     assert rec.wait(timeout=120) == 0, (tmp_path / "err").read_text()
+    stolen = stolen_ms() - stolen_before
     stderr = (tmp_path / "err").read_text()
     # The main thread (and at most a few threads still exiting), not one slot per thread that ever ran.
     assert entries <= 8, entries
@@ -363,4 +365,6 @@ def test_threads_that_have_ended_leave_the_kernel_side_and_a_late_loop_is_still_
         assert abs(float(note.group(1)) - truth["cpu_s"]) <= 0.05 * truth["cpu_s"] + 0.03, (note.group(0), truth)
         assert abs(int(note.group(2)) - 100 * accounted / expected) <= 5, (note.group(0), accounted, expected)
     else:
-        assert accounted <= 1.05 * expected + 20, (recorded, lost, unseen, truth["cpu_s"])
+        # Never more than the CPU time (no sample counted twice), but for what a busy host's
+        # hypervisor stole (see stolen_ms).
+        assert accounted <= 1.05 * expected + 20 + stolen, (recorded, lost, unseen, truth["cpu_s"], stolen)

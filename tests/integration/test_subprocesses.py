@@ -228,7 +228,7 @@ def test_gunicorn_with_uvicorn_workers_every_workers_stalls_with_its_pid_and_a_r
     inside_window = match_stalls(report, stalls, (t0, t1))
     assert {s["pid"] for s in inside_window} == {seen_as(workers[0]), seen_as(workers[1]), seen_as(new)}
     for cb in report["slow_callbacks"]:
-        assert any("slow_handler" in f for f in cb["stack"]), cb["stack"]
+        assert any("slow_handler" in f for f in cb["stack"]), json.dumps(cb, indent=1)
         assert any(b["syscall"] == "clock_nanosleep" for b in cb["blocking"]), (cb, pathlib.Path(err).read_text())
     processes = {p["pid"] for p in report["processes"]}
     assert {seen_as(workers[0]), seen_as(workers[1]), seen_as(new)} <= processes

@@ -32,6 +32,7 @@ public:
         Event e;
         e.sample.kind = LOOPSPY_EVENT_ON_CPU;
         e.sample.tid = kLoop;
+        e.sample.pid = Pid{getpid()};
         e.sample.timestamp = t;
         e.sample.flags = flags;
         e.frames = std::move(frames);
@@ -41,6 +42,7 @@ public:
         Event e;
         e.sample.kind = LOOPSPY_EVENT_OFF_CPU;
         e.sample.tid = kLoop;
+        e.sample.pid = Pid{getpid()};
         e.sample.timestamp = t;
         e.sample.duration = duration;
         e.sample.syscall = syscall;
