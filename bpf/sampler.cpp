@@ -4,6 +4,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -54,6 +55,28 @@ Error bpf_error(const char* what, int err) {
     std::string msg = std::string(what) + ": " + std::strerror(err);
     if (std::string detail = last_libbpf_message(); !detail.empty()) msg += " (" + detail + ")";
     return make_error(ErrorKind::Bpf, msg);
+}
+
+/// Per-thread sampling holds one perf event per thread the target has at start (and loopspy's own
+/// files besides): the soft limit on open files is raised to the hard one, as perf does; past that,
+/// the user is told what to raise.
+constexpr std::size_t kFdsBesidesEvents = 256;
+
+Result<void> room_for_events(std::size_t events) {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return {};
+    const rlim_t need = static_cast<rlim_t>(events + kFdsBesidesEvents);
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < need) {
+        return make_error(ErrorKind::Bpf,
+                          "per-thread sampling needs a file descriptor for each of the target's " + std::to_string(events) +
+                              " threads, and the limit is " + std::to_string(lim.rlim_cur) +
+                              ": raise it (ulimit -n) or use --sampling per-cpu");
+    }
+    return {};
 }
 
 /// What the kernel's BTF describes: the attach points loopspy prefers, when they exist.
@@ -162,6 +185,11 @@ struct Sampler::Impl {
             int err = errno;
             // A thread that exited between listing and attaching is not an error.
             if (pid > 0 && err == ESRCH) return {};
+            if (err == EMFILE || err == ENFILE) {
+                return make_error(ErrorKind::Bpf, "perf_event_open: out of file descriptors after " +
+                                                      std::to_string(perf_fds.size()) +
+                                                      " events: raise the limit (ulimit -n) or use --sampling per-cpu");
+            }
             return bpf_error("perf_event_open", err);
         }
         UniqueFd owned(fd);
@@ -320,6 +348,7 @@ Result<void> Sampler::start(std::span<const Tid> threads) {
         for (int cpu : online_cpus()) LOOPSPY_CHECK(impl_->attach_event(-1, cpu));
     } else {
         // Every thread there now, Python or not yet: the ones started later inherit theirs.
+        LOOPSPY_CHECK(room_for_events(threads.size()));
         for (Tid tid : threads) LOOPSPY_CHECK(impl_->attach_event(tid.value, -1));
     }
     return {};

@@ -17,8 +17,9 @@ struct RecordArgs {
     double duration_s = 0;             // 0: until the target exits or Ctrl-C
     int rate_hz = 1000;
     OutputArgs outputs;
-    std::string recording;             // -o FILE.lspy
-    std::string sampling = "per-cpu";  // --sampling per-cpu|per-thread
+    std::string recording;             // --recording FILE, or -o FILE.lspy
+    std::string output;                // -o FILE: a recording (.lspy), else an output (see route_output)
+    std::string sampling = "per-thread";  // --sampling per-thread|per-cpu
     bool no_status = false;
     bool subprocesses = false;         // -s: every descendant too
     double task_rate_hz = 10;          // --task-rate HZ (0: no task snapshots)
@@ -26,6 +27,9 @@ struct RecordArgs {
 };
 
 /// Runs the record command; returns the process exit code.
+/// Where -o goes: a .lspy name is the recording; any other is an output of -f FORMAT (or of its
+/// extension), and the recording goes to --recording FILE or the default name.
+Result<void> resolve_output_names(RecordArgs& args);
 Result<int> run_record(const RecordArgs& args);
 
 }  // namespace loopspy
