@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
     record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, loopspy::kMaxRateHz));
     loopspy::add_output_flags(*record, rec.outputs);
     record->add_option("--sampling", rec.sampling,
-                       "How cpu-clock sampling is attached: per-cpu (default) or per-thread")
+                       "How cpu-clock sampling is attached: per-thread (default: a timer only where the target's "
+                       "threads run) or per-cpu (one timer on every CPU, the program keeps the target's samples)")
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));
     record->add_option("--task-rate", rec.task_rate_hz,
                        "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "
@@ -60,8 +61,12 @@ int main(int argc, char** argv) {
                      "Also record every descendant process, those started later included (each its own "
                      "section in every output)");
     record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
-    record->add_option("-o,--output", rec.recording,
-                       "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy); replay it with `loopspy replay`");
+    record->add_option("-o,--output", rec.output,
+                       "FILE.lspy: the recording to write (replay it with `loopspy replay`). Any other name: an "
+                       "output in the format -f gives, else the one its extension names (profile.svg: a flame "
+                       "graph); the recording then goes to --recording or the default name");
+    record->add_option("--recording", rec.recording,
+                       "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy)");
     record->add_option("command", rec.command, "Command to launch and profile (after --)");
 
     loopspy::ReplayArgs rep;
@@ -71,6 +76,8 @@ int main(int argc, char** argv) {
     loopspy::add_output_flags(*replay, rep.outputs);
     loopspy::add_window_flags(*replay, rep.outputs);
     replay->add_option("--pid", rep.pid, "Only this process of a recording made with --subprocesses");
+    replay->add_option("-o,--output", rep.outputs.output,
+                       "Write the output -f names (default: the one FILE's extension names) to FILE");
 
     loopspy::DumpArgs dump_args;
     auto* dump = app.add_subcommand("dump", "Print every thread's Python stack and the asyncio task tree of a "
@@ -97,6 +104,13 @@ int main(int argc, char** argv) {
     rec.self_command_line = join_argv(argc, argv);
 
     if (record->parsed() || replay->parsed() || dump->parsed()) {
+        auto routed = record->parsed() ? loopspy::resolve_output_names(rec)
+                      : replay->parsed() ? loopspy::route_output(rep.outputs)
+                                         : loopspy::Result<void>{};
+        if (!routed) {
+            std::fprintf(stderr, "loopspy: error: %s\n", routed.error().message.c_str());
+            return exit_code_for(routed.error().kind);
+        }
         auto result = record->parsed() ? loopspy::run_record(rec)
                       : replay->parsed() ? loopspy::run_replay(rep)
                                          : loopspy::run_dump(dump_args);

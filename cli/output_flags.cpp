@@ -26,6 +26,14 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--tasks-flamegraph", a.tasks_flamegraph,
                    "Write a flame graph (SVG) of the wall time tasks spent suspended, by await chain");
     app.add_option("--tasks-collapsed", a.tasks_collapsed, "Write the same as collapsed stacks to FILE");
+    app.add_option("--speedscope", a.speedscope,
+                   "Write a speedscope profile (JSON, nanoseconds) to FILE: one timeline per thread, weighed as --mode");
+    app.add_option("--pprof", a.pprof,
+                   "Write a gzipped pprof profile to FILE (go tool pprof, Pyroscope, Parca): sample types cpu and "
+                   "wall in nanoseconds, labels thread, thread_id, pid, task, loop");
+    app.add_option("-f,--format", a.format,
+                   "The format of -o FILE: flamegraph, collapsed (or raw), speedscope, pprof (default: from FILE's "
+                   "extension: .svg/.html, .txt/.collapsed/.folded, .json, .pb.gz/.pprof/.pb)");
 }
 
 void add_window_flags(CLI::App& app, OutputArgs& a) {

@@ -9,11 +9,52 @@
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
 #include "reports/output_files.hpp"
+#include "reports/pprof.hpp"
+#include "reports/speedscope.hpp"
 #include "reports/text_tables.hpp"
 #include "reports/task_attribution.hpp"
 #include "reports/task_summary.hpp"
 
 namespace loopspy {
+
+bool names_recording(const std::string& file) { return file.ends_with(".lspy"); }
+
+namespace {
+
+bool ends_with_any(const std::string& file, std::initializer_list<std::string_view> suffixes) {
+    for (std::string_view s : suffixes) {
+        if (file.ends_with(s)) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+/// -o FILE with -f FORMAT, or with the format its extension names (py-spy's habit).
+Result<void> route_output(OutputArgs& a) {
+    if (a.output.empty()) {
+        if (!a.format.empty()) return make_error(ErrorKind::BadInput, "-f/--format names the format of -o FILE: give -o too");
+        return {};
+    }
+    std::string format = a.format;
+    if (format.empty()) {
+        const std::string& f = a.output;
+        if (ends_with_any(f, {".svg", ".html"})) format = "flamegraph";
+        else if (ends_with_any(f, {".txt", ".collapsed", ".folded"})) format = "collapsed";
+        else if (ends_with_any(f, {".pb.gz", ".pprof", ".pb"})) format = "pprof";
+        else if (ends_with_any(f, {".json"})) format = "speedscope";
+        else {
+            return make_error(ErrorKind::BadInput, "-o " + f + ": no format goes by this name's extension: give -f FORMAT (" +
+                                                       std::string(kOutputFormats) + "), or name a .lspy recording");
+        }
+    }
+    if (format == "flamegraph") a.flamegraph = a.output;
+    else if (format == "collapsed" || format == "raw") a.collapsed = a.output;
+    else if (format == "speedscope") a.speedscope = a.output;
+    else if (format == "pprof") a.pprof = a.output;
+    else return make_error(ErrorKind::BadInput, "-f " + format + ": not a format (" + std::string(kOutputFormats) + ")");
+    return {};
+}
 
 Result<void> validate_outputs(const OutputArgs& a) {
     for (auto sec : {a.from_s, a.to_s}) {
@@ -72,6 +113,15 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
             LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo)));
             std::fprintf(stderr, "loopspy: wrote flame graph to %s\n", svg.c_str());
         }
+    }
+    if (!args.speedscope.empty()) {
+        LOOPSPY_CHECK(write_file_atomically(args.speedscope, render_speedscope(profile, mode, analysis.loop_threads, lo.filter)));
+        std::fprintf(stderr, "loopspy: wrote speedscope profile to %s\n", args.speedscope.c_str());
+    }
+    if (!args.pprof.empty()) {
+        LOOPSPY_TRY(std::string gz, gzip(encode_pprof(profile, analysis.loop_threads, lo.filter, &tasks)));
+        LOOPSPY_CHECK(write_file_atomically(args.pprof, gz));
+        std::fprintf(stderr, "loopspy: wrote pprof profile to %s\n", args.pprof.c_str());
     }
     std::vector<TaskSummary> summaries;
     if (args.tasks) summaries = summarize_tasks(profile, tasks, analysis.window);

@@ -29,15 +29,26 @@ struct OutputArgs {
     bool tasks = false;              // --tasks: the tasks table on stdout, "tasks" in the report
     std::string tasks_flamegraph;    // --tasks-flamegraph FILE.svg
     std::string tasks_collapsed;     // --tasks-collapsed FILE
+    std::string speedscope;          // --speedscope FILE.json
+    std::string pprof;               // --pprof FILE.pb.gz
+    std::string output;              // -o FILE: an output of --format (or of its extension)
+    std::string format;              // -f/--format FORMAT for -o
 
     bool any() const {
         return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty() || tasks ||
-               !tasks_flamegraph.empty() || !tasks_collapsed.empty();
+               !tasks_flamegraph.empty() || !tasks_collapsed.empty() || !speedscope.empty() || !pprof.empty();
     }
 };
 
 /// Checks values the flag parser cannot (a finite threshold, ...).
 Result<void> validate_outputs(const OutputArgs& args);
+/// Routes -o FILE (args.output) to the output its --format, or without one its extension, names.
+Result<void> route_output(OutputArgs& args);
+
+/// The formats -f/--format names, and what a file's extension means without one.
+inline constexpr const char* kOutputFormats = "flamegraph, collapsed (or raw), speedscope, pprof";
+/// True when `file` names a recording (.lspy), which -o writes as before.
+bool names_recording(const std::string& file);
 
 /// The loop-analysis settings the flags ask for (threshold, order, loop thread, window, threads).
 LoopAnalysisOptions analysis_options(const OutputArgs& args);

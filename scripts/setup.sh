@@ -9,7 +9,12 @@ if [[ "${1:-}" == "--test" ]]; then
     # What the tests use: pytest and the servers' libraries under Debian's python3.11; xmllint
     # (flame-graph validity); clang's runtime for the fuzzer; tmux (a real terminal for the
     # status line) and strace (dump's ptrace use).
-    packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace gunicorn python3-uvicorn)
+    # The viewers' checks: go tool pprof (golang-go), speedscope's schema (npm, below) checked
+    # with python3-jsonschema.
+    packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace gunicorn python3-uvicorn
+               golang-go python3-jsonschema)
+    # npm comes with this machine's nodejs; where it does not, Debian's.
+    command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
@@ -26,6 +31,13 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
     "$(dirname "$0")/fetch-sid-pythons.sh"
+    # speedscope (its file-format schema, and the viewer itself), where the tests look for it.
+    npm_prefix="${LOOPSPY_NPM_PREFIX:-$HOME/.cache/loopspy-test/npm}"
+    if [[ ! -d "$npm_prefix/node_modules/speedscope" ]]; then
+        echo "setup: installing speedscope from npm into $npm_prefix"
+        mkdir -p "$npm_prefix"
+        npm install --silent --no-audit --no-fund --prefix "$npm_prefix" speedscope@1.25 >/dev/null
+    fi
     # The pyenv interpreters come with this kind of machine's image; no registry reachable here
     # ships them, so they cannot be installed: name any that is missing, and fail.
     missing_py=()
