@@ -31,7 +31,7 @@ inline constexpr int kMaxRateHz = 100'000;
 struct SamplerOptions {
     Pid pid;
     int rate_hz = 1000;
-    SamplingMode mode = SamplingMode::PerThread;
+    SamplingMode mode = SamplingMode::PerCpu;
     FrameWalkLayout layout{};
     bool track_off_cpu = true;  // sched_switch and syscall hooks: off-CPU intervals and selector waits
     bool follow_children = false;  // --subprocesses: sample every descendant from its fork on

@@ -51,8 +51,9 @@ int main(int argc, char** argv) {
     record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, loopspy::kMaxRateHz));
     loopspy::add_output_flags(*record, rec.outputs);
     record->add_option("--sampling", rec.sampling,
-                       "How cpu-clock sampling is attached: per-thread (default: a timer only where the target's "
-                       "threads run) or per-cpu (one timer on every CPU, the program keeps the target's samples)")
+                       "How cpu-clock sampling is attached: per-cpu (default: one timer on every CPU, the program "
+                       "keeps the target's samples) or per-thread (a timer only while the target's threads run; "
+                       "misses threads that live less than a sampling period)")
         ->check(CLI::IsMember({"per-cpu", "per-thread"}));
     record->add_option("--task-rate", rec.task_rate_hz,
                        "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "

@@ -18,6 +18,11 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--threshold", a.threshold_ms, "Slow-callback threshold in milliseconds (default 100, like asyncio)");
     app.add_option("--report", a.report, "Write the loop analysis as JSON to FILE (schema in README)");
     app.add_option("--loop-thread", a.loop_thread, "Analyse this thread as the event loop instead of finding loops");
+    app.add_option("--culprit-include", a.culprit_include,
+                   "A file glob (fnmatch) that is the program's own code for a slow callback's culprit, wherever it "
+                   "lies (repeatable; by default the standard library and site-/dist-packages are not)");
+    app.add_option("--culprit-exclude", a.culprit_exclude,
+                   "A file glob that is not the program's own code for the culprit (repeatable; include wins)");
     app.add_flag("--async", a.async,
                  "Flame graph and collapsed stacks by asyncio task: each task under the tasks that await it "
                  "(\"<task> NAME\" frames and their await chains) instead of under the event loop's frames");
@@ -31,9 +36,13 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--pprof", a.pprof,
                    "Write a gzipped pprof profile to FILE (go tool pprof, Pyroscope, Parca): sample types cpu and "
                    "wall in nanoseconds, labels thread, thread_id, pid, task, loop");
+    app.add_option("--trace", a.trace,
+                   "Write the loop's timeline as a Chrome trace (JSON, for Perfetto) to FILE: iterations, callbacks "
+                   "by coroutine and task, their blocking calls, idle waits; slow callbacks flagged");
     app.add_option("-f,--format", a.format,
-                   "The format of -o FILE: flamegraph, collapsed (or raw), speedscope, pprof (default: from FILE's "
-                   "extension: .svg/.html, .txt/.collapsed/.folded, .json, .pb.gz/.pprof/.pb)");
+                   "The format of -o FILE: flamegraph, collapsed (or raw), speedscope, pprof, chrometrace (default: "
+                   "from FILE's extension: .svg/.html, .txt/.collapsed/.folded, .trace.json, .json, "
+                   ".pb.gz/.pprof/.pb)");
 }
 
 void add_window_flags(CLI::App& app, OutputArgs& a) {

@@ -19,7 +19,7 @@ struct RecordArgs {
     OutputArgs outputs;
     std::string recording;             // --recording FILE, or -o FILE.lspy
     std::string output;                // -o FILE: a recording (.lspy), else an output (see route_output)
-    std::string sampling = "per-thread";  // --sampling per-thread|per-cpu
+    std::string sampling = "per-cpu";  // --sampling per-cpu|per-thread
     bool no_status = false;
     bool subprocesses = false;         // -s: every descendant too
     double task_rate_hz = 10;          // --task-rate HZ (0: no task snapshots)

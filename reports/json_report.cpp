@@ -82,6 +82,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         c["off_cpu_ms"] = rounded_ms(cb.off_cpu);
         c["callback"] = sanitize_utf8(cb.callback);
         c["task"] = cb.task ? Json(sanitize_utf8(*cb.task)) : Json(nullptr);
+        c["culprit"] = cb.culprit ? Json(sanitize_utf8(*cb.culprit)) : Json(nullptr);
         c["thread"] = cb.thread.value;
         c["pid"] = profile.process_of(cb.thread).value;
         c["stack"] = string_list(cb.stack);
@@ -104,6 +105,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         bj["pid"] = b.pid.value;
         bj["stack"] = string_list(b.stack);
         bj["syscall"] = sanitize_utf8(b.reason);
+        bj["culprit"] = b.culprit ? Json(sanitize_utf8(*b.culprit)) : Json(nullptr);
         bj["count"] = b.count;
         bj["total_ms"] = rounded_ms(b.total);
         bj["max_ms"] = rounded_ms(b.max);

@@ -1,5 +1,9 @@
 #include "reports/loop_analysis.hpp"
 
+#include <fnmatch.h>
+
+#include <cctype>
+
 #include "reports/task_attribution.hpp"
 
 #include <algorithm>
@@ -206,6 +210,7 @@ struct CallbackSplitter {
     Nanoseconds threshold;
     const TimeWindow& window;
     const TaskAttribution* tasks;
+    const CulpritRules& culprit;
     std::vector<SlowCallback> out;
 
     void split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanoseconds b1);
@@ -319,6 +324,11 @@ void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanose
             cb.callback = stack_weight.empty() ? "<no samples>" : "<event loop>";
         }
         if (!stack_weight.empty()) cb.stack = format_stack(profile, heaviest(stack_weight)->first);
+        std::map<FrameId, std::int64_t> culprit_weight;
+        for (const auto& [stack, w] : stack_weight) {
+            if (auto f = culprit_frame(profile, stack, culprit)) culprit_weight[*f] += std::max<std::int64_t>(w, 1);
+        }
+        if (!culprit_weight.empty()) cb.culprit = profile.format_frame(heaviest(culprit_weight)->first);
         if (!task_weight.empty()) cb.task = std::string(tasks->name(heaviest(task_weight)->first));
         std::stable_sort(cb.blocking.begin(), cb.blocking.end(), [](const BlockingInterval& a, const BlockingInterval& b) {
             if (a.duration != b.duration) return a.duration > b.duration;
@@ -421,8 +431,8 @@ LoopStats loop_stats(const Profile& profile, Tid thread, const TimeWindow& windo
 
 std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std::vector<Tid>& loop_threads,
                                               Nanoseconds threshold, const TimeWindow& window, CallbackOrder order,
-                                              const TaskAttribution* tasks) {
-    CallbackSplitter splitter{profile, Identities(profile), threshold, window, tasks, {}};
+                                              const TaskAttribution* tasks, const CulpritRules& culprit) {
+    CallbackSplitter splitter{profile, Identities(profile), threshold, window, tasks, culprit, {}};
     auto lines = timelines(profile, loop_threads);
     for (Tid tid : loop_threads) {
         const Timeline& tl = lines[tid];
@@ -456,7 +466,7 @@ Nanoseconds nearest_rank_percentile(const std::vector<Nanoseconds>& ascending, d
 }
 
 std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const std::vector<Tid>& loop_threads,
-                                                   const TimeWindow& window) {
+                                                   const TimeWindow& window, const CulpritRules& culprit) {
     const std::unordered_set<Tid> loops(loop_threads.begin(), loop_threads.end());
     std::map<std::tuple<Pid, StackId, std::string>, std::vector<Nanoseconds>> by_stack;
     for (const SampleRecord& s : profile.samples()) {
@@ -466,9 +476,12 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
     }
     // Distinct stack ids may format the same (frames that differ only in flags).
     std::map<std::tuple<Pid, std::vector<std::string>, std::string>, std::vector<Nanoseconds>> merged;
+    std::map<std::tuple<Pid, std::vector<std::string>, std::string>, std::optional<std::string>> culprits;
     for (auto& [key, durations] : by_stack) {
         const auto& [pid, stack, reason] = key;
-        auto& into = merged[{pid, format_stack(profile, stack), reason}];
+        std::tuple<Pid, std::vector<std::string>, std::string> k{pid, format_stack(profile, stack), reason};
+        if (auto f = culprit_frame(profile, stack, culprit)) culprits[k] = profile.format_frame(*f);
+        auto& into = merged[std::move(k)];
         into.insert(into.end(), durations.begin(), durations.end());
     }
     std::vector<BlockingCall> out;
@@ -479,6 +492,7 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
         call.pid = std::get<0>(key);
         call.stack = std::get<1>(key);
         call.reason = std::get<2>(key);
+        if (auto c = culprits.find(key); c != culprits.end()) call.culprit = c->second;
         call.count = durations.size();
         for (Nanoseconds d : durations) call.total += d;
         call.max = durations.back();
@@ -492,6 +506,37 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
         return a.count > b.count;
     });
     return out;
+}
+
+bool CulpritRules::own_code(std::string_view file) const {
+    const std::string f(file);
+    for (const std::string& g : include) {
+        if (::fnmatch(g.c_str(), f.c_str(), 0) == 0) return true;
+    }
+    for (const std::string& g : exclude) {
+        if (::fnmatch(g.c_str(), f.c_str(), 0) == 0) return false;
+    }
+    if (f.empty() || f.starts_with("<frozen ")) return false;
+    if (f.find("/site-packages/") != std::string::npos || f.find("/dist-packages/") != std::string::npos) return false;
+    // The standard library: a directory lib/pythonX.Y/ (or lib/pythonX.Yt/, free-threaded).
+    for (std::size_t at = f.find("/lib/python"); at != std::string::npos; at = f.find("/lib/python", at + 1)) {
+        std::size_t i = at + 11;
+        const std::size_t digits = i;
+        while (i < f.size() && (std::isdigit(static_cast<unsigned char>(f[i])) || f[i] == '.')) ++i;
+        if (i < f.size() && f[i] == 't') ++i;
+        if (i > digits && i < f.size() && f[i] == '/') return false;
+    }
+    return true;
+}
+
+std::optional<FrameId> culprit_frame(const Profile& profile, StackId stack, const CulpritRules& rules) {
+    const std::span<const FrameId> frames = profile.stack(stack);
+    for (std::size_t i = frames.size(); i-- > 0;) {
+        const FrameRecord& f = profile.frame(frames[i]);
+        if (f.flags & kFrameSpecial) continue;
+        if (rules.own_code(profile.string(f.file))) return frames[i];
+    }
+    return std::nullopt;
 }
 
 LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& options, const TaskAttribution* tasks) {
@@ -522,8 +567,8 @@ LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& op
         a.total.idle += st.idle;
         a.per_thread.push_back(st);
     }
-    a.slow_callbacks = find_slow_callbacks(profile, a.loop_threads, a.threshold, a.window, a.order, tasks);
-    a.blocking_calls = aggregate_blocking_calls(profile, a.loop_threads, a.window);
+    a.slow_callbacks = find_slow_callbacks(profile, a.loop_threads, a.threshold, a.window, a.order, tasks, options.culprit);
+    a.blocking_calls = aggregate_blocking_calls(profile, a.loop_threads, a.window, options.culprit);
     return a;
 }
 

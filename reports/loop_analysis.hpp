@@ -72,6 +72,20 @@ struct LoopStats {
 /// is unknown.
 LoopStats loop_stats(const Profile& profile, Tid thread, const TimeWindow& window);
 
+/// Which frames are the program's own code, for a callback's culprit: not the standard library
+/// (a file under a `lib/pythonX.Y/` directory, or frozen `<frozen ...>`), not an installed package
+/// (under `site-packages/` or `dist-packages/`), not a marker frame. `include` globs (fnmatch,
+/// on the file name) make a file the program's own whatever its place, `exclude` globs make it
+/// not; include wins.
+struct CulpritRules {
+    std::vector<std::string> include;  // --culprit-include GLOB
+    std::vector<std::string> exclude;  // --culprit-exclude GLOB
+    bool own_code(std::string_view file) const;
+};
+
+/// The innermost frame of the program's own code in a stack, or none.
+std::optional<FrameId> culprit_frame(const Profile& profile, StackId stack, const CulpritRules& rules);
+
 /// One interval a callback spent off-CPU.
 struct BlockingInterval {
     Nanoseconds start;     // absolute (CLOCK_MONOTONIC), clipped to the callback
@@ -92,6 +106,9 @@ struct SlowCallback {
     std::optional<std::string> task;  // the asyncio task it ran in (reports/task_attribution.hpp), if known
     std::vector<std::string> stack;   // the stack with the most time inside it, formatted, outermost first
     std::vector<BlockingInterval> blocking;  // longest first
+    /// The innermost frame of the program's own code (CulpritRules) that holds most of its time,
+    /// formatted; none when no sample in it shows any.
+    std::optional<std::string> culprit;
 };
 
 enum class CallbackOrder { Duration, Time };
@@ -116,13 +133,15 @@ enum class CallbackOrder { Duration, Time };
 std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std::vector<Tid>& loop_threads,
                                               Nanoseconds threshold, const TimeWindow& window,
                                               CallbackOrder order = CallbackOrder::Duration,
-                                              const TaskAttribution* tasks = nullptr);
+                                              const TaskAttribution* tasks = nullptr,
+                                              const CulpritRules& culprit = CulpritRules{});
 
 /// Off-CPU intervals of loop threads with the same stack and reason.
 struct BlockingCall {
     Pid pid;                         // the process whose loop threads made it
     std::vector<std::string> stack;  // formatted frames, outermost first
     std::string reason;              // off_cpu_reason()
+    std::optional<std::string> culprit;  // the stack's innermost frame of the program's own code
     std::uint64_t count = 0;
     Nanoseconds total;
     Nanoseconds max;
@@ -134,7 +153,8 @@ struct BlockingCall {
 /// (process, stack, reason), sorted by total time, longest first (ties: count, then process,
 /// stack and reason).
 std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const std::vector<Tid>& loop_threads,
-                                                   const TimeWindow& window);
+                                                   const TimeWindow& window,
+                                                   const CulpritRules& culprit = CulpritRules{});
 
 /// The nearest-rank percentile (0 < p <= 100) of ascending values: the ceil(p/100 * n)-th
 /// smallest. Zero for no values.
@@ -145,6 +165,7 @@ struct LoopAnalysisOptions {
     CallbackOrder order = CallbackOrder::Duration;  // --sort duration|time
     AnalysisFilter filter;                      // --from/--to/--thread
     std::optional<Tid> loop_thread;             // --loop-thread TID
+    CulpritRules culprit;                       // --culprit-include / --culprit-exclude
 };
 
 struct SampleCounts {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "reports/chrome_trace.hpp"
 #include "reports/collapsed.hpp"
 #include "reports/flame_modes.hpp"
 #include "reports/flamegraph.hpp"
@@ -42,6 +43,7 @@ Result<void> route_output(OutputArgs& a) {
         if (ends_with_any(f, {".svg", ".html"})) format = "flamegraph";
         else if (ends_with_any(f, {".txt", ".collapsed", ".folded"})) format = "collapsed";
         else if (ends_with_any(f, {".pb.gz", ".pprof", ".pb"})) format = "pprof";
+        else if (ends_with_any(f, {".trace.json"})) format = "chrometrace";
         else if (ends_with_any(f, {".json"})) format = "speedscope";
         else {
             return make_error(ErrorKind::BadInput, "-o " + f + ": no format goes by this name's extension: give -f FORMAT (" +
@@ -52,6 +54,7 @@ Result<void> route_output(OutputArgs& a) {
     else if (format == "collapsed" || format == "raw") a.collapsed = a.output;
     else if (format == "speedscope") a.speedscope = a.output;
     else if (format == "pprof") a.pprof = a.output;
+    else if (format == "chrometrace") a.trace = a.output;
     else return make_error(ErrorKind::BadInput, "-f " + format + ": not a format (" + std::string(kOutputFormats) + ")");
     return {};
 }
@@ -76,6 +79,8 @@ LoopAnalysisOptions analysis_options(const OutputArgs& args) {
     lo.threshold = Nanoseconds{std::llround(args.threshold_ms * 1e6)};
     lo.order = args.sort == "time" ? CallbackOrder::Time : CallbackOrder::Duration;
     if (args.loop_thread) lo.loop_thread = Tid{*args.loop_thread};
+    lo.culprit.include = args.culprit_include;
+    lo.culprit.exclude = args.culprit_exclude;
     lo.filter.from_s = args.from_s;
     lo.filter.to_s = args.to_s;
     for (int t : args.threads) lo.filter.threads.push_back(Tid{t});
@@ -122,6 +127,10 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
         LOOPSPY_TRY(std::string gz, gzip(encode_pprof(profile, analysis.loop_threads, lo.filter, &tasks)));
         LOOPSPY_CHECK(write_file_atomically(args.pprof, gz));
         std::fprintf(stderr, "loopspy: wrote pprof profile to %s\n", args.pprof.c_str());
+    }
+    if (!args.trace.empty()) {
+        LOOPSPY_CHECK(write_file_atomically(args.trace, render_chrome_trace(profile, analysis, lo.filter, &tasks, lo.culprit)));
+        std::fprintf(stderr, "loopspy: wrote loop timeline (Chrome trace) to %s\n", args.trace.c_str());
     }
     std::vector<TaskSummary> summaries;
     if (args.tasks) summaries = summarize_tasks(profile, tasks, analysis.window);

@@ -22,6 +22,8 @@ struct OutputArgs {
     std::string report;              // --report FILE.json
     std::string mode = "busy";       // --mode cpu|busy|wall
     std::optional<int> loop_thread;  // --loop-thread TID
+    std::vector<std::string> culprit_include;  // --culprit-include GLOB (repeatable)
+    std::vector<std::string> culprit_exclude;  // --culprit-exclude GLOB (repeatable)
     std::optional<double> from_s;    // --from SEC (replay): analyse from this many seconds in
     std::optional<double> to_s;      // --to SEC (replay)
     std::vector<int> threads;        // --thread TID (replay, repeatable): only these threads
@@ -31,12 +33,14 @@ struct OutputArgs {
     std::string tasks_collapsed;     // --tasks-collapsed FILE
     std::string speedscope;          // --speedscope FILE.json
     std::string pprof;               // --pprof FILE.pb.gz
+    std::string trace;               // --trace FILE.json (Chrome Trace Event format)
     std::string output;              // -o FILE: an output of --format (or of its extension)
     std::string format;              // -f/--format FORMAT for -o
 
     bool any() const {
         return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty() || tasks ||
-               !tasks_flamegraph.empty() || !tasks_collapsed.empty() || !speedscope.empty() || !pprof.empty();
+               !tasks_flamegraph.empty() || !tasks_collapsed.empty() || !speedscope.empty() || !pprof.empty() ||
+               !trace.empty();
     }
 };
 
@@ -46,7 +50,7 @@ Result<void> validate_outputs(const OutputArgs& args);
 Result<void> route_output(OutputArgs& args);
 
 /// The formats -f/--format names, and what a file's extension means without one.
-inline constexpr const char* kOutputFormats = "flamegraph, collapsed (or raw), speedscope, pprof";
+inline constexpr const char* kOutputFormats = "flamegraph, collapsed (or raw), speedscope, pprof, chrometrace";
 /// True when `file` names a recording (.lspy), which -o writes as before.
 bool names_recording(const std::string& file);
 

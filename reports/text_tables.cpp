@@ -156,6 +156,8 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
                fit(label, kThreadColumn) + "  " + terminal_safe(cb.callback);
         if (cb.task) out += " [task " + terminal_safe(*cb.task) + "]";
         out += '\n';
+        // The program's own frame that held the time, when the callback is the framework's.
+        if (cb.culprit && *cb.culprit != cb.callback) out += "      culprit: " + terminal_safe(*cb.culprit) + '\n';
         // Intervals with the same reason at the same innermost frame are one line: a callback
         // preempted a thousand times reads as one line, not a thousand.
         struct Line {

@@ -35,7 +35,7 @@ struct RecorderStatus {
 
 struct RecorderOptions {
     int rate_hz = 1000;
-    SamplingMode mode = SamplingMode::PerThread;
+    SamplingMode mode = SamplingMode::PerCpu;
     std::optional<Nanoseconds> duration;
     bool track_off_cpu = true;
     double task_rate_hz = 10;  // task snapshots per second (0: no task snapshots)

@@ -359,11 +359,18 @@ def test_threads_that_have_ended_leave_the_kernel_side_and_a_late_loop_is_still_
     # must say, with the share the workload's own clock gives.
     expected = truth["cpu_s"] * 1000
     accounted = recorded + lost + unseen
+    # Under 95%, a note with the share; under half, a warning with the share missing. Per-thread
+    # sampling is the loud case: each short thread's event counts its period from zero, so a
+    # thread that runs less than a millisecond is never sampled.
     note = re.search(r"note: the target used ([\d.]+) s of CPU while recorded.*\((\d+)%\)", stderr)
+    warning = re.search(r"warning: the target used ([\d.]+) s of CPU while recorded.*missing (\d+)% of", stderr)
     if accounted < 0.95 * expected - 20:
-        assert note, (accounted, expected, stderr)
-        assert abs(float(note.group(1)) - truth["cpu_s"]) <= 0.05 * truth["cpu_s"] + 0.03, (note.group(0), truth)
-        assert abs(int(note.group(2)) - 100 * accounted / expected) <= 5, (note.group(0), accounted, expected)
+        assert note or warning, (accounted, expected, stderr)
+        said = note or warning
+        share = int(note.group(2)) if note else 100 - int(warning.group(2))
+        assert bool(warning) == (accounted < 0.5 * expected), (accounted, expected, said.group(0))
+        assert abs(float(said.group(1)) - truth["cpu_s"]) <= 0.05 * truth["cpu_s"] + 0.03, (said.group(0), truth)
+        assert abs(share - 100 * accounted / expected) <= 5, (said.group(0), accounted, expected)
     else:
         # Never more than the CPU time (no sample counted twice), but for what a busy host's
         # hypervisor stole (see stolen_ms).

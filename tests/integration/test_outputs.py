@@ -173,3 +173,44 @@ def test_go_tool_pprof_reads_the_profile_with_the_collapsed_shares_and_labels(re
     assert "blocking_handler" in traces and re.search(r"thread:\s*\[?MainThread", traces), traces[:2000]
     tags = go_pprof("-tags", tmp_path / "p.pb.gz")
     assert "thread_id" in tags and "loop" in tags and "running" in tags
+
+
+def test_the_loop_timeline_trace_has_every_stall_as_a_callback_slice_of_its_true_length(recorded, tmp_path):
+    """Perfetto's view of the loop: iterations, idle waits, callbacks by coroutine and task with
+    their blocking calls; each deliberate stall is a callback slice as long as the program timed
+    it, flagged slow, its sleep a clock_nanosleep slice inside it."""
+    d, truth, _ = recorded
+    run_loopspy("replay", d / "r.lspy", "-o", tmp_path / "loop.trace.json", "--threshold", 100)
+    doc = json.loads((tmp_path / "loop.trace.json").read_text())
+    events = doc["traceEvents"]
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    (loop_track,) = [k for k, n in names.items() if n.startswith("loop: thread MainThread")]
+    slices = sorted((e for e in events if e["ph"] == "X" and (e["pid"], e["tid"]) == loop_track), key=lambda e: e["ts"])
+    # On one track, slices nest: none ends inside another without starting inside it.
+    open_ends = []
+    for e in slices:
+        while open_ends and open_ends[-1] <= e["ts"] + 1e-3:
+            open_ends.pop()
+        assert not open_ends or e["ts"] + e["dur"] <= open_ends[-1] + 1e-3, e
+        open_ends.append(e["ts"] + e["dur"])
+    assert any(e["name"] == "idle" for e in slices) and any(e["cat"] == "loop" for e in slices)
+    slow = [e for e in slices if "slow" in e["cat"].split(",")]
+    stalls = sorted(truth["stalls"], key=lambda s: s["start_ns"])
+    assert len(slow) == len(stalls), [(e["name"], e["dur"]) for e in slow]
+    for e, s in zip(sorted(slow, key=lambda e: e["ts"]), stalls):
+        assert e["name"].startswith(s["coroutine"]), e["name"]
+        assert ("[task " in e["name"]) == (e["args"]["task"] is not None), e
+        assert e["args"]["slow"] is True
+        assert abs(e["dur"] * 1e3 - (s["end_ns"] - s["start_ns"])) <= max(3e6, 0.05 * (s["end_ns"] - s["start_ns"])), (e, s)
+        inner = [b for b in slices if b["cat"] == "blocking" and e["ts"] <= b["ts"] and b["ts"] + b["dur"] <= e["ts"] + e["dur"] + 1e-3]
+        if s["kind"] == "sleep":
+            (sleep,) = [b for b in inner if b["name"] == "clock_nanosleep"]
+            assert abs(sleep["dur"] * 1e3 - (s["end_ns"] - s["start_ns"])) <= 0.5e6, (sleep, s)
+            assert any("blocking_handler" in f for f in sleep["args"]["stack"])
+        else:
+            assert all(b["name"] in ("preempted", "futex") for b in inner), inner
+    # Time order is the program's: the gaps between stalls are its own.
+    starts = [e["ts"] * 1e3 for e in sorted(slow, key=lambda e: e["ts"])]
+    for a, b, sa, sb in zip(starts, starts[1:], stalls, stalls[1:]):
+        assert abs((b - a) - (sb["start_ns"] - sa["start_ns"])) <= 3e6
+    assert sum(1 for e in events if e["ph"] == "i" and e["name"] == "slow callback") == len(stalls)

@@ -98,7 +98,8 @@ def test_an_aiohttp_handler_with_sync_io_shows_up_in_slow_callbacks_and_blocking
     for c in clients:
         c.start()
     try:
-        run_loopspy("record", "-p", server.pid, "-d", 5, "--threshold", threshold_ms, "--report", report_file)
+        run_loopspy("record", "-p", server.pid, "-d", 5, "--threshold", threshold_ms, "--report", report_file,
+                    "--recording", tmp_path / "r.lspy")
     finally:
         for c in clients:
             c.join()
@@ -116,6 +117,17 @@ def test_an_aiohttp_handler_with_sync_io_shows_up_in_slow_callbacks_and_blocking
     assert any(f.startswith("legacy_handler ") for b in sleeps for f in b["stack"])
     legacy = [cb for cb in slow if in_stack(cb, "legacy_handler")]
     assert all(115 <= cb["duration_ms"] <= 250 for cb in legacy), legacy
+    # The callback is aiohttp's; the culprit is the service's own frame that held the time.
+    for cb in slow:
+        assert cb["callback"].startswith("RequestHandler."), cb["callback"]
+        want = "legacy_handler " if in_stack(cb, "legacy_handler") else "query "
+        assert cb["culprit"] and cb["culprit"].startswith(want) and "aiohttp_service.py:" in cb["culprit"], cb
+    assert all(b["culprit"].startswith("legacy_handler ") for b in sleeps if in_stack(b, "legacy_handler"))
+    # Told the service's file is not its own code, no culprit is in it.
+    run_loopspy("replay", tmp_path / "r.lspy", "--threshold", threshold_ms, "--report", tmp_path / "x.json",
+                "--culprit-exclude", "*/aiohttp_service.py")
+    again = json.loads((tmp_path / "x.json").read_text())["slow_callbacks"]
+    assert len(again) == len(slow) and all(cb["culprit"] is None or "aiohttp_service.py" not in cb["culprit"] for cb in again)
 
 
 def test_flame_graph_modes_show_cpu_blocking_and_idle_time(tmp_path):

@@ -125,7 +125,7 @@ TEST_CASE("json report: every field, with its type") {
     REQUIRE(j["slow_callbacks"].size() == 2);
     for (const auto& cb : j["slow_callbacks"]) {
         CHECK(keys_of(cb) == std::set<std::string>{"start_ms", "duration_ms", "on_cpu_ms", "off_cpu_ms", "callback",
-                                                   "task", "thread", "pid", "stack", "blocking"});
+                                                   "task", "culprit", "thread", "pid", "stack", "blocking"});
         for (const char* k : {"start_ms", "duration_ms", "on_cpu_ms", "off_cpu_ms"}) CHECK(is_ms(cb[k]));
         CHECK(cb["callback"].is_string());
         CHECK(cb["task"].is_null());
@@ -151,8 +151,10 @@ TEST_CASE("json report: every field, with its type") {
     CHECK(burn["on_cpu_ms"] == 200.0);
     CHECK(burn["off_cpu_ms"] == 0.0);
     CHECK(burn["blocking"].empty());
+    CHECK(burn["culprit"] == "burn (app.py:5)");  // the innermost frame of the program's own code
     const json& sleep = j["slow_callbacks"][1];
     CHECK(sleep["callback"] == "blocking_handler (app.py:31)");
+    CHECK(sleep["culprit"] == "blocking_handler (app.py:31)");
     CHECK(sleep["start_ms"] == 10.0);
     CHECK(sleep["duration_ms"] == 150.125);  // 150.124567 ms, rounded to 3 decimals
     CHECK(sleep["off_cpu_ms"] == 140.124);   // 140.123456 + 0.001
@@ -167,7 +169,9 @@ TEST_CASE("json report: every field, with its type") {
     REQUIRE(j["blocking_calls"].is_array());
     REQUIRE(j["blocking_calls"].size() == 2);
     for (const auto& b : j["blocking_calls"]) {
-        CHECK(keys_of(b) == std::set<std::string>{"pid", "stack", "syscall", "count", "total_ms", "max_ms", "p50_ms", "p99_ms"});
+        CHECK(keys_of(b) == std::set<std::string>{"pid", "stack", "syscall", "culprit", "count", "total_ms", "max_ms",
+                                                  "p50_ms", "p99_ms"});
+        CHECK(b["culprit"] == "blocking_handler (app.py:31)");
         CHECK(b["pid"] == 31337);
         CHECK(b["stack"].is_array());
         CHECK(b["syscall"].is_string());
@@ -277,4 +281,22 @@ TEST_CASE("json report: an empty recording and version strings") {
     const json w = json::parse(render_json_report(q, analyze_loops(q, o)));
     CHECK(w["duration_s"] == 0.5);
     CHECK(w["slow_callbacks"].size() == 1);
+}
+
+TEST_CASE("culprit: the program's own code is what is not the standard library or an installed package") {
+    CulpritRules rules;
+    CHECK(rules.own_code("/srv/app/handlers.py"));
+    CHECK(rules.own_code("app.py"));
+    CHECK(!rules.own_code("/usr/lib/python3.11/asyncio/events.py"));
+    CHECK(!rules.own_code("/root/.pyenv/versions/3.12.1/lib/python3.12/asyncio/base_events.py"));
+    CHECK(!rules.own_code("/opt/py/lib/python3.13t/json/decoder.py"));
+    CHECK(!rules.own_code("<frozen runpy>"));
+    CHECK(!rules.own_code("/usr/lib/python3/dist-packages/aiohttp/web_protocol.py"));
+    CHECK(!rules.own_code("/venv/lib/python3.12/site-packages/sqlalchemy/engine/base.py"));
+    CHECK(rules.own_code("/srv/lib/python_helpers/x.py"));  // not a version directory
+    rules.include = {"*/site-packages/mycompany/*"};
+    rules.exclude = {"/srv/app/vendored/*"};
+    CHECK(rules.own_code("/venv/lib/python3.12/site-packages/mycompany/db.py"));
+    CHECK(!rules.own_code("/srv/app/vendored/six.py"));
+    CHECK(rules.own_code("/srv/app/handlers.py"));
 }
