@@ -70,6 +70,27 @@ int main(int argc, char** argv) {
                        "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy)");
     record->add_option("command", rec.command, "Command to launch and profile (after --)");
 
+    loopspy::RecordArgs top_args;
+    top_args.top = true;
+    auto* top = app.add_subcommand("top", "Watch a Python process's event loops live in the terminal (records too: "
+                                          "replay it later)");
+    int top_pid = 0;
+    auto* top_pid_opt = top->add_option("-p,--pid", top_pid, "Process id of a running Python program to attach to");
+    top->add_option("-d,--duration", top_args.duration_s, "Seconds to watch (default: until q, Ctrl-C or the target exits)")
+        ->check(CLI::NonNegativeNumber);
+    top->add_option("-r,--rate", top_args.rate_hz, "Samples per second per thread (default 1000)")
+        ->check(CLI::Range(1, loopspy::kMaxRateHz));
+    top->add_option("--threshold", top_args.outputs.threshold_ms,
+                    "Stalls: callbacks of at least this many ms (default 100; + and - change it live)");
+    top->add_option("--sampling", top_args.sampling, "per-cpu (default) or per-thread, as for record")
+        ->check(CLI::IsMember({"per-cpu", "per-thread"}));
+    top->add_option("--task-rate", top_args.task_rate_hz, "asyncio task snapshots per second (default 10)");
+    top->add_flag("-s,--subprocesses", top_args.subprocesses, "Also watch every descendant process");
+    top->add_option("-o,--output", top_args.output,
+                    "The recording to write (FILE.lspy), or an output written at the end, as for record");
+    top->add_option("--recording", top_args.recording, "Recording file to write (default loopspy-PID-DATE.lspy)");
+    top->add_option("command", top_args.command, "Command to launch and watch (after --)");
+
     loopspy::ReplayArgs rep;
     auto* replay = app.add_subcommand("replay", "Produce any output from a recording made by `loopspy record`; "
                                                 "with no output flag, print a summary");
@@ -103,7 +124,21 @@ int main(int argc, char** argv) {
 
     if (*pid_opt) rec.pid = pid;
     rec.self_command_line = join_argv(argc, argv);
+    if (*top_pid_opt) top_args.pid = top_pid;
+    top_args.self_command_line = rec.self_command_line;
 
+    if (top->parsed()) {
+        if (auto routed = loopspy::resolve_output_names(top_args); !routed) {
+            std::fprintf(stderr, "loopspy: error: %s\n", routed.error().message.c_str());
+            return exit_code_for(routed.error().kind);
+        }
+        auto result = loopspy::run_record(top_args);
+        if (!result) {
+            std::fprintf(stderr, "loopspy: error: %s\n", result.error().message.c_str());
+            return exit_code_for(result.error().kind);
+        }
+        return result.value();
+    }
     if (record->parsed() || replay->parsed() || dump->parsed()) {
         auto routed = record->parsed() ? loopspy::resolve_output_names(rec)
                       : replay->parsed() ? loopspy::route_output(rep.outputs)

@@ -15,6 +15,7 @@
 
 #include "cli/launch.hpp"
 #include "cli/preflight.hpp"
+#include "cli/top_view.hpp"
 #include "session/recorder.hpp"
 #include "core/memory.hpp"
 #include "recording/format.hpp"
@@ -247,12 +248,21 @@ Result<int> run_record(const RecordArgs& args) {
     const Pid pid = target.pid;
     Profile profile;
     profile.info = profile_info(args, target);
-    const bool live_status = !args.no_status && ::isatty(STDERR_FILENO);
+    const bool live_status = !args.top && !args.no_status && ::isatty(STDERR_FILENO);
     std::string recording_path = args.recording.empty()
                                      ? "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".lspy"
                                      : args.recording;
     LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path));
-    auto started = Recorder::attach(pid, target.interp, recorder_options(args, live_status), profile);
+    RecorderOptions options = recorder_options(args, live_status);
+    std::unique_ptr<TopView> view;
+    std::vector<std::string> notices;  // top: said after the view, which covers the terminal
+    if (args.top) {
+        options.on_status = [&view](const RecorderStatus& st, bool final) {
+            if (view) view->on_status(st, final);
+        };
+        options.on_notice = [&notices](const std::string& line) { notices.push_back(line); };
+    }
+    auto started = Recorder::attach(pid, target.interp, options, profile);
     if (!started) {
         writer.reset();
         ::unlink(recording_path.c_str());  // nothing was recorded
@@ -276,10 +286,15 @@ Result<int> run_record(const RecordArgs& args) {
     // however long the recording; the outputs are made from the file at the end.
     auto checkpoint = [&]() -> Result<void> {
         LOOPSPY_CHECK(writer->flush(profile));
-        profile.drop_events();
+        if (view) view->trim();  // top keeps a moving window to show
+        else profile.drop_events();
         return {};
     };
-    LOOPSPY_TRY(RecordSummary summary, recorder->run(g_stop, alive, checkpoint));
+    if (args.top) view = std::make_unique<TopView>(profile, args.outputs.threshold_ms, g_stop);
+    auto ran = recorder->run(g_stop, alive, checkpoint);
+    view.reset();  // the terminal as it was, before anything more is printed
+    for (const std::string& line : notices) std::fprintf(stderr, "loopspy: %s\n", line.c_str());
+    LOOPSPY_TRY(RecordSummary summary, std::move(ran));
     recorder.reset();  // detach before writing
     print_summary(summary, profile);
     if (cpu_at_start) {

@@ -23,6 +23,7 @@ struct RecordArgs {
     bool no_status = false;
     bool subprocesses = false;         // -s: every descendant too
     double task_rate_hz = 10;          // --task-rate HZ (0: no task snapshots)
+    bool top = false;                  // `loopspy top`: the live view instead of the status line
     std::string self_command_line;
 };
 

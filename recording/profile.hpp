@@ -201,6 +201,16 @@ public:
         selector_waits_.clear();
         snapshots_.clear();
     }
+    /// Lets go of the samples and waits before the absolute indexes `sample` and `wait` (already
+    /// in the recording), keeping the newer ones and every task snapshot: `top`'s moving window.
+    void drop_events_before(std::size_t sample, std::size_t wait) {
+        const std::size_t ns = std::min(samples_.size(), sample > samples_dropped_ ? sample - samples_dropped_ : 0);
+        const std::size_t nw = std::min(selector_waits_.size(), wait > waits_dropped_ ? wait - waits_dropped_ : 0);
+        samples_.erase(samples_.begin(), samples_.begin() + static_cast<std::ptrdiff_t>(ns));
+        selector_waits_.erase(selector_waits_.begin(), selector_waits_.begin() + static_cast<std::ptrdiff_t>(nw));
+        samples_dropped_ += ns;
+        waits_dropped_ += nw;
+    }
     const std::map<Tid, std::string>& threads() const { return threads_; }
     std::string thread_name(Tid tid) const;
     const std::map<Pid, ProcessRecord>& processes() const { return processes_; }

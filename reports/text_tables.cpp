@@ -37,7 +37,8 @@ std::size_t code_point_width(char32_t cp) {
     return 1;
 }
 
-/// `text` (terminal-safe) cut to `width` columns with "…", then padded with spaces to `width`.
+}  // namespace
+
 std::string fit(const std::string& text, std::size_t width) {
     if (display_width(text) <= width) return text + std::string(width - display_width(text), ' ');
     std::string out;
@@ -55,6 +56,8 @@ std::string fit(const std::string& text, std::size_t width) {
     ++used;
     return out + std::string(width > used ? width - used : 0, ' ');
 }
+
+namespace {
 
 std::string right(const std::string& text, std::size_t width) {
     const std::size_t w = display_width(text);

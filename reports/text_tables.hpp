@@ -37,6 +37,8 @@ struct SlowCallbackTableOptions {
 std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalysis& analysis,
                                         const SlowCallbackTableOptions& options = {});
 
+/// `text` (terminal-safe) cut to `width` columns with "…", then padded with spaces to `width`.
+std::string fit(const std::string& text, std::size_t width);
 /// Text from the target made safe to print on a terminal (rules above).
 std::string terminal_safe(std::string_view text);
 

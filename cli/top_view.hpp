@@ -1,0 +1,79 @@
+// `loopspy top`: the recording engine's live view in a terminal, redrawn about once a second.
+// It reads the Profile the recorder fills, which in top keeps the last kRetained seconds of
+// events (record lets them go at each checkpoint): the header (the target, samples/s, per loop
+// thread its iterations/s, busy and idle over the last second and the retained window, the
+// longest callback of the last second), the stalls (slow callbacks newest first, kept after they
+// leave the window), and one table below them: hot functions (py-spy top's columns) or the
+// blocking calls. On a stdout that is not a terminal it prints a plain report each second.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/types.hpp"
+#include "recording/profile.hpp"
+#include "reports/loop_analysis.hpp"
+#include "session/recorder.hpp"
+
+namespace loopspy {
+
+class TopView {
+public:
+    /// How much history the profile keeps for the view, in seconds.
+    static constexpr double kRetained = 10.0;
+
+    TopView(Profile& profile, double threshold_ms, std::atomic<bool>& stop);
+    ~TopView();  // gives the terminal back as it was
+
+    /// Called with each recorder status (every 250 ms): reads keys, and redraws once a second.
+    void on_status(const RecorderStatus& status, bool final);
+    /// After the checkpoint wrote the events to the recording: lets go of those older than the
+    /// retained window.
+    void trim();
+    /// What the last screen showed, as plain text (for the non-terminal report and the end).
+    const std::string& last_text() const { return last_text_; }
+
+private:
+    struct Function {
+        double own_recent = 0, total_recent = 0;  // samples in the last interval
+        std::uint64_t own = 0, total = 0;         // samples since start (or since `r`)
+    };
+    struct Stall {
+        SlowCallback cb;
+        Pid pid;
+    };
+    void read_keys();
+    void update(const RecorderStatus& status);
+    std::string render(const RecorderStatus& status, int width, int height) const;
+    void draw(const std::string& screen);
+
+    Profile& profile_;
+    double threshold_ms_;
+    std::atomic<bool>& stop_;
+    bool terminal_ = false;   // stdout is a terminal: full screen
+    bool keys_ = false;       // stdin is a terminal in raw mode
+    bool color_ = true;       // NO_COLOR unset and TERM not dumb
+    bool paused_ = false;
+    bool help_ = false;
+    bool show_blocking_ = false;  // `t`: the table under the stalls
+    int sort_ = 1;                // 1 own %, 2 total %, 3 own time, 4 total time (py-spy's keys)
+    Nanoseconds last_draw_{0};    // when the screen was last drawn (0: draw at the next status)
+    Nanoseconds last_update_{0};
+    std::size_t counted_upto_ = 0;  // absolute index of the next on-CPU sample to count
+    std::uint64_t samples_at_last_ = 0;
+    double samples_per_s_ = 0;
+    std::map<std::string, Function> functions_;
+    std::vector<Stall> stalls_;  // newest first, at most kMaxStalls
+    LoopAnalysis recent_;        // the last second
+    LoopAnalysis retained_;      // the retained window
+    std::vector<std::size_t> kept_from_;  // absolute sample/wait indexes at each trim, oldest first
+    std::vector<std::size_t> kept_waits_from_;
+    std::string last_text_;
+    struct TermState;
+    TermState* saved_ = nullptr;
+};
+
+}  // namespace loopspy
