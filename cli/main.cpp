@@ -42,54 +42,49 @@ int main(int argc, char** argv) {
     app.set_version_flag("-V,--version", std::string("loopspy ") + LOOPSPY_VERSION);
     app.require_subcommand(1);
 
-    loopspy::RecordArgs rec;
-    auto* record = app.add_subcommand("record", "Sample a Python process and write a flame graph and/or collapsed stacks");
-    int pid = 0;
-    auto* pid_opt = record->add_option("-p,--pid", pid, "Process id of a running Python program to attach to (a thread id: its process)");
-    record->add_option("-d,--duration", rec.duration_s,
-                       "Seconds to record (default: until the target exits or Ctrl-C)")->check(CLI::NonNegativeNumber);
-    record->add_option("-r,--rate", rec.rate_hz, "Samples per second per thread (default 1000)")->check(CLI::Range(1, loopspy::kMaxRateHz));
-    loopspy::add_output_flags(*record, rec.outputs);
-    record->add_option("--sampling", rec.sampling,
+    // What `record` and `top` share: the target, how it is sampled, where the recording goes.
+    auto add_recording_flags = [](CLI::App& cmd, loopspy::RecordArgs& r, int& pid) {
+        auto* pid_opt = cmd.add_option("-p,--pid", pid,
+                                       "Process id of a running Python program to attach to (a thread id: its process)");
+        cmd.add_option("-d,--duration", r.duration_s, "Seconds to record (default: until the target exits, Ctrl-C, or q in top)")
+            ->check(CLI::NonNegativeNumber);
+        cmd.add_option("-r,--rate", r.rate_hz, "Samples per second per thread (default 1000)")
+            ->check(CLI::Range(1, loopspy::kMaxRateHz));
+        cmd.add_option("--sampling", r.sampling,
                        "How cpu-clock sampling is attached: per-cpu (default: one timer on every CPU, the program "
                        "keeps the target's samples) or per-thread (a timer only while the target's threads run; "
                        "misses threads that live less than a sampling period)")
-        ->check(CLI::IsMember({"per-cpu", "per-thread"}));
-    record->add_option("--task-rate", rec.task_rate_hz,
+            ->check(CLI::IsMember({"per-cpu", "per-thread"}));
+        cmd.add_option("--task-rate", r.task_rate_hz,
                        "asyncio task snapshots per second (default 10; 0 turns them off). Snapshots also follow "
                        "new running coroutines, and never take more than 2% of the time; at most 1000");
-    record->add_flag("-s,--subprocesses", rec.subprocesses,
+        cmd.add_flag("-s,--subprocesses", r.subprocesses,
                      "Also record every descendant process, those started later included (each its own "
                      "section in every output)");
-    record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
-    record->add_option("-o,--output", rec.output,
+        cmd.add_option("-o,--output", r.output,
                        "FILE.lspy: the recording to write (replay it with `loopspy replay`). Any other name: an "
                        "output in the format -f gives, else the one its extension names (profile.svg: a flame "
                        "graph); the recording then goes to --recording or the default name");
-    record->add_option("--recording", rec.recording,
-                       "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy)");
-    record->add_option("command", rec.command, "Command to launch and profile (after --)");
+        cmd.add_option("--recording", r.recording, "Recording file to write (default loopspy-PID-YYYYmmdd-HHMMSS.lspy)");
+        cmd.add_option("command", r.command, "Command to launch and profile (after --)");
+        return pid_opt;
+    };
+
+    loopspy::RecordArgs rec;
+    auto* record = app.add_subcommand("record", "Sample a Python process and write a flame graph and/or collapsed stacks");
+    int pid = 0;
+    auto* pid_opt = add_recording_flags(*record, rec, pid);
+    loopspy::add_output_flags(*record, rec.outputs);
+    record->add_flag("--no-status", rec.no_status, "Do not show the live status line on a terminal");
 
     loopspy::RecordArgs top_args;
     top_args.top = true;
     auto* top = app.add_subcommand("top", "Watch a Python process's event loops live in the terminal (records too: "
                                           "replay it later)");
     int top_pid = 0;
-    auto* top_pid_opt = top->add_option("-p,--pid", top_pid, "Process id of a running Python program to attach to");
-    top->add_option("-d,--duration", top_args.duration_s, "Seconds to watch (default: until q, Ctrl-C or the target exits)")
-        ->check(CLI::NonNegativeNumber);
-    top->add_option("-r,--rate", top_args.rate_hz, "Samples per second per thread (default 1000)")
-        ->check(CLI::Range(1, loopspy::kMaxRateHz));
+    auto* top_pid_opt = add_recording_flags(*top, top_args, top_pid);
     top->add_option("--threshold", top_args.outputs.threshold_ms,
                     "Stalls: callbacks of at least this many ms (default 100; + and - change it live)");
-    top->add_option("--sampling", top_args.sampling, "per-cpu (default) or per-thread, as for record")
-        ->check(CLI::IsMember({"per-cpu", "per-thread"}));
-    top->add_option("--task-rate", top_args.task_rate_hz, "asyncio task snapshots per second (default 10)");
-    top->add_flag("-s,--subprocesses", top_args.subprocesses, "Also watch every descendant process");
-    top->add_option("-o,--output", top_args.output,
-                    "The recording to write (FILE.lspy), or an output written at the end, as for record");
-    top->add_option("--recording", top_args.recording, "Recording file to write (default loopspy-PID-DATE.lspy)");
-    top->add_option("command", top_args.command, "Command to launch and watch (after --)");
 
     loopspy::ReplayArgs rep;
     auto* replay = app.add_subcommand("replay", "Produce any output from a recording made by `loopspy record`; "

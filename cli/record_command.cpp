@@ -188,6 +188,11 @@ void print_summary(const RecordSummary& summary, const Profile& profile) {
         std::fprintf(stderr, "loopspy: %zu processes recorded, %zu not recorded (not Python, or another Python version)\n",
                      summary.processes_recorded, summary.processes_not_python);
     }
+    if (summary.failed_task_snapshots > 0) {
+        std::fprintf(stderr, "loopspy: warning: %llu task snapshots could not be read (%s): tasks of those moments are "
+                             "not named\n",
+                     static_cast<unsigned long long>(summary.failed_task_snapshots), summary.task_failure.c_str());
+    }
     if (summary.task_snapshots > 0) {
         std::fprintf(stderr, "loopspy: %llu task snapshots (up to %llu tasks), %.2f ms of CPU each on average\n",
                      static_cast<unsigned long long>(summary.task_snapshots),

@@ -178,6 +178,8 @@ void Recorder::drop_process(Pid pid, bool ended) {
     dropped_tasks_.snapshots += tasks.snapshots();
     dropped_tasks_.most = std::max(dropped_tasks_.most, tasks.largest_task_count());
     dropped_tasks_.time += tasks.time_spent();
+    dropped_tasks_.failed += tasks.failed_snapshots();
+    if (!tasks.last_failure().empty()) dropped_tasks_.failure = tasks.last_failure();
     if (pid != root_) {
         if (ended) sampler_->forget_process(pid);
         else sampler_->stop_sampling(pid);
@@ -568,7 +570,11 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         summary.task_snapshots += p->tasks.snapshots();
         summary.most_tasks = std::max(summary.most_tasks, p->tasks.largest_task_count());
         summary.task_snapshot_time += p->tasks.time_spent();
+        summary.failed_task_snapshots += p->tasks.failed_snapshots();
+        if (!p->tasks.last_failure().empty()) summary.task_failure = p->tasks.last_failure();
     }
+    summary.failed_task_snapshots += dropped_tasks_.failed;
+    if (summary.task_failure.empty()) summary.task_failure = dropped_tasks_.failure;
     summary.task_snapshots += dropped_tasks_.snapshots;
     summary.most_tasks = std::max(summary.most_tasks, dropped_tasks_.most);
     summary.task_snapshot_time += dropped_tasks_.time;

@@ -62,6 +62,8 @@ struct RecordSummary {
     std::uint64_t drains = 0;  // ring-buffer drains (the recorder's wake-ups)
     std::uint64_t task_snapshots = 0;
     std::uint64_t most_tasks = 0;   // the largest number of tasks one snapshot saw
+    std::uint64_t failed_task_snapshots = 0;  // snapshots whose tasks could not be read
+    std::string task_failure;                 // why the last of them failed
     Nanoseconds task_snapshot_time; // spent reading tasks
     Nanoseconds elapsed;
     std::optional<Error> checkpoint_error;  // why the checkpoint failed (StopReason::CheckpointFailed)
@@ -147,8 +149,9 @@ private:
     std::uint64_t orphan_events_ = 0;  // events of a thread whose process was just dropped
     bool root_left_python_ = false;    // the target exec'd a program loopspy cannot record
     struct {
-        std::uint64_t snapshots = 0, most = 0;
+        std::uint64_t snapshots = 0, most = 0, failed = 0;
         Nanoseconds time{0};
+        std::string failure;
     } dropped_tasks_;  // the task trackers of processes no longer recorded
     std::size_t processes_recorded_ = 0;
     std::size_t processes_not_python_ = 0;

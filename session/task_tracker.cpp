@@ -99,8 +99,16 @@ void TaskTracker::snapshot(Nanoseconds now) {
     // a snapshot, 30 ms page by page; the two cost the same at about 1,000).
     RemoteMemory::PageCacheScope cache(memory_, last_.size() >= kManyTasks ? 16 : 1);
     auto tasks = reader_->read_tasks();
+    if (!tasks) {
+        // Not an empty task set: no snapshot at all, counted and said at the end; tried again
+        // after a second.
+        ++failed_;
+        last_failure_ = tasks.error().message;
+        next_allowed_ = now + Nanoseconds{1'000'000'000};
+        return;
+    }
     std::unordered_map<TaskId, TaskEntry> current;
-    if (tasks) {
+    {
         largest_ = std::max<std::uint64_t>(largest_, tasks->size());
         std::unordered_map<std::uint64_t, TaskId> by_addr;
         std::vector<TaskId> ids;

@@ -45,6 +45,10 @@ public:
     std::uint64_t snapshots() const { return snapshots_; }
     Nanoseconds time_spent() const { return spent_; }
     std::uint64_t largest_task_count() const { return largest_; }
+    /// Snapshots the target's memory refused (no snapshot was recorded for them: the tasks stay
+    /// as last seen), and why the last one failed.
+    std::uint64_t failed_snapshots() const { return failed_; }
+    const std::string& last_failure() const { return last_failure_; }
 
 private:
     TaskEntry entry_for(const RawTask& t, TaskId id, const std::unordered_map<std::uint64_t, TaskId>& by_addr);
@@ -73,6 +77,8 @@ private:
     Nanoseconds last_start_{0};
     Nanoseconds next_allowed_{0};
     std::uint64_t snapshots_ = 0;
+    std::uint64_t failed_ = 0;
+    std::string last_failure_;
     std::uint64_t largest_ = 0;
     Nanoseconds spent_{0};
     std::vector<ResolvedFrame> resolved_;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "symbolizer/frames/code_symbolizer.hpp"
 #include "symbolizer/asyncio/coroutine_chain.hpp"
@@ -19,7 +20,7 @@ namespace {
 // each setentry is {PyObject *key; Py_hash_t hash}.
 // Bounds: no target keeps more tasks than this in one list, or awaiters of one task.
 constexpr int kMaxTasksPerList = 1 << 20;
-constexpr std::uint64_t kMaxSetSlots = 1 << 16;
+constexpr std::uint64_t kMaxSetSlots = 1 << 20;
 
 class AsyncioDebugTaskReader final : public TaskReader {
 public:
@@ -52,6 +53,7 @@ public:
         }
         // Tasks of threads that have exited move to their interpreter's list.
         for (std::uint64_t is : interps) read_list(is + o.interp_tasks_head, out, seen);
+        if (std::exchange(set_failed_, false)) return make_error(ErrorKind::Remote, "a set of asyncio tasks could not be read");
         // Names of tasks no longer seen are forgotten: their objects may be freed and reused.
         std::erase_if(names_, [&](const auto& kv) { return kv.second.second != generation_; });
         return out;
@@ -148,13 +150,19 @@ private:
 
     void read_set(RemoteAddr set, std::vector<RemoteAddr>& out) {
         if (types_.of_object(set) != "set") return;
-        for (std::uint64_t key : read_set_keys(memory_, set, kMaxSetSlots)) {
+        auto keys = read_set_keys(memory_, set, kMaxSetSlots);
+        if (!keys) {
+            set_failed_ = true;
+            return;
+        }
+        for (std::uint64_t key : *keys) {
             // Deleted slots hold a dummy object, which is no Task.
             if (types_.of_object(RemoteAddr{key}).empty()) continue;
             out.push_back(RemoteAddr{key});
         }
     }
 
+    bool set_failed_ = false;  // a set of tasks was unreadable in this read
     const RemoteMemory& memory_;
     const Interpreter& interp_;
     const ObjectLayout& objects_;

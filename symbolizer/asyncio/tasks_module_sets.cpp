@@ -30,13 +30,17 @@ public:
         if (!find_containers()) return out;  // asyncio not imported (yet)
         // The WeakSet's set of weak references, and (3.12+) the plain set of eager tasks.
         if (auto data = attribute(scheduled_, "data")) {
-            for (std::uint64_t ref : set_items(*data)) {
+            auto refs = set_items(*data);
+            if (!refs) return make_error(ErrorKind::Remote, "asyncio's set of tasks could not be read");
+            for (std::uint64_t ref : *refs) {
                 if (types_.of_object(RemoteAddr{ref}) != "weakref.ReferenceType" && types_.of_object(RemoteAddr{ref}) != "weakref") continue;
                 if (auto t = m_.read_u64(RemoteAddr{ref + kWeakrefObject}); t && *t) addrs.push_back(*t);
             }
         }
         if (eager_) {
-            for (std::uint64_t t : set_items(eager_)) addrs.push_back(t);
+            auto eager = set_items(eager_);
+            if (!eager) return make_error(ErrorKind::Remote, "asyncio's set of eager tasks could not be read");
+            addrs.insert(addrs.end(), eager->begin(), eager->end());
         }
         std::unordered_set<std::uint64_t> seen;
         std::unordered_map<std::uint64_t, std::size_t> index;
@@ -61,7 +65,9 @@ private:
         return objects_.attribute(obj, name);
     }
 
-    std::vector<std::uint64_t> set_items(std::uint64_t set) { return read_set_keys(m_, RemoteAddr{set}, kMaxSetSlots); }
+    std::optional<std::vector<std::uint64_t>> set_items(std::uint64_t set) {
+        return read_set_keys(m_, RemoteAddr{set}, kMaxSetSlots);
+    }
 
     /// The items of a list (behind a pointer) or a tuple (inline), at most `max` of them.
     std::vector<std::uint64_t> items(std::uint64_t seq, std::size_t max) {

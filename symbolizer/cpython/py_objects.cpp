@@ -139,13 +139,20 @@ std::optional<std::int64_t> PyObjectReader::small_int(std::uint64_t addr) const 
     return negative ? -v : v;
 }
 
-std::vector<std::uint64_t> read_set_keys(const RemoteMemory& memory, RemoteAddr set, std::uint64_t max_slots) {
-    std::vector<std::uint64_t> out;
+std::optional<std::vector<std::uint64_t>> read_set_keys(const RemoteMemory& memory, RemoteAddr set,
+                                                        std::uint64_t max_slots) {
     auto mask = memory.read_u64(RemoteAddr{set.value + objects::kSetMask});
     auto table = memory.read_u64(RemoteAddr{set.value + objects::kSetTable});
-    if (!mask || !table || *mask + 1 > max_slots) return out;
+    if (!mask || !table || *mask + 1 > max_slots) return std::nullopt;
     std::vector<std::uint64_t> slots((*mask + 1) * 2);  // setentry: key, hash
-    if (!memory.read(RemoteAddr{*table}, std::as_writable_bytes(std::span(slots)))) return out;
+    // In pieces a remote read allows: 20,000 tasks make a table of 65,536 slots, 1 MiB.
+    const std::size_t piece = RemoteMemory::kMaxRead / sizeof(std::uint64_t);
+    for (std::size_t at = 0; at < slots.size(); at += piece) {
+        const std::size_t n = std::min(piece, slots.size() - at);
+        const RemoteAddr from{*table + at * sizeof(std::uint64_t)};
+        if (!memory.read(from, std::as_writable_bytes(std::span(slots).subspan(at, n)))) return std::nullopt;
+    }
+    std::vector<std::uint64_t> out;
     for (std::uint64_t i = 0; i <= *mask; ++i) {
         if (slots[2 * i]) out.push_back(slots[2 * i]);
     }

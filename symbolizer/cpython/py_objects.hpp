@@ -20,7 +20,10 @@ namespace loopspy {
 /// The keys of a set object's hash table (empty slots left out; a deleted slot's dummy object
 /// is a key too, for the caller to tell apart). Nothing if the table has more than `max_slots`
 /// slots or cannot be read.
-std::vector<std::uint64_t> read_set_keys(const RemoteMemory& memory, RemoteAddr set, std::uint64_t max_slots);
+/// The keys of a set object (dummies of deleted slots included), or none when its table cannot be
+/// read or has more than `max_slots` slots.
+std::optional<std::vector<std::uint64_t>> read_set_keys(const RemoteMemory& memory, RemoteAddr set,
+                                                        std::uint64_t max_slots);
 
 /// Python objects of another process, read with a version's ObjectLayout: strings, dicts, an
 /// instance's attributes (managed dicts and inline values), modules' globals, small ints.

@@ -258,3 +258,31 @@ def test_tasks_report_and_suspended_time_outputs_match_how_long_tasks_really_wai
     ET.fromstring(text)
     for name in truth["lived"]:
         assert f"&lt;task&gt; {name}" in text, name
+
+
+MANY_TASKS = """
+import asyncio, sys
+async def idle(stop):
+    await stop.wait()
+async def main(n, ready):
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(idle(stop), name=f"idle-{i}") for i in range(n)]
+    await asyncio.sleep(0.2)
+    open(ready, "w").write("ready")
+    await asyncio.sleep(60)
+asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("py,n", [("pyenv-3.11", 20_000), ("pyenv-3.12", 20_000), ("pyenv-3.13", 20_000),
+                                  ("sid-3.14", 20_000), ("pyenv-3.12", 200_000)])
+def test_dump_lists_every_task_of_a_process_with_tens_of_thousands(py, n, tmp_path, spawn):
+    """A task set larger than one remote read (20,000 tasks make a 1 MiB table) is read in pieces,
+    never silently empty."""
+    ready = tmp_path / "ready"
+    target = spawn([interpreter(py), "-c", MANY_TASKS, str(n), str(ready)])
+    wait_for_file(ready, timeout=120, proc=target)
+    dump = json.loads(run_loopspy("dump", "-p", target.pid, "--json", timeout=120).stdout)
+    names = {t["name"] for t in dump["tasks"]}
+    assert sum(name.startswith("idle-") for name in names) == n, len(names)
+    assert "Task-1" in names
