@@ -26,6 +26,9 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_flag("--async", a.async,
                  "Flame graph and collapsed stacks by asyncio task: each task under the tasks that await it "
                  "(\"<task> NAME\" frames and their await chains) instead of under the event loop's frames");
+    app.add_flag("--function", a.function,
+                 "Flame graph and collapsed stacks: one frame per function, \"qualname (file)\", whatever line it "
+                 "was at (by default each line is a frame; py-spy's -F/--function is its own take on this)");
     app.add_flag("--tasks", a.tasks,
                  "Print every task's running and waiting time and where it waited; adds \"tasks\" to --report");
     app.add_option("--tasks-flamegraph", a.tasks_flamegraph,

@@ -50,14 +50,16 @@ std::string Profile::process_label(Pid pid) const {
     return label;
 }
 
-std::string Profile::format_frame(FrameId id) const {
+std::string Profile::format_frame(FrameId id, bool with_line) const {
     const FrameRecord& f = frames_[id];
     std::string out(string(f.name));
     if (f.flags & kFrameSpecial) return out;
     out += " (";
     out += string(f.file);
-    out += ':';
-    out += std::to_string(f.line);
+    if (with_line) {
+        out += ':';
+        out += std::to_string(f.line);
+    }
     out += ')';
     return out;
 }

@@ -225,8 +225,9 @@ public:
     /// "process PID COMMAND": the root frame of a process's section.
     std::string process_label(Pid pid) const;
 
-    /// "qualname (file:line)", or the bare name of a special frame.
-    std::string format_frame(FrameId id) const;
+    /// "qualname (file:line)", or the bare name of a special frame; without the line,
+    /// "qualname (file)": the function, whatever line it was at.
+    std::string format_frame(FrameId id, bool with_line = true) const;
 
     std::size_t string_count() const { return strings_.size(); }
     std::size_t frame_count() const { return frames_.size(); }

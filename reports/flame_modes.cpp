@@ -25,7 +25,7 @@ std::optional<FlameMode> parse_flame_mode(std::string_view name) {
 }
 
 std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, const std::vector<Tid>& loop_threads,
-                                       const AnalysisFilter& filter, const TaskAttribution* async) {
+                                       const AnalysisFilter& filter, const TaskAttribution* async, bool by_function) {
     const TimeWindow window = analysis_window(profile, filter);
     // Summed per (thread, stack, why off-CPU) first, so each distinct stack is formatted once.
     // The reason is empty for on-CPU time.
@@ -70,7 +70,9 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
             frames.insert(frames.end(), prefixes[prefix]->begin(), prefixes[prefix]->end());
             first = async->task_frames_begin(stack);
         }
-        for (std::size_t k = first; k < stack_frames.size(); ++k) frames.push_back(profile.format_frame(stack_frames[k]));
+        for (std::size_t k = first; k < stack_frames.size(); ++k) {
+            frames.push_back(profile.format_frame(stack_frames[k], !by_function));
+        }
         if (!reason.empty()) frames.push_back("<off-CPU: " + reason + ">");
         merged_ns[std::move(frames)] += ns;
     }

@@ -42,8 +42,12 @@ inline constexpr std::string_view kIdleFrame = "<idle>";
 /// under the thread's root, the tasks awaiting it and their await chains (TaskAttribution::
 /// async_prefix), then "<task> NAME", then the sample's own frames from the task's coroutine
 /// inward (the event loop's frames above it are left out). Other samples stay physical.
+///
+/// With `by_function` (--function), a frame is its function, "qualname (file)": the lines a
+/// function was at are one frame.
 std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, const std::vector<Tid>& loop_threads,
-                                       const AnalysisFilter& filter = {}, const TaskAttribution* async = nullptr);
+                                       const AnalysisFilter& filter = {}, const TaskAttribution* async = nullptr,
+                                       bool by_function = false);
 
 /// --tasks: the wall time tasks spent suspended, each under its awaiting tasks (as with --async)
 /// and ending with its await chain and "<awaiting TYPE>". Roots are "tasks (suspended)".

@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";     // U+2026
 constexpr int kSidePad = 10;
-constexpr int kFooterHeight = 28;
+constexpr int kFooterHeight = 46;  // the legend's row, then the details' row
 constexpr const char* kRootColor = "rgb(196,196,196)";
 
 // Valid UTF-8 without control characters (C0, DEL, C1) and without U+FFFE/U+FFFF, which XML
@@ -289,6 +289,11 @@ void append_header(std::string& out, const FlameGraphOptions& opts, int width, i
     out += "<rect class=\"bg\" x=\"0\" y=\"0\" width=\"" + std::to_string(width) + "\" height=\"" +
            std::to_string(height) + "\"/>\n";
     out += "<text id=\"title\" x=\"" + px(width / 2.0) + "\" y=\"24\" text-anchor=\"middle\">";
+    if (!opts.title_tooltip.empty()) {
+        out += "<title>";
+        append_escaped(out, clean_text(opts.title_tooltip));
+        out += "</title>";
+    }
     append_escaped(out, clean_text(opts.title));
     out += "</text>\n";
     const std::string subtitle = clean_text(opts.subtitle);
@@ -307,11 +312,55 @@ std::string xml_escape(std::string_view text) {
     return out;
 }
 
+namespace {
+
+/// The kinds of frame the colours (and the legend) tell apart.
+enum class FrameKind { Root, OffCpu, Idle, Task, Marker, Python };
+
+FrameKind kind_of(std::string_view name, bool thread_root) {
+    if (thread_root) return FrameKind::Root;
+    if (name.starts_with("<off-CPU")) return FrameKind::OffCpu;
+    if (name == "<idle>") return FrameKind::Idle;
+    if (name.starts_with("<task> ")) return FrameKind::Task;
+    if (is_special(name)) return FrameKind::Marker;
+    return FrameKind::Python;
+}
+
+/// A kind's colour, varied a little by the name's hash `u` (three numbers in [0, 1)).
+std::string kind_color(FrameKind kind, double u0, double u1, double u2) {
+    switch (kind) {
+        case FrameKind::Root: return hsl_to_rgb(200.0 + 22.0 * u0, 0.50 + 0.15 * u1, 0.62 + 0.08 * u2);
+        case FrameKind::OffCpu: return hsl_to_rgb(262.0 + 25.0 * u0, 0.42 + 0.18 * u1, 0.66 + 0.08 * u2);
+        case FrameKind::Idle: return hsl_to_rgb(60.0, 0.06, 0.82);
+        case FrameKind::Task: return hsl_to_rgb(108.0 + 25.0 * u0, 0.40 + 0.15 * u1, 0.55 + 0.10 * u2);
+        case FrameKind::Marker: return hsl_to_rgb(165.0 + 20.0 * u0, 0.25 + 0.13 * u1, 0.58 + 0.10 * u2);
+        case FrameKind::Python: break;
+    }
+    return hsl_to_rgb(52.0 * u0, 0.72 + 0.23 * u1, 0.52 + 0.14 * u2);
+}
+
+/// One swatch and name per kind, on one row at `y`.
+void append_legend(std::string& out, int y) {
+    const std::pair<FrameKind, const char*> items[] = {
+        {FrameKind::Python, "Python"}, {FrameKind::OffCpu, "off-CPU (by syscall)"}, {FrameKind::Idle, "<idle> (loop waiting)"},
+        {FrameKind::Task, "<task> (asyncio)"}, {FrameKind::Marker, "other markers"}, {FrameKind::Root, "thread / process"}};
+    out += "<g id=\"legend\">";
+    int x = kSidePad;
+    for (const auto& [kind, label] : items) {
+        out += "<rect x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(y - 10) + "\" width=\"11\" height=\"11\" rx=\"2\" fill=\"" +
+               kind_color(kind, 0.5, 0.5, 0.5) + "\"/><text x=\"" + std::to_string(x + 15) + "\" y=\"" + std::to_string(y) + "\">";
+        append_escaped(out, label);
+        out += "</text>";
+        x += 15 + static_cast<int>(7.2 * std::string_view(label).size()) + 14;
+    }
+    out += "</g>\n";
+}
+
+}  // namespace
+
 std::string flame_color(std::string_view name, bool thread_root) {
     const std::uint64_t h = hash_name(name);
-    if (thread_root) return hsl_to_rgb(200.0 + 22.0 * unit(h, 0), 0.50 + 0.15 * unit(h, 16), 0.62 + 0.08 * unit(h, 32));
-    if (is_special(name)) return hsl_to_rgb(150.0 + 25.0 * unit(h, 0), 0.22 + 0.13 * unit(h, 16), 0.58 + 0.10 * unit(h, 32));
-    return hsl_to_rgb(52.0 * unit(h, 0), 0.72 + 0.23 * unit(h, 16), 0.52 + 0.14 * unit(h, 32));
+    return kind_color(kind_of(name, thread_root), unit(h, 0), unit(h, 16), unit(h, 32));
 }
 
 std::string render_flamegraph(const std::vector<WeightedStack>& stacks, const FlameGraphOptions& opts) {
@@ -403,6 +452,7 @@ std::string render_flamegraph(const std::vector<WeightedStack>& stacks, const Fl
     }
     out += "</g>\n";
 
+    append_legend(out, height - 28);
     out += "<text id=\"details\" x=\"" + std::to_string(kSidePad) + "\" y=\"" + std::to_string(height - 10) + "\">";
     append_escaped(out, "Total " + count_name + ": " + format_time(total));
     out += "</text>\n";

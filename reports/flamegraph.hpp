@@ -24,6 +24,7 @@ namespace loopspy {
 
 struct FlameGraphOptions {
     std::string title = "loopspy";
+    std::string title_tooltip;  // shown on hovering the title (the whole command the title shortens)
     std::string subtitle;
     std::string count_name = "time";
     int width = 1200;           // pixels (at least 200)

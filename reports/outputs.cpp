@@ -20,6 +20,18 @@ namespace loopspy {
 
 bool names_recording(const std::string& file) { return file.ends_with(".lspy"); }
 
+std::string short_command(const std::string& command, std::size_t max_chars) {
+    // The interpreter's directory says little and takes the room: its base name stays.
+    std::string first = command.substr(0, command.find(' '));
+    const std::string rest = first.size() < command.size() ? command.substr(first.size()) : std::string();
+    if (const std::size_t slash = first.rfind('/'); slash != std::string::npos) first = first.substr(slash + 1);
+    std::string out = first + rest;
+    if (out.size() <= max_chars) return out;
+    std::size_t cut = max_chars - 1;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+    return out.substr(0, cut) + "\u2026";
+}
+
 namespace {
 
 bool ends_with_any(const std::string& file, std::initializer_list<std::string_view> suffixes) {
@@ -99,7 +111,8 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
     FlameMode mode = parse_flame_mode(args.mode).value_or(FlameMode::Busy);
     std::string svg = args.any() ? args.flamegraph : default_flamegraph;
     if (!args.collapsed.empty() || !svg.empty()) {
-        auto stacks = mode_stacks(profile, mode, analysis.loop_threads, lo.filter, args.async ? &tasks : nullptr);
+        auto stacks = mode_stacks(profile, mode, analysis.loop_threads, lo.filter, args.async ? &tasks : nullptr,
+                                  args.function);
         if (!args.collapsed.empty()) {
             LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
             std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());
@@ -107,8 +120,10 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
         if (!svg.empty()) {
             FlameGraphOptions fo;
             const ProfileInfo& info = profile.info;
-            fo.title = "loopspy: " + (info.target_command.empty() ? "pid " + std::to_string(info.pid.value)
-                                                                  : info.target_command);
+            const std::string whole = info.target_command.empty() ? "pid " + std::to_string(info.pid.value)
+                                                                   : info.target_command;
+            fo.title = "loopspy: " + short_command(whole);
+            fo.title_tooltip = "loopspy: " + whole;
             char sub[256];
             std::snprintf(sub, sizeof(sub), "pid %d, Python %s, %d Hz, %.1f s, mode %s", info.pid.value,
                           info.python.text().c_str(), info.rate_hz, (info.end - info.start).seconds(),

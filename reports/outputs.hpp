@@ -28,6 +28,7 @@ struct OutputArgs {
     std::optional<double> to_s;      // --to SEC (replay)
     std::vector<int> threads;        // --thread TID (replay, repeatable): only these threads
     bool async = false;              // --async: flame graph and collapsed stacks by task
+    bool function = false;           // --function: one frame per function, whatever its line
     bool tasks = false;              // --tasks: the tasks table on stdout, "tasks" in the report
     std::string tasks_flamegraph;    // --tasks-flamegraph FILE.svg
     std::string tasks_collapsed;     // --tasks-collapsed FILE
@@ -53,6 +54,9 @@ Result<void> route_output(OutputArgs& args);
 inline constexpr const char* kOutputFormats = "flamegraph, collapsed (or raw), speedscope, pprof, chrometrace";
 /// True when `file` names a recording (.lspy), which -o writes as before.
 bool names_recording(const std::string& file);
+/// A command line for a title: the program's base name instead of its path, and at most
+/// `max_chars` bytes (cut with "…").
+std::string short_command(const std::string& command, std::size_t max_chars = 90);
 
 /// The loop-analysis settings the flags ask for (threshold, order, loop thread, window, threads).
 LoopAnalysisOptions analysis_options(const OutputArgs& args);

@@ -10,9 +10,9 @@ if [[ "${1:-}" == "--test" ]]; then
     # (flame-graph validity); clang's runtime for the fuzzer; tmux (a real terminal for the
     # status line) and strace (dump's ptrace use).
     # The viewers' checks: go tool pprof (golang-go), speedscope's schema (npm, below) checked
-    # with python3-jsonschema.
+    # with python3-jsonschema, and headless chromium driven by puppeteer-core (npm, below).
     packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace gunicorn python3-uvicorn
-               golang-go python3-jsonschema)
+               golang-go python3-jsonschema chromium)
     # npm comes with this machine's nodejs; where it does not, Debian's.
     command -v npm >/dev/null || packages+=(npm)
 fi
@@ -37,6 +37,11 @@ if [[ "${1:-}" == "--test" ]]; then
         echo "setup: installing speedscope from npm into $npm_prefix"
         mkdir -p "$npm_prefix"
         npm install --silent --no-audit --no-fund --prefix "$npm_prefix" speedscope@1.25 >/dev/null
+    fi
+    # puppeteer-core drives Debian's chromium (it downloads no browser of its own).
+    if [[ ! -d "$npm_prefix/node_modules/puppeteer-core" ]]; then
+        echo "setup: installing puppeteer-core from npm into $npm_prefix"
+        npm install --silent --no-audit --no-fund --prefix "$npm_prefix" puppeteer-core@22 >/dev/null
     fi
     # The pyenv interpreters come with this kind of machine's image; no registry reachable here
     # ships them, so they cannot be installed: name any that is missing, and fail.

@@ -101,7 +101,8 @@
     if (input === null || input === '') return;
     var re;
     try { re = new RegExp(input); } catch (e) {
-      details.textContent = 'Invalid regular expression: ' + e.message;
+      // The browser's message already says "Invalid regular expression: /x/: why".
+      details.textContent = 'Search: ' + e.message;
       return;
     }
     term = input;
@@ -157,6 +158,32 @@
     }
   });
 
+  // Opened on its own in a browser, the graph takes the window's width (an <img> runs no script
+  // and keeps the width it was written with).
+  function fitWindow() {
+    var w = Math.max(200, Math.floor(window.innerWidth || 0));
+    if (!w || w === W) return;
+    W = w;
+    FULL = W - 2 * XPAD;
+    var h = attr(svg, 'height');
+    svg.setAttribute('width', W);
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + h);
+    var bg = doc.querySelector('rect.bg');
+    if (bg) bg.setAttribute('width', W);
+    ['title', 'subtitle'].forEach(function (id) {
+      var el = doc.getElementById(id);
+      if (el) el.setAttribute('x', W / 2);
+    });
+    searchBtn.setAttribute('x', W - XPAD);
+    clearBtn.setAttribute('x', W - XPAD - 58);
+    matched.setAttribute('x', W - XPAD);
+    if (nodes.length > 0) layout();
+  }
+
   measureCharWidth();
   if (nodes.length > 0) layout();
+  if (typeof window !== 'undefined' && window.innerWidth && window.top === window.self) {
+    fitWindow();
+    window.addEventListener('resize', fitWindow);
+  }
 })();

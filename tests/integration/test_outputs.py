@@ -214,3 +214,65 @@ def test_the_loop_timeline_trace_has_every_stall_as_a_callback_slice_of_its_true
     for a, b, sa, sb in zip(starts, starts[1:], stalls, stalls[1:]):
         assert abs((b - a) - (sb["start_ns"] - sa["start_ns"])) <= 3e6
     assert sum(1 for e in events if e["ph"] == "i" and e["name"] == "slow callback") == len(stalls)
+
+
+def test_in_a_real_browser_the_flame_graph_fits_the_window_and_speedscope_loads_the_profile(recorded, tmp_path):
+    """Headless Chromium, files served on 127.0.0.1 only: the flame graph takes the window's
+    width (and follows a resize), its title is short with the whole command on hover, it has a
+    legend, a bad search regex says so once, and speedscope opens loopspy's profile."""
+    import functools
+    import http.server
+    import threading
+
+    d, _, _ = recorded
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(d / "profile.svg", site / "profile.svg")
+    run_loopspy("replay", d / "r.lspy", "--speedscope", site / "s.json")
+    release = next(NPM_PREFIX.glob("node_modules/speedscope/dist/release"), None)
+    assert release, f"speedscope is not under {NPM_PREFIX}: run scripts/setup.sh --test"
+    shutil.copytree(release, site / "speedscope")
+    (site / "favicon.ico").write_bytes(b"")  # the browser asks for it: no 404 among the errors
+    assert (NPM_PREFIX / "node_modules/puppeteer-core").exists(), "puppeteer-core missing: run scripts/setup.sh --test"
+    assert shutil.which("chromium"), "chromium missing: run scripts/setup.sh --test"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.run(["node", pathlib.Path(__file__).parent / "browser/check_page.js",
+                               f"http://127.0.0.1:{server.server_address[1]}"],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "NODE_PATH": str(NPM_PREFIX / "node_modules")})
+    finally:
+        server.shutdown()
+    seen = json.loads(proc.stdout or "{}")
+    assert proc.returncode == 0 and "fatal" not in seen, (proc.stdout, proc.stderr)
+    assert seen["errors"] == [], seen["errors"]
+    for width, geometry in ((1600, seen["wide"]), (900, seen["narrow"])):
+        assert geometry["width"] == width, geometry
+        assert abs(geometry["root_width"] - (width - 20)) < 1, geometry
+        assert geometry["search_x"] == width - 10, geometry
+    title = seen["wide"]["title"]
+    assert title.startswith("loopspy: python3 ") and "stalls.py" in title and "/pyenv/" not in title, title
+    assert seen["wide"]["title_tooltip"].startswith("loopspy: /root/.pyenv/versions/3.12.1/bin/python3 ")
+    assert "off-CPU (by syscall)" in seen["wide"]["legend"] and "<idle> (loop waiting)" in seen["wide"]["legend"]
+    assert seen["bad_search"].count("Invalid regular expression") == 1, seen["bad_search"]
+    assert seen["good_search"].startswith("Matched: "), seen["good_search"]
+    # speedscope titles the page with the loaded file's name: it parsed loopspy's profile.
+    t = seen["speedscope_title"]
+    assert t.startswith("loopspy: ") and "stalls.py" in t and t.endswith(" - speedscope"), t
+    assert "thread MainThread" in seen["speedscope_text"], seen["speedscope_text"][:500]
+
+
+def test_function_flag_makes_one_frame_per_function(recorded, tmp_path):
+    d, _, _ = recorded
+    run_loopspy("replay", d / "r.lspy", "--collapsed", tmp_path / "lines.txt")
+    run_loopspy("replay", d / "r.lspy", "--function", "--collapsed", tmp_path / "functions.txt")
+    lines, functions = parse_collapsed(tmp_path / "lines.txt"), parse_collapsed(tmp_path / "functions.txt")
+    # The same time (each line rounds its own nanoseconds down to µs: at most 1 µs a line apart).
+    assert abs(sum(w for _, w in lines) - sum(w for _, w in functions)) <= len(lines)
+    run_once = lambda stacks: {f for frames, _ in stacks for f in frames if f.startswith("BaseEventLoop._run_once ")}
+    assert len(run_once(lines)) > 1  # one per line it was sampled at
+    (only,) = run_once(functions)
+    assert re.fullmatch(r"BaseEventLoop\._run_once \(/.*/asyncio/base_events\.py\)", only), only

@@ -356,8 +356,8 @@ TEST_CASE("flamegraph: colours depend on the name only") {
     CHECK(c1 == flame_color("shared (x.py:1)"));
     CHECK(flame_color("foo") == flame_color("foo"));
     CHECK(flame_color("foo") != flame_color("bar"));
-    // Threads roots and special frames get their own hues: threads blue, specials green-grey,
-    // others warm (red dominant).
+    // Threads roots and special frames get their own hues: threads blue, others warm (red
+    // dominant).
     auto rgb = [](const std::string& c) {
         int r = 0, g = 0, b = 0;
         REQUIRE(std::sscanf(c.c_str(), "rgb(%d,%d,%d)", &r, &g, &b) == 3);
@@ -366,8 +366,20 @@ TEST_CASE("flamegraph: colours depend on the name only") {
     const auto thread = rgb(frame_attr(one, "thread A (1)", "rect", "fill"));
     CHECK(thread[2] > thread[0]);
     CHECK(frame_attr(one, "thread A (1)", "rect", "fill") == flame_color("thread A (1)", true));
+    // The kinds the legend names are told apart: off-CPU violet (blue over red over green), idle
+    // a light grey, task frames green, other markers teal (green and blue over red).
+    const auto off = rgb(flame_color("<off-CPU: futex>"));
+    CHECK(off[2] > off[0]);
+    CHECK(off[0] > off[1]);
     const auto idle = rgb(flame_color("<idle>"));
-    CHECK(idle[1] > idle[0]);
+    CHECK(std::max({idle[0], idle[1], idle[2]}) - std::min({idle[0], idle[1], idle[2]}) < 20);
+    CHECK(std::min({idle[0], idle[1], idle[2]}) > 190);
+    const auto task = rgb(flame_color("<task> worker-1"));
+    CHECK(task[1] > task[0]);
+    CHECK(task[1] > task[2]);
+    const auto marker = rgb(flame_color("<truncated>"));
+    CHECK(marker[1] > marker[0]);
+    CHECK(marker[2] > marker[0]);
     for (const char* name : {"foo", "bar", "main (app.py:3)", "<module> (app.py:1)", "thread (t.py:3)"}) {
         const auto warm = rgb(flame_color(name));
         CHECK(warm[0] >= warm[1]);
