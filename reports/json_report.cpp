@@ -98,6 +98,18 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         slow.push_back(std::move(c));
     }
     j["slow_callbacks"] = std::move(slow);
+    // With no slow callback, the longest there was (null otherwise, or when none ran).
+    if (a.slow_callbacks.empty() && a.longest_callback) {
+        const SlowCallback& cb = *a.longest_callback;
+        j["longest_callback"] = Json{{"start_ms", rounded_ms(cb.start - origin)},
+                                     {"duration_ms", rounded_ms(cb.duration)},
+                                     {"callback", sanitize_utf8(cb.callback)},
+                                     {"task", cb.task ? Json(sanitize_utf8(*cb.task)) : Json(nullptr)},
+                                     {"culprit", cb.culprit ? Json(sanitize_utf8(*cb.culprit)) : Json(nullptr)},
+                                     {"thread", cb.thread.value}};
+    } else {
+        j["longest_callback"] = nullptr;
+    }
 
     Json calls = Json::array();
     for (const BlockingCall& b : a.blocking_calls) {

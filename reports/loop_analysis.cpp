@@ -568,6 +568,12 @@ LoopAnalysis analyze_loops(const Profile& profile, const LoopAnalysisOptions& op
         a.per_thread.push_back(st);
     }
     a.slow_callbacks = find_slow_callbacks(profile, a.loop_threads, a.threshold, a.window, a.order, tasks, options.culprit);
+    if (a.slow_callbacks.empty() && !a.loop_threads.empty()) {
+        // Nothing passed the threshold: the longest callback there was, so the user knows how far.
+        auto every = find_slow_callbacks(profile, a.loop_threads, Nanoseconds{1}, a.window, CallbackOrder::Duration,
+                                         tasks, options.culprit);
+        if (!every.empty()) a.longest_callback = std::move(every.front());
+    }
     a.blocking_calls = aggregate_blocking_calls(profile, a.loop_threads, a.window, options.culprit);
     return a;
 }

@@ -184,6 +184,8 @@ struct LoopAnalysis {
     std::vector<LoopStats> per_thread;  // one per loop thread, same order
     LoopStats total;                    // summed over loop threads (thread = 0)
     std::vector<SlowCallback> slow_callbacks;
+    /// When no callback reached the threshold: the longest one (any duration), if any ran.
+    std::optional<SlowCallback> longest_callback;
     std::vector<BlockingCall> blocking_calls;
 };
 

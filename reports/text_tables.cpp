@@ -144,7 +144,15 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
         if (span.value > 0) out += format(" (%.1f%%)", 100.0 * static_cast<double>(st.busy.value) / static_cast<double>(span.value));
         out += ", idle " + seconds(st.idle) + '\n';
     }
-    if (n == 0) return out;
+    if (n == 0) {
+        if (const auto& cb = a.longest_callback) {
+            out += "  the longest callback took " + ms(cb->duration) + " (" + terminal_safe(cb->callback);
+            if (cb->task) out += " [task " + terminal_safe(*cb->task) + "]";
+            out += ", at " + seconds(cb->start - profile.info.start) + "): --threshold " +
+                   std::to_string(static_cast<long long>(cb->duration.ms())) + " or less lists it\n";
+        }
+        return out;
+    }
 
     out += "  " + right("start", kTimeColumn) + right("duration", kTimeColumn + 2) + right("on-CPU", kTimeColumn + 2) +
            right("blocked", kTimeColumn + 2) + "  " + fit("thread", kThreadColumn) + "  callback\n";

@@ -276,3 +276,21 @@ def test_function_flag_makes_one_frame_per_function(recorded, tmp_path):
     assert len(run_once(lines)) > 1  # one per line it was sampled at
     (only,) = run_once(functions)
     assert re.fullmatch(r"BaseEventLoop\._run_once \(/.*/asyncio/base_events\.py\)", only), only
+
+
+def test_with_nothing_over_the_threshold_the_longest_callback_is_named(recorded, tmp_path):
+    d, truth, _ = recorded
+    longest = max(truth["stalls"], key=lambda s: s["end_ns"] - s["start_ns"])
+    true_ms = (longest["end_ns"] - longest["start_ns"]) / 1e6
+    proc = run_loopspy("replay", d / "r.lspy", "--threshold", 1000, "--slow-callbacks", "--report", tmp_path / "r.json")
+    assert "no slow callbacks" in proc.stdout, proc.stdout
+    m = re.search(r"the longest callback took ([\d.]+) ms \((\S+) .*--threshold (\d+) or less lists it", proc.stdout)
+    assert m and m.group(2) == longest["coroutine"] and abs(float(m.group(1)) - true_ms) <= 3, proc.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["slow_callbacks"] == []
+    assert abs(report["longest_callback"]["duration_ms"] - true_ms) <= 3, report["longest_callback"]
+    # The threshold it suggests lists it.
+    run_loopspy("replay", d / "r.lspy", "--threshold", m.group(3), "--report", tmp_path / "again.json")
+    listed = json.loads((tmp_path / "again.json").read_text())["slow_callbacks"]
+    assert any(cb["callback"].startswith(longest["coroutine"]) for cb in listed)
+    assert json.loads((tmp_path / "again.json").read_text())["longest_callback"] is None
