@@ -96,7 +96,9 @@ void TopView::read_keys() {
             case 'q': case 'Q': stop_.store(true); break;
             case 'p': case 'P': paused_ = !paused_; break;
             case '?': case 'h': help_ = !help_; break;
-            case 't': case 'T': show_blocking_ = !show_blocking_; break;
+            case 't': case 'T':
+                table_ = table_ == Table::Hot ? Table::Blocking : table_ == Table::Blocking ? Table::Tasks : Table::Hot;
+                break;
             case '+': threshold_ms_ = threshold_ms_ < 10 ? threshold_ms_ + 1 : threshold_ms_ + 10; break;
             case '-': threshold_ms_ = threshold_ms_ <= 10 ? std::max(1.0, threshold_ms_ - 1) : threshold_ms_ - 10; break;
             case '1': case '2': case '3': case '4': sort_ = buf[i] - '0'; break;
@@ -175,6 +177,19 @@ void TopView::update(const RecorderStatus& status) {
         }
     }
     counted_upto_ = base + samples.size();
+
+    // The tasks: each snapshot since the last update, applied in order.
+    const auto& snaps = profile_.task_snapshots();
+    for (std::size_t i = snapshots_seen_; i < snaps.size(); ++i) {
+        const TaskSnapshot& snap = snaps[i];
+        for (TaskId gone : snap.removed) tasks_.erase({snap.pid.value, gone});
+        for (const TaskEntry& e : snap.changed) {
+            auto [it, fresh] = tasks_.try_emplace({snap.pid.value, e.task}, LiveTask{e, snap.time});
+            if (!fresh && !(it->second.entry.state == e.state && it->second.entry.stack == e.stack)) it->second.since = snap.time;
+            it->second.entry = e;
+        }
+    }
+    snapshots_seen_ = snaps.size();
 }
 
 std::string TopView::render(const RecorderStatus& status, int width, int height) const {
@@ -234,8 +249,41 @@ std::string TopView::render(const RecorderStatus& status, int width, int height)
             what);
     }
     add("");
-    if (show_blocking_) {
-        add(printf_string("BLOCKING CALLS of the loops, last %.0f s (t: hot functions)", kRetained));
+    if (table_ == Table::Tasks) {
+        std::vector<const LiveTask*> suspended;
+        for (const auto& [key, t] : tasks_) {
+            if (t.entry.state == TaskState::Suspended) suspended.push_back(&t);
+        }
+        std::stable_sort(suspended.begin(), suspended.end(),
+                         [](const LiveTask* a, const LiveTask* b) { return a->since < b->since; });
+        add(printf_string("TASKS: %zu live, %zu suspended; the longest suspended first (t: hot functions)",
+                          tasks_.size(), suspended.size()));
+        add("    waiting  task  awaiting");
+        const CulpritRules own_code;
+        for (const LiveTask* t : suspended) {
+            if (lines.size() + 1 >= static_cast<std::size_t>(height)) break;
+            const auto& records = profile_.tasks();
+            const std::string name = t->entry.task < records.size() ? std::string(profile_.string(records[t->entry.task].name)) : "?";
+            // Where it waits: the program's own innermost coroutine in the chain (not asyncio's
+            // sleep), then what the chain's bottom awaits.
+            auto chain = profile_.stack(t->entry.stack);
+            std::string where;
+            if (chain.size() >= 2) {
+                std::size_t at = chain.size() - 2;
+                for (std::size_t k = chain.size() - 1; k-- > 0;) {
+                    const FrameRecord& f = profile_.frame(chain[k]);
+                    if (!(f.flags & kFrameSpecial) && own_code.own_code(profile_.string(f.file))) {
+                        at = k;
+                        break;
+                    }
+                }
+                where = compact(profile_.format_frame(chain[at])) + " ";
+            }
+            if (!chain.empty()) where += profile_.format_frame(chain.back());
+            add(printf_string("  %8.1fs  ", (now - t->since).seconds()) + terminal_safe(name) + "  " + terminal_safe(where));
+        }
+    } else if (table_ == Table::Blocking) {
+        add(printf_string("BLOCKING CALLS of the loops, last %.0f s (t: tasks)", kRetained));
         add("   count      total        max   syscall  at");
         for (const BlockingCall& b : retained_.blocking_calls) {
             if (lines.size() + 1 >= static_cast<std::size_t>(height)) break;
@@ -277,7 +325,7 @@ std::string TopView::render(const RecorderStatus& status, int width, int height)
         // The first line and the section titles in bold where the terminal has it.
         const std::string& line = lines[i];
         const bool title = i == 0 || line.starts_with("STALLS") || line.starts_with("HOT FUNCTIONS") ||
-                           line.starts_with("BLOCKING CALLS");
+                           line.starts_with("BLOCKING CALLS") || line.starts_with("TASKS");
         std::string text = line;
         if (!terminal_) text.erase(text.find_last_not_of(' ') + 1);  // a file wants no padding
         out += (title ? bold : "") + text + (title ? plain : "") + "\n";

@@ -58,7 +58,8 @@ private:
     bool color_ = true;       // NO_COLOR unset and TERM not dumb
     bool paused_ = false;
     bool help_ = false;
-    bool show_blocking_ = false;  // `t`: the table under the stalls
+    enum class Table { Hot, Blocking, Tasks };
+    Table table_ = Table::Hot;    // `t`: the table under the stalls
     int sort_ = 1;                // 1 own %, 2 total %, 3 own time, 4 total time (py-spy's keys)
     Nanoseconds last_draw_{0};    // when the screen was last drawn (0: draw at the next status)
     Nanoseconds last_update_{0};
@@ -69,6 +70,14 @@ private:
     std::vector<Stall> stalls_;  // newest first, at most kMaxStalls
     LoopAnalysis recent_;        // the last second
     LoopAnalysis retained_;      // the retained window
+    /// The live tasks, from the task snapshots (top keeps them all): each entry, and since when
+    /// it has been as it is (a suspended task: since when it waits where it waits).
+    struct LiveTask {
+        TaskEntry entry;
+        Nanoseconds since;
+    };
+    std::map<std::pair<std::int32_t, TaskId>, LiveTask> tasks_;  // (pid, task)
+    std::size_t snapshots_seen_ = 0;
     std::vector<std::size_t> kept_from_;  // absolute sample/wait indexes at each trim, oldest first
     std::vector<std::size_t> kept_waits_from_;
     std::string last_text_;

@@ -344,14 +344,14 @@ Recorder::Process* Recorder::process_of(const RawSample& raw) {
 }
 
 void Recorder::check_children() {
-    std::vector<Pid> gone;
+    // Found gone at the previous check: every event it emitted before it exited has been drained
+    // since (the ring buffer is polled several times between two checks), so it goes now. A
+    // process dropped the moment it is seen gone would lose its last events, emitted just before
+    // it exited and still in the ring buffer: a worker's last stall, seen as "unreadable".
+    for (Pid pid : exited_) drop_process(pid, true);
+    exited_.clear();
     for (const auto& [pid, p] : processes_) {
-        if (pid != root_ && !process_running(pid)) gone.push_back(pid);
-    }
-    for (Pid pid : gone) {
-        // Its last samples may still be in the ring buffer: they are drained before it is dropped
-        // at the next poll, since a dropped process's thread states are no longer resolvable.
-        drop_process(pid, true);
+        if (pid != root_ && !process_running(pid)) exited_.push_back(pid);
     }
 }
 

@@ -148,6 +148,7 @@ private:
     std::uint64_t last_no_tstate_ = 0;
     std::uint64_t orphan_events_ = 0;  // events of a thread whose process was just dropped
     bool root_left_python_ = false;    // the target exec'd a program loopspy cannot record
+    std::vector<Pid> exited_;          // children seen gone, dropped at the next check
     struct {
         std::uint64_t snapshots = 0, most = 0, failed = 0;
         Nanoseconds time{0};

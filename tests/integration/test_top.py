@@ -63,6 +63,13 @@ def test_top_shows_the_stalls_with_their_true_durations_and_q_leaves_a_recording
     assert "BLOCKING CALLS" in screen() and "clock_nanosleep" in screen(), screen()
     later = screen()
     rows += [m.groups() for m in ROW.finditer(later)]
+    # t again: the live tasks, the longest suspended first, with where they wait. stalls.py's
+    # "idle" task awaits asyncio.sleep in idle_waiter all along.
+    terminal("send-keys", "-t", "top", "t")
+    time.sleep(1.2)
+    tasks = screen()
+    assert re.search(r"TASKS: \d+ live, \d+ suspended", tasks), tasks
+    assert re.search(r"^\s+[\d.]+s\s+idle\s+idle_waiter \(stalls\.py:\d+\)", tasks, re.M), tasks
 
     quit_at = time.monotonic()
     terminal("send-keys", "-t", "top", "q")
@@ -106,3 +113,22 @@ def test_top_without_a_terminal_prints_plain_reports(tmp_path, spawn):
 def test_top_of_a_dead_pid_is_one_clear_error(tmp_path):
     proc = run_loopspy("top", "-p", 999999, check=False)
     assert proc.returncode == 3 and proc.stderr.startswith("loopspy: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_top_hot_functions_match_the_programs_own_cpu_shares(tmp_path, spawn):
+    """The hot-function table's times (since start, at the last screen, which top prints when the
+    target exits) split the three burners' CPU as the program's own thread clock does."""
+    truth_file, ready = tmp_path / "truth.json", tmp_path / "ready"
+    target = spawn([interpreter("pyenv-3.12"), WORKLOADS / "cpu_shares.py", "--seconds", "6", "--truth", truth_file,
+                    "--ready", ready, "--start-after", "1"])
+    proc = run_loopspy("top", "-p", target.pid, "--recording", tmp_path / "s.lspy", timeout=60)
+    target.wait(timeout=30)
+    truth = json.loads(truth_file.read_text())["share_of_calls"]
+    last = proc.stdout.split("loopspy top: pid")[-1]
+    total = {}
+    for m in re.finditer(r"^\s+[\d.]+%\s+[\d.]+%\s+[\d.]+s\s+([\d.]+)s\s+(burn_\w+) \(cpu_shares\.py\)", last, re.M):
+        total[m.group(2)] = float(m.group(1))
+    assert set(total) == set(truth), last
+    whole = sum(total.values())
+    for name, share in truth.items():
+        assert abs(100 * total[name] / whole - 100 * share) <= 3, (name, total, truth)
