@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/clock.hpp"
+#include "reports/syscalls.hpp"
 #include "reports/text_tables.hpp"
 
 namespace loopspy {
@@ -113,10 +114,22 @@ void TopView::read_keys() {
     }
 }
 
+void TopView::add_blocking(std::map<BlockingKey, std::vector<Nanoseconds>>& into, std::size_t from,
+                           std::size_t to) const {
+    const auto& samples = profile_.samples();
+    const std::vector<Tid>& loops = retained_.loop_threads;
+    for (std::size_t i = from; i < to && i < samples.size(); ++i) {
+        const SampleRecord& s = samples[i];
+        if (s.kind != SampleKind::OffCpu || !std::binary_search(loops.begin(), loops.end(), s.tid)) continue;
+        into[{profile_.process_of(s.tid).value, s.stack, off_cpu_reason(s.syscall, s.off_flags)}].push_back(s.weight);
+    }
+}
+
 void TopView::trim() {
     kept_from_.push_back(profile_.samples_dropped() + profile_.samples().size());
     kept_waits_from_.push_back(profile_.waits_dropped() + profile_.selector_waits().size());
     if (kept_from_.size() > static_cast<std::size_t>(kRetained)) {
+        add_blocking(blocking_dropped_, 0, kept_from_.front() - profile_.samples_dropped());
         profile_.drop_events_before(kept_from_.front(), kept_waits_from_.front());
         kept_from_.erase(kept_from_.begin());
         kept_waits_from_.erase(kept_waits_from_.begin());
@@ -283,14 +296,32 @@ std::string TopView::render(const RecorderStatus& status, int width, int height)
             add(printf_string("  %8.1fs  ", (now - t->since).seconds()) + terminal_safe(name) + "  " + terminal_safe(where));
         }
     } else if (table_ == Table::Blocking) {
-        add(printf_string("BLOCKING CALLS of the loops, last %.0f s (t: tasks)", kRetained));
-        add("   count      total        max   syscall  at");
-        for (const BlockingCall& b : retained_.blocking_calls) {
+        add("BLOCKING CALLS of the loops since start, by stack and syscall (t: tasks)");
+        add("   count      total        max        p99   syscall  at");
+        // Those the window let go of, and those it holds.
+        std::map<BlockingKey, std::vector<Nanoseconds>> all = blocking_dropped_;
+        add_blocking(all, 0, profile_.samples().size());
+        struct Row {
+            std::size_t count;
+            Nanoseconds total, max, p99;
+            std::string reason, at;
+        };
+        std::vector<Row> rows;
+        const CulpritRules own;
+        for (auto& [key, durations] : all) {
+            std::sort(durations.begin(), durations.end());
+            Row r{durations.size(), {}, durations.back(), nearest_rank_percentile(durations, 99), std::get<2>(key), "?"};
+            for (Nanoseconds d : durations) r.total += d;
+            if (auto f = culprit_frame(profile_, std::get<1>(key), own)) r.at = profile_.format_frame(*f);
+            else if (auto frames = profile_.stack(std::get<1>(key)); !frames.empty()) r.at = profile_.format_frame(frames.back());
+            rows.push_back(std::move(r));
+        }
+        std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.total > b.total; });
+        for (const Row& r : rows) {
             if (lines.size() + 1 >= static_cast<std::size_t>(height)) break;
-            const std::string at = b.culprit ? *b.culprit : b.stack.empty() ? std::string("?") : b.stack.back();
-            add(printf_string("  %6llu %10s %10s   ", static_cast<unsigned long long>(b.count), ms_text(b.total).c_str(),
-                              ms_text(b.max).c_str()) +
-                terminal_safe(b.reason) + "  " + terminal_safe(compact(at)));
+            add(printf_string("  %6zu %10s %10s %10s   ", r.count, ms_text(r.total).c_str(), ms_text(r.max).c_str(),
+                              ms_text(r.p99).c_str()) +
+                terminal_safe(r.reason) + "  " + terminal_safe(compact(r.at)));
         }
     } else {
         add("HOT FUNCTIONS: % of the last second, times since start (t: blocking calls)");

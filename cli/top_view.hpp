@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,11 @@ private:
         Nanoseconds since;
     };
     std::map<std::pair<std::int32_t, TaskId>, LiveTask> tasks_;  // (pid, task)
+    /// The loop threads' off-CPU intervals since start, by (process, stack, reason): those the
+    /// window let go of are added here as it drops them, so nothing counts twice.
+    using BlockingKey = std::tuple<std::int32_t, StackId, std::string>;
+    std::map<BlockingKey, std::vector<Nanoseconds>> blocking_dropped_;
+    void add_blocking(std::map<BlockingKey, std::vector<Nanoseconds>>& into, std::size_t from, std::size_t to) const;
     std::size_t snapshots_seen_ = 0;
     std::vector<std::size_t> kept_from_;  // absolute sample/wait indexes at each trim, oldest first
     std::vector<std::size_t> kept_waits_from_;

@@ -38,8 +38,10 @@ def test_top_shows_the_stalls_with_their_true_durations_and_q_leaves_a_recording
     wait_for_file(ready, proc=target)
     terminal("new-session", "-d", "-x", 80, "-y", 24, "-s", "top", f"{LOOPSPY} top -p {target.pid} -o {rec}")
     terminal("set-option", "-t", "top", "remain-on-exit", "on")
-    # Within a few seconds of the first stalls, both stalling handlers are on the screen.
-    deadline = time.monotonic() + 8
+    # Within a few seconds (the first screen comes after a second, then every second), both
+    # stalling handlers are on the screen.
+    started = time.monotonic()
+    deadline = started + 8
     shown = ""
     while time.monotonic() < deadline:
         shown = screen()
@@ -47,6 +49,7 @@ def test_top_shows_the_stalls_with_their_true_durations_and_q_leaves_a_recording
             break
         time.sleep(0.2)
     assert "blocking_handler" in shown and "cpu_handler" in shown, shown
+    assert time.monotonic() - started <= 4.5, "the stalls took more than 4.5 s to show"
     assert shown.startswith(f"loopspy top: pid {target.pid}, Python 3.12"), shown
     assert all(len(line) <= 80 for line in shown.splitlines()), shown
     rows = [m.groups() for m in ROW.finditer(shown)]
@@ -60,7 +63,11 @@ def test_top_shows_the_stalls_with_their_true_durations_and_q_leaves_a_recording
     # t switches the table to the blocking calls, where the sleep is.
     terminal("send-keys", "-t", "top", "t")
     time.sleep(1.2)
-    assert "BLOCKING CALLS" in screen() and "clock_nanosleep" in screen(), screen()
+    blocking = screen()
+    assert "BLOCKING CALLS" in blocking and "since start" in blocking, blocking
+    # Since start: every sleep so far at blocking_handler, one row.
+    m = re.search(r"^\s+(\d+)\s+[\d.]+ ms\s+[\d.]+ ms\s+[\d.]+ ms\s+clock_nanosleep\s+blocking_handler", blocking, re.M)
+    assert m and int(m.group(1)) >= 3, blocking
     later = screen()
     rows += [m.groups() for m in ROW.finditer(later)]
     # t again: the live tasks, the longest suspended first, with where they wait. stalls.py's
