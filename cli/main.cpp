@@ -122,27 +122,18 @@ int main(int argc, char** argv) {
     if (*top_pid_opt) top_args.pid = top_pid;
     top_args.self_command_line = rec.self_command_line;
 
-    if (top->parsed()) {
-        if (auto routed = loopspy::resolve_output_names(top_args); !routed) {
-            std::fprintf(stderr, "loopspy: error: %s\n", routed.error().message.c_str());
-            return exit_code_for(routed.error().kind);
-        }
-        auto result = loopspy::run_record(top_args);
-        if (!result) {
-            std::fprintf(stderr, "loopspy: error: %s\n", result.error().message.c_str());
-            return exit_code_for(result.error().kind);
-        }
-        return result.value();
-    }
-    if (record->parsed() || replay->parsed() || dump->parsed()) {
-        auto routed = record->parsed() ? loopspy::resolve_output_names(rec)
+    if (record->parsed() || top->parsed() || replay->parsed() || dump->parsed()) {
+        // `top` is `record` with the live view: the same arguments, the same run.
+        const bool recording = record->parsed() || top->parsed();
+        loopspy::RecordArgs& rec_or_top = top->parsed() ? top_args : rec;
+        auto routed = recording ? loopspy::resolve_output_names(rec_or_top)
                       : replay->parsed() ? loopspy::route_output(rep.outputs)
                                          : loopspy::Result<void>{};
         if (!routed) {
             std::fprintf(stderr, "loopspy: error: %s\n", routed.error().message.c_str());
             return exit_code_for(routed.error().kind);
         }
-        auto result = record->parsed() ? loopspy::run_record(rec)
+        auto result = recording ? loopspy::run_record(rec_or_top)
                       : replay->parsed() ? loopspy::run_replay(rep)
                                          : loopspy::run_dump(dump_args);
         if (!result) {

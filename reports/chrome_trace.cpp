@@ -70,13 +70,7 @@ std::string render_chrome_trace(const Profile& profile, const LoopAnalysis& anal
         const Pid pid = profile.process_of(tid);
         pids.insert(pid);
         trace.name_thread(pid, tid, "loop: " + thread_root_frame(profile, tid), sort++);
-        std::vector<const SelectorWait*> waits;
-        for (const SelectorWait& w : profile.selector_waits()) {
-            if (w.tid == tid) waits.push_back(&w);
-        }
-        std::stable_sort(waits.begin(), waits.end(),
-                         [](const SelectorWait* a, const SelectorWait* b) { return a->enter < b->enter; });
-        for (const SelectorWait* w : waits) {
+        for (const SelectorWait* w : waits_of(profile, tid)) {
             if (!window.overlaps(w->previous_leave.value ? w->previous_leave : w->enter, w->leave)) continue;
             if (w->folded_waits > 0) {
                 const Nanoseconds end = w->previous_leave.value ? w->previous_leave : w->enter;

@@ -170,6 +170,8 @@ std::unordered_map<Tid, Timeline> timelines(const Profile& profile, const std::v
     return out;
 }
 
+}  // namespace
+
 std::vector<const SelectorWait*> waits_of(const Profile& profile, Tid tid) {
     std::vector<const SelectorWait*> out;
     for (const SelectorWait& w : profile.selector_waits()) {
@@ -178,6 +180,8 @@ std::vector<const SelectorWait*> waits_of(const Profile& profile, Tid tid) {
     stable_sort_unless_sorted(out.begin(), out.end(), [](const SelectorWait* a, const SelectorWait* b) { return a->enter < b->enter; });
     return out;
 }
+
+namespace {
 
 std::vector<std::string> format_stack(const Profile& profile, StackId stack) {
     std::vector<std::string> out;

@@ -65,6 +65,9 @@ struct LoopStats {
     Nanoseconds idle;              // inside selector waits
 };
 
+/// The thread's selector waits, by when they were entered.
+std::vector<const SelectorWait*> waits_of(const Profile& profile, Tid tid);
+
 /// Totals from the thread's SelectorWaits, clipped to the window. Folded waits are spread evenly
 /// over the span they covered (only matters for a span cut by the window's edges). The busy
 /// time before a thread's first reported wait, and after its last one, is not counted: where it
