@@ -130,10 +130,37 @@ void TopView::trim() {
     kept_waits_from_.push_back(profile_.waits_dropped() + profile_.selector_waits().size());
     if (kept_from_.size() > static_cast<std::size_t>(kRetained)) {
         add_blocking(blocking_dropped_, 0, kept_from_.front() - profile_.samples_dropped());
+        // The loops' busy and idle time in the waits about to go, added up first.
+        const auto& waits = profile_.selector_waits();
+        const std::size_t going = std::min(waits.size(), kept_waits_from_.front() - profile_.waits_dropped());
+        Nanoseconds until = accounted_until_;
+        std::set<Tid> threads;
+        for (std::size_t i = 0; i < going; ++i) {
+            until = std::max(until, waits[i].leave);
+            threads.insert(waits[i].tid);
+        }
+        for (Tid tid : threads) {
+            const LoopStats part = loop_stats(profile_, tid, TimeWindow{accounted_until_, until});
+            LoopStats& into = dropped_stats_.try_emplace(tid, LoopStats{tid, 0, {}, {}}).first->second;
+            into.iterations += part.iterations;
+            into.busy += part.busy;
+            into.idle += part.idle;
+        }
+        accounted_until_ = until;
         profile_.drop_events_before(kept_from_.front(), kept_waits_from_.front());
         kept_from_.erase(kept_from_.begin());
         kept_waits_from_.erase(kept_waits_from_.begin());
     }
+}
+
+LoopStats TopView::since_start(Tid tid, Nanoseconds now) const {
+    LoopStats st = loop_stats(profile_, tid, TimeWindow{accounted_until_, now + Nanoseconds{1'000'000'000}});
+    if (auto it = dropped_stats_.find(tid); it != dropped_stats_.end()) {
+        st.iterations += it->second.iterations;
+        st.busy += it->second.busy;
+        st.idle += it->second.idle;
+    }
+    return st;
 }
 
 void TopView::update(const RecorderStatus& status) {
@@ -238,9 +265,11 @@ std::string TopView::render(const RecorderStatus& status, int width, int height)
         if (!every.empty()) {
             longest = ", longest " + ms_text(every.front().duration) + " " + terminal_safe(compact(every.front().callback));
         }
-        add("loop " + thread_text(profile_, tid) + printf_string(": %llu it/s, busy %.1f%% (last 1 s), %.1f%% (last %.0f s)",
-                                                                  static_cast<unsigned long long>(last.iterations),
-                                                                  busy(last), busy(all), kRetained) +
+        const double busy_now = busy(last), busy_all = busy(since_start(tid, status.elapsed + info.start));
+        add("loop " + thread_text(profile_, tid) +
+            printf_string(": %llu it/s, busy/idle %.0f/%.0f%% (1 s) %.0f/%.0f%% (since start)",
+                          static_cast<unsigned long long>(last.iterations), busy_now, 100 - busy_now, busy_all,
+                          100 - busy_all) +
             longest);
     }
     add("");
@@ -389,6 +418,16 @@ void TopView::draw(const std::string& screen) {
 
 void TopView::on_status(const RecorderStatus& status, bool final) {
     read_keys();
+    // A loop that just came back from a stall (a busy period of at least the threshold, ended by
+    // its next selector wait) is shown at once, not at the next second.
+    const auto& waits = profile_.selector_waits();
+    const Nanoseconds threshold{std::llround(threshold_ms_ * 1e6)};
+    for (std::size_t i = waits_checked_ > profile_.waits_dropped() ? waits_checked_ - profile_.waits_dropped() : 0;
+         i < waits.size(); ++i) {
+        const SelectorWait& w = waits[i];
+        if (w.previous_leave.value != 0 && w.enter - w.previous_leave >= threshold) last_draw_ = Nanoseconds{0};
+    }
+    waits_checked_ = profile_.waits_dropped() + waits.size();
     if (!final && last_draw_.value != 0 && status.elapsed - last_draw_ < kRedraw) return;
     if (paused_ && !final && last_draw_.value != 0) return;
     update(status);

@@ -1,8 +1,8 @@
 // `loopspy top`: the recording engine's live view in a terminal, redrawn about once a second.
 // It reads the Profile the recorder fills, which in top keeps the last kRetained seconds of
 // events (record lets them go at each checkpoint): the header (the target, samples/s, per loop
-// thread its iterations/s, busy and idle over the last second and the retained window, the
-// longest callback of the last second), the stalls (slow callbacks newest first, kept after they
+// thread its iterations/s, busy and idle over the last second and since start, the longest
+// callback of the last second), the stalls (drawn at once when a loop comes back from one) (slow callbacks newest first, kept after they
 // leave the window), and one table below them: hot functions (py-spy top's columns) or the
 // blocking calls. On a stdout that is not a terminal it prints a plain report each second.
 #pragma once
@@ -86,6 +86,12 @@ private:
     std::size_t snapshots_seen_ = 0;
     std::vector<std::size_t> kept_from_;  // absolute sample/wait indexes at each trim, oldest first
     std::vector<std::size_t> kept_waits_from_;
+    /// Busy and idle since start: what the window let go of, per thread, up to accounted_until_
+    /// (the last dropped selector wait's return); the rest is counted from the window.
+    std::map<Tid, LoopStats> dropped_stats_;
+    Nanoseconds accounted_until_{0};
+    std::size_t waits_checked_ = 0;  // absolute index of the next selector wait to look at for a stall
+    LoopStats since_start(Tid tid, Nanoseconds now) const;
     std::string last_text_;
     struct TermState;
     TermState* saved_ = nullptr;
