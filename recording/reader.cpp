@@ -389,6 +389,54 @@ Nanoseconds data_end(const Profile& p) {
     return end;
 }
 
+/// Where the reader takes its bytes from: memory (the fuzzer, tests) or a file read piece by
+/// piece with pread, so that reading never holds more of the file than one chunk.
+class Source {
+public:
+    virtual ~Source() = default;
+    std::size_t size() const { return size_; }
+    /// The bytes [pos, pos + n), n <= size() - pos: a pointer into memory, or `scratch` filled
+    /// from the file. nullptr when the file could not be read (`error` says why).
+    virtual const std::uint8_t* view(std::size_t pos, std::size_t n, std::vector<std::uint8_t>& scratch) = 0;
+    std::string error;
+
+protected:
+    std::size_t size_ = 0;
+};
+
+class MemorySource final : public Source {
+public:
+    explicit MemorySource(std::span<const std::byte> bytes) : data_(reinterpret_cast<const std::uint8_t*>(bytes.data())) {
+        size_ = bytes.size();
+    }
+    const std::uint8_t* view(std::size_t pos, std::size_t, std::vector<std::uint8_t>&) override { return data_ + pos; }
+
+private:
+    const std::uint8_t* data_;
+};
+
+class FileSource final : public Source {
+public:
+    FileSource(int fd, std::size_t size) : fd_(fd) { size_ = size; }
+    const std::uint8_t* view(std::size_t pos, std::size_t n, std::vector<std::uint8_t>& scratch) override {
+        scratch.resize(n);
+        std::size_t got = 0;
+        while (got < n) {
+            const ssize_t r = ::pread(fd_, scratch.data() + got, n - got, static_cast<off_t>(pos + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                error = r < 0 ? std::strerror(errno) : "the file got shorter while it was read";
+                return nullptr;
+            }
+            got += static_cast<std::size_t>(r);
+        }
+        return scratch.data();
+    }
+
+private:
+    int fd_;
+};
+
 /// Upper bounds on the samples and selector waits a recording holds, from its chunk headers
 /// alone (a sample takes at least 4 bytes of a chunk's body, a wait 8), each capped at 4 a byte
 /// of file: enough to reserve their memory once. Stops at the first header that does not check
@@ -398,12 +446,14 @@ struct EventBounds {
     std::size_t waits = 0;
 };
 
-EventBounds event_bounds(const std::uint8_t* data, std::size_t size) {
+EventBounds event_bounds(Source& src) {
+    const std::size_t size = src.size();
     std::uint64_t samples = 0, waits = 0;
     std::size_t pos = kFileHeaderSize;
+    std::vector<std::uint8_t> scratch;
     while (pos <= size && size - pos >= kChunkHeaderSize) {
-        const std::uint8_t* h = data + pos;
-        if (crc_of(h, 20) != get_le32(h + 20)) break;
+        const std::uint8_t* h = src.view(pos, kChunkHeaderSize, scratch);
+        if (!h || crc_of(h, 20) != get_le32(h + 20)) break;
         const std::uint32_t stored = get_le32(h + 8);
         if (stored > size - pos - kChunkHeaderSize) break;
         const std::uint32_t raw = std::min(get_le32(h + 12), kMaxChunkRaw);
@@ -415,14 +465,14 @@ EventBounds event_bounds(const std::uint8_t* data, std::size_t size) {
     return {static_cast<std::size_t>(std::min(samples, cap)), static_cast<std::size_t>(std::min(waits, cap))};
 }
 
-}  // namespace
-
-Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
-    const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
-    const std::size_t size = bytes.size();
+Result<ReadResult> read_from(Source& src) {
+    const std::size_t size = src.size();
     ReadResult r;
     r.bytes_total = size;
     if (size == 0) return make_error(ErrorKind::BadInput, "empty file, not a loopspy recording");
+    std::vector<std::uint8_t> header_bytes, chunk_header, body_bytes;
+    const std::uint8_t* data = src.view(0, std::min<std::size_t>(size, kFileHeaderSize), header_bytes);
+    if (!data) return make_error(ErrorKind::Io, "cannot read it: " + src.error);
     if (std::memcmp(data, kMagic, std::min(size, sizeof(kMagic))) != 0) {
         return make_error(ErrorKind::BadInput, "not a loopspy recording");
     }
@@ -440,8 +490,11 @@ Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
                                                    ".x is not one this loopspy reads (it reads " +
                                                    std::to_string(kFormatMajor) + ".x)");
     }
+    if (size == kFileHeaderSize) {
+        return make_error(ErrorKind::BadInput, "empty recording: a file header and nothing recorded after it");
+    }
 
-    const EventBounds bounds = event_bounds(data, size);
+    const EventBounds bounds = event_bounds(src);
     r.profile.reserve_events(bounds.samples, bounds.waits);
     Decoder decoder(r);
     std::size_t pos = kFileHeaderSize;
@@ -455,7 +508,11 @@ Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
             problem = "an incomplete chunk";
             break;
         }
-        const std::uint8_t* h = data + pos;
+        const std::uint8_t* h = src.view(pos, kChunkHeaderSize, chunk_header);
+        if (!h) {
+            problem = "a read error at byte " + std::to_string(pos) + " (" + src.error + ")";
+            break;
+        }
         if (crc_of(h, 20) != get_le32(h + 20)) {
             problem = "a damaged chunk header at byte " + std::to_string(pos);
             break;
@@ -474,7 +531,11 @@ Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
             problem = "an incomplete chunk";
             break;
         }
-        const std::uint8_t* body = h + kChunkHeaderSize;
+        const std::uint8_t* body = src.view(pos + kChunkHeaderSize, stored, body_bytes);
+        if (!body) {
+            problem = "a read error in " + where + " (" + src.error + ")";
+            break;
+        }
         if (crc_of(body, stored) != crc) {
             problem = "a bad checksum in " + where;
             break;
@@ -542,24 +603,40 @@ Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
     return r;
 }
 
+}  // namespace
+
+Result<ReadResult> read_recording_bytes(std::span<const std::byte> bytes) {
+    MemorySource src(bytes);
+    return read_from(src);
+}
+
+namespace {
+
+const char* file_type_text(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "a special file";
+}
+
+}  // namespace
+
 Result<ReadResult> read_recording(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    // O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd.valid()) return make_error(ErrorKind::Io, "cannot open recording " + path + ": " + std::strerror(errno));
     struct stat st {};
-    if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        return make_error(ErrorKind::BadInput, path + ": is a directory, not a loopspy recording");
+    if (::fstat(fd.get(), &st) != 0) {
+        return make_error(ErrorKind::Io, "cannot read recording " + path + ": " + std::strerror(errno));
     }
-    std::vector<std::byte> bytes;
-    if (S_ISREG(st.st_mode) && st.st_size > 0) bytes.reserve(static_cast<std::size_t>(st.st_size));
-    std::byte buf[1 << 16];
-    while (true) {
-        ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return make_error(ErrorKind::Io, "cannot read recording " + path + ": " + std::strerror(errno));
-        if (n == 0) break;
-        bytes.insert(bytes.end(), buf, buf + n);
+    if (!S_ISREG(st.st_mode)) {
+        return make_error(ErrorKind::BadInput, path + ": is " + file_type_text(st.st_mode) +
+                                                   ", not a loopspy recording (a recording is a regular file)");
     }
-    auto r = read_recording_bytes(bytes);
+    FileSource src(fd.get(), static_cast<std::size_t>(st.st_size));
+    auto r = read_from(src);
     if (!r) return make_error(r.error().kind, path + ": " + r.error().message);
     return r;
 }

@@ -3,6 +3,7 @@
 // seed corpus when LOOPSPY_FUZZ_CORPUS names a directory (see scripts/fuzz.sh).
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -796,11 +797,23 @@ TEST_CASE("recording format: files that are not recordings") {
     { std::ofstream(f.path) << "hello"; }
     CHECK(read_recording(f.path).error().message == f.path + ": not a loopspy recording");
 
-    // A header and nothing else: the recorder died before its first flush.
+    // A header and nothing else (the recorder died before its first flush): an empty recording
+    // is an error, not a clean replay of nothing.
     auto bare = read_text(file_header());
-    REQUIRE(bare.ok());
-    CHECK(bare->profile.samples().empty());
-    CHECK(bare->warning.find("recording cut short: it has no end record") == 0);
+    REQUIRE_FALSE(bare.ok());
+    CHECK(bare.error().kind == ErrorKind::BadInput);
+    CHECK(bare.error().message == "empty recording: a file header and nothing recorded after it");
+
+    // Only regular files are read, and the type is said before anything is read: a device
+    // would never end, a FIFO with no writer would block.
+    CHECK(read_recording("/dev/zero").error().message ==
+          "/dev/zero: is a character device, not a loopspy recording (a recording is a regular file)");
+    CHECK(read_recording("/tmp").error().message ==
+          "/tmp: is a directory, not a loopspy recording (a recording is a regular file)");
+    TempFile fifo("fifo.lspy");
+    REQUIRE(::mkfifo(fifo.path.c_str(), 0600) == 0);
+    CHECK(read_recording(fifo.path).error().message ==
+          fifo.path + ": is a FIFO, not a loopspy recording (a recording is a regular file)");
 
     // Random bytes, with and without a valid header: errors or warnings, never a crash. Both
     // outcomes happen, and each is well formed.
