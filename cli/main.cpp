@@ -113,7 +113,15 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         // Bad arguments are an error like any other: one line, exit code 2.
-        std::fprintf(stderr, "loopspy: error: %s (see --help)\n", e.what());
+        std::string what = e.what();
+        // CLI11 says "Could not convert: --thread = abc": say what was expected.
+        if (const std::string prefix = "Could not convert: "; what.starts_with(prefix)) {
+            const auto eq = what.find(" = ");
+            if (eq != std::string::npos) {
+                what = what.substr(prefix.size(), eq - prefix.size()) + ": " + what.substr(eq + 3) + " is not a number";
+            }
+        }
+        std::fprintf(stderr, "loopspy: error: %s (see --help)\n", what.c_str());
         return exit_code_for(loopspy::ErrorKind::BadInput);
     }
 

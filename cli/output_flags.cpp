@@ -20,9 +20,11 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--loop-thread", a.loop_thread, "Analyse this thread as the event loop instead of finding loops");
     app.add_option("--culprit-include", a.culprit_include,
                    "A file glob (fnmatch) that is the program's own code for a slow callback's culprit, wherever it "
-                   "lies (repeatable; by default the standard library and site-/dist-packages are not)");
+                   "lies (repeatable; by default the standard library and site-/dist-packages are not)")
+        ->expected(1);
     app.add_option("--culprit-exclude", a.culprit_exclude,
-                   "A file glob that is not the program's own code for the culprit (repeatable; include wins)");
+                   "A file glob that is not the program's own code for the culprit (repeatable; include wins)")
+        ->expected(1);
     app.add_flag("--async", a.async,
                  "Flame graph and collapsed stacks by asyncio task: each task under the tasks that await it "
                  "(\"<task> NAME\" frames and their await chains) instead of under the event loop's frames");
@@ -42,6 +44,9 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--trace", a.trace,
                    "Write the loop's timeline as a Chrome trace (JSON, for Perfetto) to FILE: iterations, callbacks "
                    "by coroutine and task, their blocking calls, idle waits; slow callbacks flagged");
+    app.add_flag("--force", a.force,
+                 "Write an output (or the recording) through a symbolic link given as its path (refused by default: "
+                 "a link planted in a shared folder could point at any file)");
     app.add_option("-f,--format", a.format,
                    "The format of -o FILE: flamegraph, collapsed (or raw), speedscope, pprof, chrometrace (default: "
                    "from FILE's extension: .svg/.html, .txt/.collapsed/.folded, .trace.json, .json, "
@@ -51,7 +56,7 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
 void add_window_flags(CLI::App& app, OutputArgs& a) {
     app.add_option("--from", a.from_s, "Analyse from SEC seconds after the recording started");
     app.add_option("--to", a.to_s, "Analyse up to SEC seconds after the recording started");
-    app.add_option("--thread", a.threads, "Only this thread (repeatable)");
+    app.add_option("--thread", a.threads, "Only this thread (repeatable)")->expected(1);
 }
 
 }  // namespace loopspy

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "cli/launch.hpp"
 #include "cli/preflight.hpp"
 #include "cli/top_view.hpp"
+#include "core/output_files.hpp"
 #include "session/recorder.hpp"
 #include "core/memory.hpp"
 #include "recording/format.hpp"
@@ -98,11 +100,22 @@ Result<std::optional<TargetProcess>> validate(const RecordArgs& args) {
         return make_error(ErrorKind::BadInput, "--duration must be a positive number of seconds");
     }
     LOOPSPY_CHECK(validate_outputs(args.outputs));
+    if (args.recording == kStdoutPath) {
+        return make_error(ErrorKind::BadInput, "the recording is a file (it is written as it grows and read back): give a path, not -");
+    }
     if (!std::isfinite(args.task_rate_hz) || args.task_rate_hz < 0 || args.task_rate_hz > 1000) {
         return make_error(ErrorKind::BadInput, "--task-rate must be between 0 and 1000 snapshots per second");
     }
     if (!args.pid) return std::optional<TargetProcess>();
     LOOPSPY_TRY(TargetProcess given, target_process(Pid{*args.pid}));
+    if (const auto& loop = args.outputs.loop_thread; loop && !args.subprocesses) {
+        struct stat st {};
+        const std::string task = "/proc/" + std::to_string(given.pid.value) + "/task/" + std::to_string(*loop);
+        if (::stat(task.c_str(), &st) != 0) {
+            return make_error(ErrorKind::BadInput, "--loop-thread " + std::to_string(*loop) + ": process " +
+                                                       std::to_string(given.pid.value) + " has no such thread");
+        }
+    }
     return std::optional<TargetProcess>(given);
 }
 
@@ -243,6 +256,11 @@ Result<int> run_record(const RecordArgs& args) {
     LOOPSPY_TRY(std::optional<TargetProcess> given, validate(args));
     LOOPSPY_CHECK(check_privileges());
     LOOPSPY_CHECK(check_btf());
+    // Every file can be written before the first sample: the outputs, and the recording's folder
+    // (the default name goes in the current folder).
+    LOOPSPY_CHECK(check_output_files(args.outputs));
+    LOOPSPY_CHECK(check_output_path(args.recording.empty() ? "loopspy-recording.lspy" : args.recording,
+                                    args.outputs.force));
     install_stop_handlers();
     // SCHED_BATCH: the recorder never preempts on wake-up, so draining events does not take the
     // CPU from the thread being profiled (which would show up as off-CPU time in its profile).
@@ -257,7 +275,7 @@ Result<int> run_record(const RecordArgs& args) {
     std::string recording_path = args.recording.empty()
                                      ? "loopspy-" + std::to_string(pid.value) + "-" + timestamp_for_file_name() + ".lspy"
                                      : args.recording;
-    LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path));
+    LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path, args.outputs.force));
     RecorderOptions options = recorder_options(args, live_status);
     std::unique_ptr<TopView> view;
     std::vector<std::string> notices;  // top: said after the view, which covers the terminal

@@ -44,6 +44,7 @@ Result<void> select_process(const Profile& profile, Pid pid, OutputArgs& outputs
 
 Result<int> run_replay(const ReplayArgs& args) {
     LOOPSPY_CHECK(validate_outputs(args.outputs));
+    LOOPSPY_CHECK(check_output_files(args.outputs));
     keep_freed_memory_for_reuse();
     LOOPSPY_TRY(ReadResult read, read_recording(args.file));
     if (!read.warning.empty()) std::fprintf(stderr, "loopspy: warning: %s\n", read.warning.c_str());

@@ -54,7 +54,8 @@ enum ChunkType : std::uint32_t {
 class RecordingWriter {
 public:
     /// Creates/truncates `path` and writes the file header. Io error with a clear message on failure.
-    static Result<std::unique_ptr<RecordingWriter>> create(const std::string& path);
+    /// Never through a symbolic link unless `force`; only a regular file.
+    static Result<std::unique_ptr<RecordingWriter>> create(const std::string& path, bool force = false);
     /// Appends, as self-describing chunks, everything the profile gained since the previous call
     /// (metadata on the first call: profile.info; new strings, frames, stacks, samples, selector
     /// waits, thread names that changed, the loss counters when they changed). Called about once a

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/output_files.hpp"
 #include "recording/framing.hpp"
 
 namespace loopspy {
@@ -39,11 +40,8 @@ RecordingWriter::~RecordingWriter() = default;
 
 std::uint64_t RecordingWriter::bytes_written() const { return bytes_; }
 
-Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) {
-        return make_error(ErrorKind::Io, "cannot create recording " + path + ": " + std::strerror(errno));
-    }
+Result<std::unique_ptr<RecordingWriter>> RecordingWriter::create(const std::string& path, bool force) {
+    LOOPSPY_TRY(UniqueFd fd, open_growing_file(path, force));
     std::unique_ptr<RecordingWriter> w(new RecordingWriter(std::move(fd), path));
     std::string header(kMagic, sizeof(kMagic));
     put_le16(header, kFormatMajor);

@@ -1,15 +1,18 @@
 #include "reports/outputs.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 
+#include "core/output_files.hpp"
 #include "reports/chrome_trace.hpp"
 #include "reports/collapsed.hpp"
 #include "reports/flame_modes.hpp"
 #include "reports/flamegraph.hpp"
 #include "reports/json_report.hpp"
 #include "reports/loop_analysis.hpp"
-#include "reports/output_files.hpp"
 #include "reports/pprof.hpp"
 #include "reports/speedscope.hpp"
 #include "reports/text_tables.hpp"
@@ -57,7 +60,10 @@ Result<void> route_output(OutputArgs& a) {
         else if (ends_with_any(f, {".pb.gz", ".pprof", ".pb"})) format = "pprof";
         else if (ends_with_any(f, {".trace.json"})) format = "chrometrace";
         else if (ends_with_any(f, {".json"})) format = "speedscope";
-        else {
+        else if (f == kStdoutPath) format = "collapsed";  // text on stdout, for a pipe
+        else if (struct stat st {}; ::stat(f.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) {
+            format = "flamegraph";  // /dev/null, a FIFO: py-spy's default format
+        } else {
             return make_error(ErrorKind::BadInput, "-o " + f + ": no format goes by this name's extension: give -f FORMAT (" +
                                                        std::string(kOutputFormats) + "), or name a .lspy recording");
         }
@@ -86,6 +92,21 @@ Result<void> validate_outputs(const OutputArgs& a) {
     return {};
 }
 
+Result<void> check_output_files(const OutputArgs& a) {
+    int to_stdout = a.slow_callbacks || a.tasks ? 1 : 0;
+    for (const std::string* file : a.files()) {
+        if (file->empty()) continue;
+        LOOPSPY_CHECK(check_output_path(*file, a.force));
+        if (*file == kStdoutPath && ++to_stdout > 1) {
+            return make_error(ErrorKind::BadInput, "only one output can go to stdout (-)");
+        }
+    }
+    if (a.pprof == kStdoutPath && ::isatty(STDOUT_FILENO)) {
+        return make_error(ErrorKind::BadInput, "a pprof profile is gzipped binary: not written to a terminal (give a file)");
+    }
+    return {};
+}
+
 LoopAnalysisOptions analysis_options(const OutputArgs& args) {
     LoopAnalysisOptions lo;
     lo.threshold = Nanoseconds{std::llround(args.threshold_ms * 1e6)};
@@ -100,6 +121,19 @@ LoopAnalysisOptions analysis_options(const OutputArgs& args) {
 }
 
 Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const std::string& default_flamegraph) {
+    if (args.loop_thread && !profile.threads().count(Tid{*args.loop_thread})) {
+        std::string known;
+        for (const auto& [tid, name] : profile.threads()) {
+            if (known.size() > 200) {
+                known += ", ...";
+                break;
+            }
+            known += (known.empty() ? "" : ", ") + std::to_string(tid.value);
+        }
+        return make_error(ErrorKind::BadInput, "--loop-thread " + std::to_string(*args.loop_thread) +
+                                                   ": the recording has no such thread (it has " +
+                                                   (known.empty() ? std::string("none") : known) + ")");
+    }
     LoopAnalysisOptions lo = analysis_options(args);
     const TaskAttribution tasks(profile);
     LoopAnalysis analysis = analyze_loops(profile, lo, &tasks);
@@ -114,7 +148,7 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
         auto stacks = mode_stacks(profile, mode, analysis.loop_threads, lo.filter, args.async ? &tasks : nullptr,
                                   args.function);
         if (!args.collapsed.empty()) {
-            LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks)));
+            LOOPSPY_CHECK(write_file_atomically(args.collapsed, render_collapsed(stacks), args.force));
             std::fprintf(stderr, "loopspy: wrote collapsed stacks to %s\n", args.collapsed.c_str());
         }
         if (!svg.empty()) {
@@ -130,21 +164,21 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
                           std::string(flame_mode_name(mode)).c_str());
             fo.subtitle = std::string(sub) + (args.async ? ", by task" : "");
             fo.count_name = mode == FlameMode::Cpu ? "on-CPU time" : mode == FlameMode::Busy ? "busy time" : "wall time";
-            LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo)));
+            LOOPSPY_CHECK(write_file_atomically(svg, render_flamegraph(stacks, fo), args.force));
             std::fprintf(stderr, "loopspy: wrote flame graph to %s\n", svg.c_str());
         }
     }
     if (!args.speedscope.empty()) {
-        LOOPSPY_CHECK(write_file_atomically(args.speedscope, render_speedscope(profile, mode, analysis.loop_threads, lo.filter)));
+        LOOPSPY_CHECK(write_file_atomically(args.speedscope, render_speedscope(profile, mode, analysis.loop_threads, lo.filter), args.force));
         std::fprintf(stderr, "loopspy: wrote speedscope profile to %s\n", args.speedscope.c_str());
     }
     if (!args.pprof.empty()) {
         LOOPSPY_TRY(std::string gz, gzip(encode_pprof(profile, analysis.loop_threads, lo.filter, &tasks)));
-        LOOPSPY_CHECK(write_file_atomically(args.pprof, gz));
+        LOOPSPY_CHECK(write_file_atomically(args.pprof, gz, args.force));
         std::fprintf(stderr, "loopspy: wrote pprof profile to %s\n", args.pprof.c_str());
     }
     if (!args.trace.empty()) {
-        LOOPSPY_CHECK(write_file_atomically(args.trace, render_chrome_trace(profile, analysis, lo.filter, &tasks, lo.culprit)));
+        LOOPSPY_CHECK(write_file_atomically(args.trace, render_chrome_trace(profile, analysis, lo.filter, &tasks, lo.culprit), args.force));
         std::fprintf(stderr, "loopspy: wrote loop timeline (Chrome trace) to %s\n", args.trace.c_str());
     }
     std::vector<TaskSummary> summaries;
@@ -152,7 +186,7 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
     if (!args.tasks_flamegraph.empty() || !args.tasks_collapsed.empty()) {
         auto stacks = task_wait_stacks(profile, tasks, lo.filter);
         if (!args.tasks_collapsed.empty()) {
-            LOOPSPY_CHECK(write_file_atomically(args.tasks_collapsed, render_collapsed(stacks)));
+            LOOPSPY_CHECK(write_file_atomically(args.tasks_collapsed, render_collapsed(stacks), args.force));
             std::fprintf(stderr, "loopspy: wrote task waits (collapsed) to %s\n", args.tasks_collapsed.c_str());
         }
         if (!args.tasks_flamegraph.empty()) {
@@ -160,13 +194,13 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
             fo.title = "loopspy: where tasks waited";
             fo.subtitle = "pid " + std::to_string(profile.info.pid.value) + ", wall time of suspended tasks";
             fo.count_name = "waiting time";
-            LOOPSPY_CHECK(write_file_atomically(args.tasks_flamegraph, render_flamegraph(stacks, fo)));
+            LOOPSPY_CHECK(write_file_atomically(args.tasks_flamegraph, render_flamegraph(stacks, fo), args.force));
             std::fprintf(stderr, "loopspy: wrote task waits flame graph to %s\n", args.tasks_flamegraph.c_str());
         }
     }
     if (!args.report.empty()) {
         const std::string text = render_json_report(profile, analysis, args.tasks ? &summaries : nullptr);
-        LOOPSPY_CHECK(write_file_atomically(args.report, text));
+        LOOPSPY_CHECK(write_file_atomically(args.report, text, args.force));
         std::fprintf(stderr, "loopspy: wrote report to %s\n", args.report.c_str());
     }
     if (args.slow_callbacks) {

@@ -37,6 +37,12 @@ struct OutputArgs {
     std::string trace;               // --trace FILE.json (Chrome Trace Event format)
     std::string output;              // -o FILE: an output of --format (or of its extension)
     std::string format;              // -f/--format FORMAT for -o
+    bool force = false;              // --force: write through a symbolic link given as an output
+
+    /// Every output file named (some may be empty).
+    std::vector<const std::string*> files() const {
+        return {&flamegraph, &collapsed, &report, &tasks_flamegraph, &tasks_collapsed, &speedscope, &pprof, &trace};
+    }
 
     bool any() const {
         return !flamegraph.empty() || !collapsed.empty() || slow_callbacks || !report.empty() || tasks ||
@@ -47,6 +53,9 @@ struct OutputArgs {
 
 /// Checks values the flag parser cannot (a finite threshold, ...).
 Result<void> validate_outputs(const OutputArgs& args);
+/// Checks that every output file can be written (core/output_files.hpp), before anything is
+/// recorded or read; at most one output goes to stdout.
+Result<void> check_output_files(const OutputArgs& args);
 /// Routes -o FILE (args.output) to the output its --format, or without one its extension, names.
 Result<void> route_output(OutputArgs& args);
 
