@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,10 +69,13 @@ Child::~Child() {
 bool Child::exited() {
     if (reaped_) return true;
     int status = 0;
-    pid_t r = ::waitpid(pid_.value, &status, WNOHANG);
+    rusage usage{};
+    pid_t r = ::wait4(pid_.value, &status, WNOHANG, &usage);
     if (r == pid_.value) {
         reaped_ = true;
         raw_status_ = status;
+        const auto ns = [](const timeval& t) { return std::int64_t{t.tv_sec} * 1'000'000'000 + std::int64_t{t.tv_usec} * 1000; };
+        cpu_ = Nanoseconds{ns(usage.ru_utime) + ns(usage.ru_stime)};
         if (WIFEXITED(status)) status_ = WEXITSTATUS(status);
         else if (WIFSIGNALED(status)) status_ = 128 + WTERMSIG(status);
         return true;

@@ -30,6 +30,8 @@ public:
     std::optional<int> exit_status() const { return status_; }
     /// "exited with status 0" / "was killed by signal 9 (Killed)".
     std::string describe_exit() const;
+    /// Once reaped: its whole CPU time, to the microsecond (wait4's rusage).
+    std::optional<Nanoseconds> cpu() const { return cpu_; }
 
 private:
     explicit Child(Pid pid) : pid_(pid) {}
@@ -37,6 +39,7 @@ private:
     std::optional<int> status_;
     int raw_status_ = 0;
     bool reaped_ = false;
+    std::optional<Nanoseconds> cpu_;
 };
 
 }  // namespace loopspy

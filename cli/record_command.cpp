@@ -179,13 +179,14 @@ void print_summary(const RecordSummary& summary, const Profile& profile) {
     std::uint64_t lost = profile.lost.total();
     std::fprintf(stderr,
                  "loopspy: %llu samples (%s fully symbolized), %llu lost (%llu ring buffer full, %llu unreadable, "
-                 "%llu before the thread was known), %llu off-CPU intervals (%llu lost), %llu selector waits, "
+                 "%llu before the thread was known, %llu never delivered), %llu off-CPU intervals (%llu lost), %llu selector waits, "
                  "%zu Python threads seen, %.2f s, %llu wake-ups\n",
                  static_cast<unsigned long long>(summary.samples),
                  percent(summary.fully_symbolized, summary.samples).c_str(), static_cast<unsigned long long>(lost),
                  static_cast<unsigned long long>(profile.lost.ringbuf_full),
                  static_cast<unsigned long long>(profile.lost.read_failed),
                  static_cast<unsigned long long>(profile.lost.no_thread_state),
+                 static_cast<unsigned long long>(profile.lost.undelivered),
                  static_cast<unsigned long long>(summary.off_cpu_intervals),
                  static_cast<unsigned long long>(profile.lost.off_cpu),
                  static_cast<unsigned long long>(summary.selector_waits), summary.threads_seen,
@@ -303,7 +304,11 @@ Result<int> run_record(const RecordArgs& args) {
     auto alive = [&]() {
         const std::optional<ProcessStat> st = read_process_stat(pid);  // one read for both questions
         if (st) cpu_last = std::max(cpu_last, st->cpu);
-        return target.child ? !target.child->exited() : st && st->running();
+        if (!target.child) return st && st->running();
+        if (!target.child->exited()) return true;
+        // A launched command's CPU time to its last instant, from its reaping.
+        if (auto cpu = target.child->cpu()) cpu_last = std::max(cpu_last, *cpu);
+        return false;
     };
     // Once a second the new events go to the file and out of memory, so memory stays flat
     // however long the recording; the outputs are made from the file at the end.
@@ -319,12 +324,22 @@ Result<int> run_record(const RecordArgs& args) {
     for (const std::string& line : notices) std::fprintf(stderr, "loopspy: %s\n", line.c_str());
     LOOPSPY_TRY(RecordSummary summary, std::move(ran));
     recorder.reset();  // detach before writing
-    print_summary(summary, profile);
+    // The rate the kernel delivered: what the target's CPU time called for and never came is lost
+    // too, and the recording keeps what the rate is measured by.
+    std::optional<std::string> rate_text;
     if (cpu_at_start) {
-        if (auto warning = unaccounted_cpu_warning(summary, profile.lost, cpu_last - cpu_at_start->cpu, args.rate_hz)) {
-            std::fprintf(stderr, "loopspy: %s\n", warning->c_str());
-        }
+        const Nanoseconds cpu = cpu_last - cpu_at_start->cpu;
+        const LossCounters& l = profile.lost;
+        const std::uint64_t delivered =
+            summary.samples + l.ringbuf_full + l.read_failed + l.no_thread_state + summary.native_thread_samples;
+        const SamplingRate rate = sampling_rate(delivered, cpu, args.rate_hz);
+        profile.lost.undelivered = rate.undelivered;
+        profile.lost.target_cpu_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(cpu.value, 0));
+        rate_text = rate_line(rate, cpu);
     }
+    profile.lost.native_thread = summary.native_thread_samples;
+    print_summary(summary, profile);
+    if (rate_text) std::fprintf(stderr, "loopspy: %s\n", rate_text->c_str());
     const int exit_code = end_target(target, summary);
 
     // The recording first: it is what a crash here must not lose. Outputs are then made from

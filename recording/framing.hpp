@@ -200,6 +200,9 @@ inline void put_loss(Out& o, const LossCounters& l) {
     o.u(l.no_thread_state);
     o.u(l.off_cpu);
     o.u(l.selector);
+    o.u(l.undelivered);
+    o.u(l.native_thread);
+    o.u(l.target_cpu_ns);
 }
 
 inline LossCounters get_loss(In& in) {
@@ -209,6 +212,11 @@ inline LossCounters get_loss(In& in) {
     l.no_thread_state = in.u();
     l.off_cpu = in.u();
     l.selector = in.u();
+    if (in.left() > 0) {  // 1.3
+        l.undelivered = in.u();
+        l.native_thread = in.u();
+        l.target_cpu_ns = in.u();
+    }
     return l;
 }
 

@@ -142,8 +142,18 @@ struct LossCounters {
     std::uint64_t no_thread_state = 0;  // a Python thread sampled before loopspy knew its thread state
     std::uint64_t off_cpu = 0;          // off-CPU intervals that could not be kept or emitted
     std::uint64_t selector = 0;         // selector events lost to a full ring buffer (their counts ride on)
+    std::uint64_t undelivered = 0;      // (1.3) samples the target's CPU time called for that the kernel never delivered
+    std::uint64_t native_thread = 0;    // (1.3) samples of threads never seen running Python: not in the profile
+    std::uint64_t target_cpu_ns = 0;    // (1.3) the target's CPU time while recorded, as the kernel counts it (0: unknown)
     /// Lost on-CPU samples.
-    std::uint64_t total() const { return ringbuf_full + read_failed + no_thread_state; }
+    std::uint64_t total() const { return ringbuf_full + read_failed + no_thread_state + undelivered; }
+    /// The samples the kernel delivered per second of the target's CPU time (0: unknown), given
+    /// the on-CPU samples in the profile.
+    double achieved_hz(std::uint64_t recorded) const {
+        if (target_cpu_ns == 0) return 0;
+        const std::uint64_t delivered = recorded + ringbuf_full + read_failed + no_thread_state + native_thread;
+        return static_cast<double>(delivered) * 1e9 / static_cast<double>(target_cpu_ns);
+    }
     bool operator==(const LossCounters&) const = default;
 };
 

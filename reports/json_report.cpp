@@ -1,6 +1,7 @@
 #include "reports/json_report.hpp"
 
 #include <map>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -69,6 +70,13 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
     if (a.window.end.value == std::numeric_limits<std::int64_t>::max()) span = Nanoseconds{0};  // no known end
     j["duration_s"] = static_cast<double>((span.value + 500'000) / 1'000'000) / 1000.0;  // whole ms, in seconds
     j["samples"] = {{"on_cpu", a.samples.on_cpu}, {"off_cpu", a.samples.off_cpu}, {"lost", a.samples.lost}};
+    // The rate over the whole recording: the samples the kernel delivered per second of the
+    // target's CPU time (null when the recording does not know that time).
+    std::uint64_t recorded = 0;
+    for (const SampleRecord& s : profile.samples()) recorded += s.kind == SampleKind::OnCpu;
+    const double achieved = profile.lost.achieved_hz(recorded);
+    j["rate"] = {{"requested_hz", profile.info.rate_hz},
+                 {"achieved_hz", achieved > 0 || profile.lost.target_cpu_ns > 0 ? Json(std::round(achieved * 10) / 10) : Json(nullptr)}};
     Json loops = Json::array();
     for (Tid t : a.loop_threads) loops.push_back(t.value);
     j["loop_threads"] = std::move(loops);

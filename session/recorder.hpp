@@ -69,16 +69,28 @@ struct RecordSummary {
     std::optional<Error> checkpoint_error;  // why the checkpoint failed (StopReason::CheckpointFailed)
 };
 
-/// Below this share of the target's CPU time (as the kernel counts it) in samples recorded, lost
-/// or counted, the summary says how much is unaccounted for.
-inline constexpr double kAccountedShare = 0.95;
+/// The rate the target was sampled at: the samples the kernel delivered (recorded, lost after it
+/// delivered them, or of threads never seen running Python) per second of the target's CPU time
+/// as the kernel counts it. What that CPU time called for beyond them, when more than the CPU
+/// clock's resolution explains, is `undelivered`: samples the kernel never delivered (perf
+/// throttles cpu-clock events above kernel.perf_event_max_sample_rate, and when their interrupts
+/// take too long), counted as lost.
+struct SamplingRate {
+    int requested_hz = 0;
+    bool measured = false;          // false: too little CPU time to say
+    double achieved_hz = 0;
+    double share = 1;               // delivered / what the CPU time called for
+    std::uint64_t undelivered = 0;
+};
+SamplingRate sampling_rate(std::uint64_t delivered, Nanoseconds target_cpu, int rate_hz);
 
-/// The loud zero: when the target used `target_cpu` of CPU while recorded and fewer samples than
-/// kAccountedShare of what that makes at `rate_hz` were recorded, lost or counted as native, the
-/// one line that says so (a warning when most is missing, else a note with the share); nullopt
-/// when the profile accounts for the time. Small amounts (under 20 samples' worth) never are.
-std::optional<std::string> unaccounted_cpu_warning(const RecordSummary& summary, const LossCounters& lost,
-                                                   Nanoseconds target_cpu, int rate_hz);
+/// Below this share of the requested rate the summary warns.
+inline constexpr double kAchievedShare = 0.95;
+
+/// The summary's line on the rate: "achieved N Hz of M Hz requested ...", a warning under
+/// kAchievedShare, the loud zero ("this profile is missing X% of the target's CPU time") under
+/// half. nullopt when the target used too little CPU (under 20 samples' worth) to say.
+std::optional<std::string> rate_line(const SamplingRate& rate, Nanoseconds target_cpu);
 
 class Recorder {
 public:

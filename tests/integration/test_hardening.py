@@ -183,3 +183,34 @@ def test_every_exit_code_in_the_readmes_table_is_what_loopspy_returns(tmp_path, 
         assert proc.returncode == code, (code, args, proc.stderr)
         if code:
             assert len([l for l in proc.stderr.splitlines() if l.startswith("loopspy: error: ")]) == 1, proc.stderr
+
+
+def test_the_rate_achieved_at_100_khz_is_stated_and_what_never_came_is_lost(tmp_path):
+    """At 100 kHz perf throttles the timer (here about half the samples never come): the summary
+    and the report state the rate achieved against the one requested, per second of the
+    target's CPU time, and the samples that never came are counted as lost."""
+    report = tmp_path / "r.json"
+    proc = run_loopspy("record", "-r", 100000, "--report", report, "--recording", tmp_path / "r.lspy", "--",
+                       PYTHON, "-c", "import time\ntime.sleep(1.5)\nt = time.thread_time()\n"
+                       "while time.thread_time() - t < 2: pass\nprint(time.thread_time())", check=False)
+    assert proc.returncode == 0, proc.stderr
+    own_cpu_s = float(proc.stdout.strip().splitlines()[-1])
+    summary = [l for l in proc.stderr.splitlines() if "fully symbolized" in l][0]
+    recorded = int(re.search(r"loopspy: (\d+) samples", summary).group(1))
+    lost = int(re.search(r"(\d+) lost \(", summary).group(1))
+    never = int(re.search(r"(\d+) never delivered\)", summary).group(1))
+    rate = json.loads(report.read_text())["rate"]
+    assert rate["requested_hz"] == 100000
+    delivered = recorded + lost - never
+    # The CPU time the rate is measured by is the program's own (it sleeps while loopspy
+    # attaches, then burns), to its last instant.
+    cpu_s = delivered / rate["achieved_hz"]
+    assert 0.97 * own_cpu_s - 0.03 <= cpu_s <= 1.02 * own_cpu_s + 0.02, (cpu_s, own_cpu_s)
+    said = re.search(r"achieved (\d+) Hz of 100000 Hz requested", proc.stderr)
+    assert said and abs(int(said.group(1)) - rate["achieved_hz"]) <= 1, proc.stderr
+    if rate["achieved_hz"] < 95000:
+        assert "warning: achieved" in proc.stderr and f"{never} samples counted as lost, never delivered" in proc.stderr
+        # What never came makes up the rest of the CPU time's samples.
+        assert abs(delivered + never - cpu_s * 100000) <= 0.03 * cpu_s * 100000, (delivered, never, cpu_s)
+    else:
+        assert "warning: achieved" not in proc.stderr

@@ -239,38 +239,43 @@ TEST_CASE("samples the kernel lost are counted in the recording, never dropped s
     CHECK(s.profile.lost.no_thread_state == 0);
 }
 
-TEST_CASE("a recording that lost the target's time says so, never a clean zero") {
-    RecordSummary summary;
-    LossCounters lost;
+TEST_CASE("the achieved rate is stated, and what the kernel never delivered is lost, never a clean zero") {
     const Nanoseconds two_seconds{2'000'000'000};
-    SUBCASE("nothing at all recorded of 2 s of CPU at 1 kHz") {
-        auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);
+    SUBCASE("nothing at all delivered of 2 s of CPU at 1 kHz") {
+        const SamplingRate r = sampling_rate(0, two_seconds, 1000);
+        CHECK(r.undelivered == 2000);
+        auto w = rate_line(r, two_seconds);
         REQUIRE(w);
-        CHECK(w->find("2.00 s of CPU") != std::string::npos);
-        CHECK(w->find("about 2000 samples at 1000 Hz, but only 0") != std::string::npos);
-        CHECK(w->find("missing 100%") != std::string::npos);
+        CHECK(w->rfind("warning: achieved 0 Hz of 1000 Hz requested: the kernel delivered samples for 0% of the "
+                       "target's 2.00 s of CPU: this profile is missing most of the target's CPU time (2000 samples "
+                       "counted as lost, never delivered;", 0) == 0);
     }
-    SUBCASE("what was lost or was a native thread's is accounted for") {
-        summary.samples = 900;
-        lost.ringbuf_full = 100;
-        summary.native_thread_samples = 1000;
-        CHECK_FALSE(unaccounted_cpu_warning(summary, lost, two_seconds, 1000));
+    SUBCASE("what was delivered, even if lost or a native thread's, is the rate") {
+        const SamplingRate r = sampling_rate(900 + 100 + 1000, two_seconds, 1000);
+        CHECK(r.undelivered == 0);
+        CHECK(*rate_line(r, two_seconds) == "achieved 1000 Hz of 1000 Hz requested (samples per second of the target's 2.00 s of CPU)");
     }
-    SUBCASE("a tenth unaccounted is a note with the share") {
-        summary.samples = 1800;
-        auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);
+    SUBCASE("a tenth never delivered is a warning with the share, and counted") {
+        const SamplingRate r = sampling_rate(1800, two_seconds, 1000);
+        CHECK(r.undelivered == 200);
+        auto w = rate_line(r, two_seconds);
         REQUIRE(w);
-        CHECK(w->rfind("note: ", 0) == 0);
-        CHECK(w->find("1800 were recorded or counted (90%)") != std::string::npos);
-        CHECK(w->find("the other 10%") != std::string::npos);
+        CHECK(w->rfind("warning: achieved 900 Hz of 1000 Hz requested: the kernel delivered samples for 90% of the "
+                       "target's 2.00 s of CPU (200 samples", 0) == 0);
+        CHECK(w->find("missing most") == std::string::npos);
     }
-    SUBCASE("a quarter of it is not enough") {
-        summary.samples = 500;
-        auto w = unaccounted_cpu_warning(summary, lost, two_seconds, 1000);
-        REQUIRE(w);
-        CHECK(w->find("missing 75%") != std::string::npos);
+    SUBCASE("a deficit within the CPU clock's resolution is not a loss") {
+        const SamplingRate r = sampling_rate(1975, two_seconds, 1000);
+        CHECK(r.undelivered == 0);
+        CHECK(rate_line(r, two_seconds)->rfind("achieved 988 Hz of 1000 Hz requested", 0) == 0);
+    }
+    SUBCASE("at 100 kHz, throttled to a quarter") {
+        const SamplingRate r = sampling_rate(50'000, two_seconds, 100'000);
+        CHECK(r.undelivered == 150'000);
+        CHECK(rate_line(r, two_seconds)->find("missing most") != std::string::npos);
     }
     SUBCASE("a target that hardly ran is not called missing") {
-        CHECK_FALSE(unaccounted_cpu_warning(summary, lost, Nanoseconds{15'000'000}, 1000));
+        CHECK_FALSE(rate_line(sampling_rate(0, Nanoseconds{15'000'000}, 1000), Nanoseconds{15'000'000}));
+        CHECK(sampling_rate(0, Nanoseconds{15'000'000}, 1000).undelivered == 0);
     }
 }

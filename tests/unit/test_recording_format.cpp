@@ -843,14 +843,15 @@ TEST_CASE("recording format: a newer minor version with an unknown chunk type is
     std::string file = text_of(slurp(f.path));
     auto chunks = chunks_of(file);
     // Minor 7; an unknown chunk after the metadata and another before END; also a known chunk
-    // with fields appended after the ones 1.0 knows (the loss counters with a sixth value).
+    // with fields appended after the ones this version knows (the loss counters with a ninth value).
     std::string out = file_header(1, 7);
     for (const auto& c : chunks) {
         if (c.type == rf::kChunkEnd) out += chunk(0x7000, "from the future", true);
         if (c.type == rf::kChunkLoss) {
             out += chunk(rf::kChunkLoss, uv(rec.p.lost.ringbuf_full) + uv(rec.p.lost.read_failed) +
                                              uv(rec.p.lost.no_thread_state) + uv(rec.p.lost.off_cpu) +
-                                             uv(rec.p.lost.selector) + uv(99));
+                                             uv(rec.p.lost.selector) + uv(rec.p.lost.undelivered) +
+                                             uv(rec.p.lost.native_thread) + uv(rec.p.lost.target_cpu_ns) + uv(99));
         } else {
             out += file.substr(c.offset, c.size);
         }
