@@ -104,8 +104,18 @@ TEST_CASE("json report: every field, with its type") {
     const json j = json::parse(text);
 
     CHECK(keys_of(j) == std::set<std::string>{"python_version", "pid", "duration_s", "samples", "loop_threads",
-                                              "slow_callbacks", "longest_callback", "blocking_calls", "loop", "processes"});
+                                              "slow_callbacks", "longest_callback", "blocking_calls", "loop", "processes", "rate"});
     CHECK(j["longest_callback"].is_null());  // there are slow callbacks
+    // The profile does not know the target's CPU time: the rate achieved is not guessed.
+    CHECK(j["rate"]["requested_hz"] == p.info.rate_hz);
+    CHECK(j["rate"]["achieved_hz"].is_null());
+    {
+        Profile q = make_profile();
+        q.lost.target_cpu_ns = 1'000'000'000;  // one second of CPU, 258 samples delivered + 7 lost of them
+        const json r = json::parse(render_json_report(q, analyze_loops(q, {})));
+        CHECK(r["rate"]["achieved_hz"].get<double>() == doctest::Approx(258 + q.lost.ringbuf_full + q.lost.read_failed +
+                                                                         q.lost.no_thread_state + q.lost.native_thread));
+    }
     CHECK(j["python_version"] == "3.12.1");
     CHECK(j["pid"].is_number_integer());
     CHECK(j["pid"] == 31337);
