@@ -240,19 +240,6 @@ const char* ending_of(StopReason reason) {
 
 }  // namespace
 
-Result<void> resolve_output_names(RecordArgs& args) {
-    if (!args.output.empty() && names_recording(args.output)) {
-        if (!args.recording.empty() && args.recording != args.output) {
-            return make_error(ErrorKind::BadInput, "-o " + args.output + " and --recording " + args.recording +
-                                                       " both name the recording: give one");
-        }
-        args.recording = args.output;
-    } else {
-        args.outputs.output = args.output;
-    }
-    return route_output(args.outputs);
-}
-
 Result<int> run_record(const RecordArgs& args) {
     LOOPSPY_TRY(std::optional<TargetProcess> given, validate(args));
     LOOPSPY_CHECK(check_privileges());

@@ -27,10 +27,7 @@ struct RecordArgs {
     std::string self_command_line;
 };
 
-/// Runs the record command; returns the process exit code.
-/// Where -o goes: a .lspy name is the recording; any other is an output of -f FORMAT (or of its
-/// extension), and the recording goes to --recording FILE or the default name.
-Result<void> resolve_output_names(RecordArgs& args);
+/// Runs the record command (and top); returns the process exit code.
 Result<int> run_record(const RecordArgs& args);
 
 }  // namespace loopspy

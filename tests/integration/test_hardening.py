@@ -205,7 +205,9 @@ def test_the_rate_achieved_at_100_khz_is_stated_and_what_never_came_is_lost(tmp_
     # The CPU time the rate is measured by is the program's own (it sleeps while loopspy
     # attaches, then burns), to its last instant.
     cpu_s = delivered / rate["achieved_hz"]
-    assert 0.97 * own_cpu_s - 0.03 <= cpu_s <= 1.02 * own_cpu_s + 0.02, (cpu_s, own_cpu_s)
+    # The interpreter's exit, after its last reading of its clock, adds to it: under 100 kHz of
+    # sampling interrupts, at times a few hundred ms.
+    assert 0.97 * own_cpu_s - 0.03 <= cpu_s <= 1.25 * own_cpu_s + 0.06, (cpu_s, own_cpu_s)
     said = re.search(r"achieved (\d+) Hz of 100000 Hz requested", proc.stderr)
     assert said and abs(int(said.group(1)) - rate["achieved_hz"]) <= 1, proc.stderr
     if rate["achieved_hz"] < 95000:
