@@ -143,7 +143,9 @@ std::optional<std::vector<std::uint64_t>> read_set_keys(const RemoteMemory& memo
                                                         std::uint64_t max_slots) {
     auto mask = memory.read_u64(RemoteAddr{set.value + objects::kSetMask});
     auto table = memory.read_u64(RemoteAddr{set.value + objects::kSetTable});
-    if (!mask || !table || *mask + 1 > max_slots) return std::nullopt;
+    // A set's mask is a table size less one, a power of two: anything else (UINT64_MAX, which
+    // `mask + 1` would wrap to 0) is not a set read whole.
+    if (!mask || !table || *mask >= max_slots || (*mask & (*mask + 1)) != 0) return std::nullopt;
     std::vector<std::uint64_t> slots((*mask + 1) * 2);  // setentry: key, hash
     // In pieces a remote read allows: 20,000 tasks make a table of 65,536 slots, 1 MiB.
     const std::size_t piece = RemoteMemory::kMaxRead / sizeof(std::uint64_t);

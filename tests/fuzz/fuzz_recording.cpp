@@ -102,7 +102,7 @@ void check(const std::uint8_t* data, std::size_t size) {
         }
     }
     // Round trip.
-    auto w = RecordingWriter::create(scratch_path());
+    auto w = RecordingWriter::create(scratch_path(), /*force=*/true);  // a memfd: /proc/self/fd/N is a link
     if (!w) std::abort();
     if (!(*w)->flush(p) || !(*w)->finish(p, rr.ending)) std::abort();
     auto again = read_recording(scratch_path());

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include "symbolizer/frames/code_symbolizer.hpp"
+#include "symbolizer/cpython/object_layout.hpp"
+#include "symbolizer/cpython/py_objects.hpp"
 #include "tests/unit/fake_target.hpp"
 
 using namespace loopspy;
@@ -67,4 +69,20 @@ TEST_CASE("an address never seen as code is not named, readable or not") {
     f.heap.unmap();
     f.generations(s, 1);
     CHECK(f.name_at(s, Fixture::kCode + 512) == "<unknown>");
+}
+
+TEST_CASE("a set whose mask is no table size is not read: UINT64_MAX wrapped to an empty table and read past it") {
+    // Found by fuzz_remote_readers: `mask + 1 > max_slots` let UINT64_MAX through as 0 slots.
+    Fixture f;
+    const std::uint64_t set = f.heap.addr(8192), table = f.heap.addr(8192 + 256);
+    loopspy::testing::put<std::uint64_t>(f.heap.at(8192), objects::kSetTable, table);
+    loopspy::testing::put<std::uint64_t>(f.heap.at(8192 + 256), 0, 0x1234);  // one key in slot 0
+    for (std::uint64_t mask : {~std::uint64_t{0}, std::uint64_t{5}, std::uint64_t{1} << 40}) {
+        loopspy::testing::put<std::uint64_t>(f.heap.at(8192), objects::kSetMask, mask);
+        CHECK_FALSE(read_set_keys(f.memory, RemoteAddr{set}, 1 << 16));
+    }
+    loopspy::testing::put<std::uint64_t>(f.heap.at(8192), objects::kSetMask, 7);
+    auto keys = read_set_keys(f.memory, RemoteAddr{set}, 1 << 16);
+    REQUIRE(keys);
+    CHECK(*keys == std::vector<std::uint64_t>{0x1234});
 }
