@@ -180,8 +180,11 @@ def _decode(rec, ctype, i):
 
 
 def _loss(i):
-    return dict(zip(("ringbuf_full", "read_failed", "no_thread_state", "off_cpu", "selector"),
+    loss = dict(zip(("ringbuf_full", "read_failed", "no_thread_state", "off_cpu", "selector"),
                     (i.u() for _ in range(5))))
+    if i.i < len(i.b):  # 1.3: the rate's counters
+        loss.update(zip(("undelivered", "native_thread", "target_cpu_ns"), (i.u() for _ in range(3))))
+    return loss
 
 
 def _expect(first, have, what):
