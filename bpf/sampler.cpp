@@ -1,5 +1,7 @@
 #include "bpf/sampler.hpp"
 
+#include "bpf/kernel_features.hpp"
+
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <string>
 
+#include "bpf/kernel_features.hpp"
 #include "core/unique_fd.hpp"
 #include "loopspy.skel.h"
 
@@ -78,37 +81,6 @@ Result<void> room_for_events(std::size_t events) {
     }
     return {};
 }
-
-/// What the kernel's BTF describes: the attach points loopspy prefers, when they exist.
-struct KernelBtf {
-    btf* vmlinux = btf__load_vmlinux_btf();
-    ~KernelBtf() { btf__free(vmlinux); }
-    KernelBtf() = default;
-    KernelBtf(const KernelBtf&) = delete;
-    KernelBtf& operator=(const KernelBtf&) = delete;
-    bool has(const char* name, int kind) const { return vmlinux && btf__find_by_name_kind(vmlinux, name, kind) >= 0; }
-    bool has_tracepoint(const char* name) const {
-        return has((std::string("btf_trace_") + name).c_str(), BTF_KIND_TYPEDEF);
-    }
-    bool has_function(const char* name) const { return has(name, BTF_KIND_FUNC); }
-    /// Whether an fentry program on `function` loads: BTF may describe a function that a
-    /// kernel still refuses to trace (it answers EPERM where fentry is locked down).
-    bool can_fentry(const char* function) const {
-        if (!vmlinux) return false;
-        const int id = btf__find_by_name_kind(vmlinux, function, BTF_KIND_FUNC);
-        if (id < 0) return false;
-        const bpf_insn return_zero[] = {
-            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
-            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
-        };
-        LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
-                    .attach_btf_id = static_cast<__u32>(id));
-        const int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "loopspy_probe", "GPL", return_zero, 2, &opts);
-        if (fd < 0) return false;
-        ::close(fd);
-        return true;
-    }
-};
 
 std::vector<int> online_cpus() {
     std::vector<int> cpus;
@@ -318,11 +290,16 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp; the
     // selector calls through fentry/fexit on the functions that implement them, else through the
     // syscall tracepoints (which every syscall on the machine pays for).
-    const KernelBtf kernel;
-    impl->use_tp_btf = kernel.has_tracepoint("sched_switch");
-    impl->use_fentry = options.track_off_cpu && std::getenv("LOOPSPY_SYSCALL_TRACEPOINTS") == nullptr &&
-                       kernel.can_fentry("do_epoll_wait") && kernel.has_function("do_sys_poll") &&
-                       kernel.has_function("core_sys_select");
+    const std::vector<KernelFeature> features = probe_kernel_features();
+    LOOPSPY_CHECK(check_required_features(features));
+    auto has = [&](const char* key) {
+        for (const KernelFeature& f : features) {
+            if (f.key == key) return f.available;
+        }
+        return false;
+    };
+    impl->use_tp_btf = has("tp_btf");
+    impl->use_fentry = options.track_off_cpu && has("fentry");
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, impl->skel->obj) {
         if (prog != impl->skel->progs.on_cpu_sample) bpf_program__set_autoload(prog, false);

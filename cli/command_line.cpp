@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <string>
 
+#include <bpf/libbpf.h>
+
 #include "bpf/sampler.hpp"
+#include "cli/doctor_command.hpp"
 #include "cli/output_flags.hpp"
 
 namespace loopspy {
@@ -22,6 +25,17 @@ std::string join_argv(int argc, char** argv) {
 }
 
 }  // namespace
+
+/// What --version says: the version, the commit and date it was built from, the libbpf inside,
+/// and the BPF features the kernel side uses (`loopspy doctor` checks this machine for them).
+std::string version_text() {
+    return std::string("loopspy ") + LOOPSPY_VERSION + "\n" + "commit " + LOOPSPY_GIT_COMMIT + ", built " +
+           LOOPSPY_BUILD_DATE + "\n" + "libbpf " + libbpf_version_string() + (LOOPSPY_STATIC_BUILD ? " (linked in)" : "") +
+           "\n" +
+           "BPF: CO-RE with the kernel's BTF, ring buffer, bpf_loop, perf_event cpu-clock sampling, sched_switch and "
+           "process hooks through tp_btf (else raw_tp), selector waits through fentry/fexit (else the syscall "
+           "tracepoints); `loopspy doctor` checks this machine";
+}
 
 int exit_code_for(ErrorKind kind) {
     switch (kind) {
@@ -52,7 +66,7 @@ std::variant<CommandLine, int> parse_command_line(int argc, char** argv) {
     CLI::App app{"loopspy: a sampling profiler for Python asyncio programs, built on eBPF.\n"
                  "Attaches to a running process (or launches one) without stopping it, walks the\n"
                  "Python stacks in the kernel, and writes flame graphs."};
-    app.set_version_flag("-V,--version", std::string("loopspy ") + LOOPSPY_VERSION);
+    app.set_version_flag("-V,--version", version_text);
     app.require_subcommand(1);
 
     // What `record` and `top` share: the target, how it is sampled, where the recording goes.
@@ -121,6 +135,9 @@ std::variant<CommandLine, int> parse_command_line(int argc, char** argv) {
                    "Do not pause the process while reading it (by default its threads are held still with "
                    "ptrace for the few milliseconds the read takes, so stacks and tasks agree)");
 
+    auto* doctor = app.add_subcommand("doctor", "Check what this machine gives loopspy (privilege, BTF, each BPF feature "
+                                                "and its fallback) and whether it can record here");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {  // --help, --version
@@ -152,6 +169,8 @@ std::variant<CommandLine, int> parse_command_line(int argc, char** argv) {
         cl.command = CommandLine::Command::Replay;
     } else if (dump->parsed()) {
         cl.command = CommandLine::Command::Dump;
+    } else if (doctor->parsed()) {
+        cl.command = CommandLine::Command::Doctor;
     }
     const bool recording = cl.command == CommandLine::Command::Record || cl.command == CommandLine::Command::Top;
     auto routed = recording ? resolve_output_names(cl.record)

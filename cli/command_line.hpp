@@ -12,7 +12,7 @@
 namespace loopspy {
 
 struct CommandLine {
-    enum class Command { Record, Top, Replay, Dump } command = Command::Record;
+    enum class Command { Record, Top, Replay, Dump, Doctor } command = Command::Record;
     RecordArgs record;  // record and top (top: record.top)
     ReplayArgs replay;
     DumpArgs dump;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/launch.hpp"
+#include "bpf/kernel_features.hpp"
 #include "cli/preflight.hpp"
 #include "cli/top_view.hpp"
 #include "core/output_files.hpp"
@@ -244,6 +245,7 @@ Result<int> run_record(const RecordArgs& args) {
     LOOPSPY_TRY(std::optional<TargetProcess> given, validate(args));
     LOOPSPY_CHECK(check_privileges());
     LOOPSPY_CHECK(check_btf());
+    LOOPSPY_CHECK(check_required_features(probe_kernel_features()));  // before a command is launched
     // Every file can be written before the first sample: the outputs, and the recording's folder
     // (the default name goes in the current folder).
     LOOPSPY_CHECK(check_output_files(args.outputs));

@@ -10,9 +10,10 @@ if [[ "${1:-}" == "--test" ]]; then
     # (flame-graph validity); clang's runtime for the fuzzer; tmux (a real terminal for the
     # status line) and strace (dump's ptrace use).
     # The viewers' checks: go tool pprof (golang-go), speedscope's schema (npm, below) checked
-    # with python3-jsonschema, and headless chromium driven by puppeteer-core (npm, below).
+    # with python3-jsonschema, and headless chromium driven by puppeteer-core (npm, below);
+    # man-db for the installed man page.
     packages+=(python3-pytest python3-aiohttp python3-uvloop python3.11 libxml2-utils libclang-rt-14-dev tmux strace gunicorn python3-uvicorn
-               golang-go python3-jsonschema chromium)
+               golang-go python3-jsonschema chromium man-db)
     # npm comes with this machine's nodejs; where it does not, Debian's.
     command -v npm >/dev/null || packages+=(npm)
 fi
