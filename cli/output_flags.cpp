@@ -13,6 +13,9 @@ void add_output_flags(CLI::App& app, OutputArgs& a) {
         ->check(CLI::IsMember({"cpu", "busy", "wall"}));
     app.add_flag("--slow-callbacks", a.slow_callbacks,
                  "Print the event-loop callbacks that ran at least --threshold, longest first, to stdout");
+    app.add_flag("--no-group", a.no_group,
+                 "--slow-callbacks: a row for every stall (by default repeated stalls of one callback are one row "
+                 "with their count, total, p50 and max, and the worst one in full)");
     app.add_option("--sort", a.sort, "Order of --slow-callbacks: duration (default) or time")
         ->check(CLI::IsMember({"duration", "time"}));
     app.add_option("--threshold", a.threshold_ms, "Slow-callback threshold in milliseconds (default 100, like asyncio)");

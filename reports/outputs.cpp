@@ -204,7 +204,9 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
         std::fprintf(stderr, "loopspy: wrote report to %s\n", args.report.c_str());
     }
     if (args.slow_callbacks) {
-        std::fputs(render_slow_callbacks_table(profile, analysis).c_str(), stdout);
+        SlowCallbackTableOptions table;
+        table.group = !args.no_group;
+        std::fputs(render_slow_callbacks_table(profile, analysis, table).c_str(), stdout);
         std::fflush(stdout);
     }
     if (args.tasks) {

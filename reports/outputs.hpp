@@ -17,6 +17,7 @@ struct OutputArgs {
     std::string flamegraph;          // --flamegraph FILE.svg
     std::string collapsed;           // --collapsed FILE
     bool slow_callbacks = false;     // --slow-callbacks: table on stdout
+    bool no_group = false;           // --no-group: every stall its own row (default: one row per callback)
     std::string sort = "duration";   // --sort duration|time
     double threshold_ms = 100;       // --threshold MS
     std::string report;              // --report FILE.json

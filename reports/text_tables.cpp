@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -154,21 +155,22 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
         return out;
     }
 
-    out += "  " + right("start", kTimeColumn) + right("duration", kTimeColumn + 2) + right("on-CPU", kTimeColumn + 2) +
-           right("blocked", kTimeColumn + 2) + "  " + fit("thread", kThreadColumn) + "  callback\n";
-    const std::size_t shown = std::min(n, options.max_callbacks);
-    for (std::size_t r = 0; r < shown; ++r) {
-        const SlowCallback& cb = a.slow_callbacks[r];
+    // One slow callback's row: when, how long, on and off CPU, where; then its culprit and its
+    // blocking calls. `indent` is the row's.
+    auto row_of = [&](const SlowCallback& cb) {
         std::string label = std::to_string(cb.thread.value);
         const std::string name = profile.thread_name(cb.thread);
         if (!name.empty()) label += " " + terminal_safe(name);
-        out += "  " + right(seconds(cb.start - profile.info.start), kTimeColumn) + right(ms(cb.duration), kTimeColumn + 2) +
-               right(ms(cb.on_cpu), kTimeColumn + 2) + right(ms(cb.off_cpu), kTimeColumn + 2) + "  " +
-               fit(label, kThreadColumn) + "  " + terminal_safe(cb.callback);
-        if (cb.task) out += " [task " + terminal_safe(*cb.task) + "]";
-        out += '\n';
+        std::string row = right(seconds(cb.start - profile.info.start), kTimeColumn) + right(ms(cb.duration), kTimeColumn + 2) +
+                          right(ms(cb.on_cpu), kTimeColumn + 2) + right(ms(cb.off_cpu), kTimeColumn + 2) + "  " +
+                          fit(label, kThreadColumn) + "  " + terminal_safe(cb.callback);
+        if (cb.task) row += " [task " + terminal_safe(*cb.task) + "]";
+        return row;
+    };
+    auto details_of = [&](const SlowCallback& cb) {
+        std::string d;
         // The program's own frame that held the time, when the callback is the framework's.
-        if (cb.culprit && *cb.culprit != cb.callback) out += "      culprit: " + terminal_safe(*cb.culprit) + '\n';
+        if (cb.culprit && *cb.culprit != cb.callback) d += "      culprit: " + terminal_safe(*cb.culprit) + '\n';
         // Intervals with the same reason at the same innermost frame are one line: a callback
         // preempted a thousand times reads as one line, not a thousand.
         struct Line {
@@ -200,7 +202,7 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
             if (why == "page fault/other") why = "off-CPU (page fault/other)";
             else if (why != "preempted") why = "in " + why;
             if (line.count > 1) why += " (" + std::to_string(line.count) + " times)";
-            out += "      \u21b3 " + ms(line.total) + " " + why + " at " + terminal_safe(line.frame) + '\n';
+            d += "      \u21b3 " + ms(line.total) + " " + why + " at " + terminal_safe(line.frame) + '\n';
         }
         if (lines.size() > nb) {
             Nanoseconds rest;
@@ -209,11 +211,59 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
                 rest += lines[k].total;
                 count += lines[k].count;
             }
-            out += "      \u21b3 " + ms(rest) + " in " + std::to_string(count) +
-                   (count == 1 ? " other off-CPU interval\n" : " other off-CPU intervals\n");
+            d += "      \u21b3 " + ms(rest) + " in " + std::to_string(count) +
+                 (count == 1 ? " other off-CPU interval\n" : " other off-CPU intervals\n");
         }
+        return d;
+    };
+
+    // Repeated stalls of one callback (the same callback and culprit in one process) are one
+    // group: how many, their total, p50 and max, and the worst one in full. In the order of
+    // their first member, so longest first (or in time order) still holds for the groups.
+    std::vector<std::vector<const SlowCallback*>> groups;
+    if (options.group) {
+        std::map<std::tuple<std::int32_t, std::string, std::string>, std::size_t> group_of;
+        for (const SlowCallback& cb : a.slow_callbacks) {
+            auto key = std::make_tuple(profile.process_of(cb.thread).value, cb.callback, cb.culprit.value_or(""));
+            auto [it, fresh] = group_of.try_emplace(key, groups.size());
+            if (fresh) groups.emplace_back();
+            groups[it->second].push_back(&cb);
+        }
+    } else {
+        for (const SlowCallback& cb : a.slow_callbacks) groups.push_back({&cb});
     }
-    if (shown < n) out += "  \u2026 and " + std::to_string(n - shown) + " more\n";
+    if (groups.size() < n) {
+        out += "  grouped by callback: " + std::to_string(groups.size()) + (groups.size() == 1 ? " callback" : " callbacks") +
+               ", a line each with its longest stall (--no-group lists all " + std::to_string(n) + ")\n";
+    }
+    out += "  " + right("start", kTimeColumn) + right("duration", kTimeColumn + 2) + right("on-CPU", kTimeColumn + 2) +
+           right("blocked", kTimeColumn + 2) + "  " + fit("thread", kThreadColumn) + "  callback\n";
+    const std::size_t shown = std::min(groups.size(), options.max_callbacks);
+    std::size_t stalls_shown = 0;
+    for (std::size_t r = 0; r < shown; ++r) {
+        const auto& members = groups[r];
+        const SlowCallback* worst = members.front();
+        for (const SlowCallback* m : members) {
+            if (m->duration > worst->duration) worst = m;
+        }
+        stalls_shown += members.size();
+        out += "  " + row_of(*worst) + '\n';
+        if (members.size() > 1) {
+            std::vector<Nanoseconds> d;
+            Nanoseconds total;
+            for (const SlowCallback* m : members) {
+                d.push_back(m->duration);
+                total += m->duration;
+            }
+            std::sort(d.begin(), d.end());
+            out += "      " + std::to_string(members.size()) + " times, " + ms(total) + " in all: p50 " +
+                   ms(d[(d.size() - 1) / 2]) + ", max " + ms(d.back()) + " (the row: the longest)\n";
+        }
+        out += details_of(*worst);
+    }
+    if (shown < groups.size()) {
+        out += "  \u2026 and " + std::to_string(n - stalls_shown) + " more\n";
+    }
     return out;
 }
 
@@ -230,6 +280,26 @@ void appendf(std::string& out, const char* fmt, auto... args) {
     std::string big(static_cast<std::size_t>(n) + 1, '\0');
     std::snprintf(big.data(), big.size(), fmt, args...);
     out.append(big.data(), static_cast<std::size_t>(n));
+}
+
+/// Frames as lines, a run of the same frame (recursion: `descend` forty times at one line) as one
+/// line with its count: "descend (deep.py:12) ×40".
+template <typename Frames, typename Text>
+std::vector<std::string> folded(const Frames& frames, Text text) {
+    std::vector<std::string> out;
+    std::size_t run = 0;
+    for (auto it = frames.begin(); it != frames.end(); ++it) {
+        std::string t = text(*it);
+        if (!out.empty() && run > 0 && t == out.back()) {
+            ++run;
+            continue;
+        }
+        if (run > 1) out.back() += " \u00d7" + std::to_string(run);
+        out.push_back(std::move(t));
+        run = 1;
+    }
+    if (run > 1) out.back() += " \u00d7" + std::to_string(run);
+    return out;
 }
 
 class TreePrinter {
@@ -278,8 +348,9 @@ private:
         prefix += last ? "    " : "│   ";
         // The await chain, outermost first, each frame nested in the one before.
         const auto& kids = children_[i];
-        for (auto f = t.stack.rbegin(); f != t.stack.rend(); ++f) {
-            line(out, prefix, true, f->text());
+        const auto outermost_first = std::vector<DumpFrame>(t.stack.rbegin(), t.stack.rend());
+        for (const std::string& f : folded(outermost_first, [](const DumpFrame& x) { return x.text(); })) {
+            line(out, prefix, true, f);
             prefix += "    ";
         }
         for (std::size_t k = 0; k < kids.size(); ++k) task(out, kids[k], prefix, k + 1 == kids.size(), path);
@@ -330,7 +401,9 @@ std::string render_dump_text(const ProcessDump& d) {
         appendf(out, "\nThread %d \"%s\"%s%s\n", t.tid.value, sanitize_utf8(t.name).c_str(),
                 running ? " running task " : (t.frames.empty() ? " (idle: no Python frames)" : ""),
                 running ? sanitize_utf8(running->name).c_str() : "");
-        for (const DumpFrame& f : t.frames) appendf(out, "    %s\n", sanitize_utf8(f.text()).c_str());
+        for (const std::string& f : folded(t.frames, [](const DumpFrame& x) { return x.text(); })) {
+            appendf(out, "    %s\n", sanitize_utf8(f).c_str());
+        }
         if (t.truncated) out += "    <truncated>\n";
     }
     appendf(out, "\nTasks: %zu\n", d.tasks.size());

@@ -32,6 +32,7 @@ namespace loopspy {
 struct SlowCallbackTableOptions {
     std::size_t max_callbacks = 20;         // rows shown; the rest are counted in a last line
     std::size_t blocking_per_callback = 3;  // blocking lines shown under each row
+    bool group = true;                      // repeated stalls of one callback as one row (--no-group: off)
 };
 
 std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalysis& analysis,

@@ -155,9 +155,33 @@ def test_flame_graph_modes_show_cpu_blocking_and_idle_time(tmp_path):
 
 def test_slow_callbacks_sorted_by_time(tmp_path):
     truth_file = tmp_path / "truth.json"
-    proc = run_loopspy("record", "--slow-callbacks", "--sort", "time", "--",
+    proc = run_loopspy("record", "--slow-callbacks", "--no-group", "--sort", "time", "--",
                        interpreter("pyenv-3.12"), STALLS, "--truth", truth_file, "--rounds", 1)
     rows = [l for l in proc.stdout.splitlines() if re.match(r"\s+\d+\.\d+ s ", l)]
     names = ["blocking_handler" if "blocking_handler" in r else "cpu_handler" for r in rows]
     # STALLS order: sleep 150, burn 200, sleep 300, burn 120
     assert names == ["blocking_handler", "cpu_handler", "blocking_handler", "cpu_handler"], proc.stdout
+
+
+def test_repeated_stalls_of_one_callback_are_one_row_with_their_count_total_p50_and_max(tmp_path):
+    """Three rounds of stalls.py: blocking_handler stalls 6 times (150 and 300 ms), cpu_handler 6
+    times (200 and 120 ms). By default each is one row (its longest stall in full) with the
+    group's count, total, p50 and max against the program's own clock; --no-group lists all 12."""
+    truth_file, rec = tmp_path / "truth.json", tmp_path / "s.lspy"
+    proc = run_loopspy("record", "-o", rec, "--slow-callbacks", "--", interpreter("pyenv-3.12"), STALLS,
+                       "--truth", truth_file, "--rounds", 3)
+    truth = json.loads(truth_file.read_text())["stalls"]
+    assert "grouped by callback: 2 callbacks, a line each with its longest stall (--no-group lists all 12)" in proc.stdout
+    for name in ("blocking_handler", "cpu_handler"):
+        own = sorted((s["end_ns"] - s["start_ns"]) / 1e6 for s in truth if s["coroutine"] == name)
+        m = re.search(r"^\s+\d+\.\d+ s\s+([\d.]+) ms .*" + name + r" \(.*\n\s+(\d+) times, ([\d.]+) ms in all: p50 "
+                      r"([\d.]+) ms, max ([\d.]+) ms", proc.stdout, re.M)
+        assert m, proc.stdout
+        row, count, total, p50, worst = float(m.group(1)), int(m.group(2)), float(m.group(3)), float(m.group(4)), \
+            float(m.group(5))
+        assert count == len(own) == 6
+        assert abs(total - sum(own)) <= 6 * 3 and abs(worst - own[-1]) <= 3 and abs(row - worst) < 0.1
+        assert abs(p50 - own[(len(own) - 1) // 2]) <= 3
+    flat = run_loopspy("replay", rec, "--slow-callbacks", "--no-group")
+    assert len([l for l in flat.stdout.splitlines() if re.match(r"\s+\d+\.\d+ s ", l)]) == 12, flat.stdout
+    assert "times, " not in flat.stdout

@@ -150,6 +150,9 @@ def test_dump_prints_threads_and_the_task_tree(py, tmp_path, spawn):
             ("waiter-1", "shared")} <= edges
     assert {"root", "tg-parent", "waiter-0", "waiter-1"} == roots
     assert f"Thread {proc.pid}" in out and "run_forever" in out
+    # The workers' chains recurse (--depth 5): one line, with the count.
+    assert re.search(r"chain \(.*task_tree\.py:\d+\) \u00d7[4-6]$", out, re.M), out
+    assert max(len(re.findall(r"^\s*(?:└── )?chain \(", block, re.M)) for block in out.split("(T) ")) <= 3, out
 
 
 def check_each_slow_callback_is_named_by_its_task(python, loop, tmp_path):

@@ -548,7 +548,9 @@ TEST_CASE("slow callbacks table: readable rows, blocking lines, safe and aligned
     }
     LoopAnalysis a = analyze(r.p);
     REQUIRE(a.slow_callbacks.size() == 2);
-    const std::string table = render_slow_callbacks_table(r.p, a);
+    SlowCallbackTableOptions flat;
+    flat.group = false;  // --no-group: a row for each stall
+    const std::string table = render_slow_callbacks_table(r.p, a, flat);
     INFO(table);
     CHECK(table.rfind("loopspy: 2 slow callbacks \u2265 100 ms on loop threads Main?[31mThread (100), ", 0) == 0);
     CHECK(table.find('\x1b') == std::string::npos);
@@ -578,7 +580,25 @@ TEST_CASE("slow callbacks table: readable rows, blocking lines, safe and aligned
     CHECK(terminal_safe("ok\xFF\n\xC2\x9B\xE2\x80\xAE") == "ok\xEF\xBF\xBD???");
     CHECK(display_width("\xE6\x97\xA5x") == 3);
 
+    // By default the two stalls of blocking_handler are one row, the longer one, with their count,
+    // total, p50 and max; its blocking calls are the longer one's.
+    const std::string grouped = render_slow_callbacks_table(r.p, a);
+    INFO(grouped);
+    CHECK(grouped.find("  grouped by callback: 1 callback, a line each with its longest stall (--no-group lists all 2)\n") !=
+          std::string::npos);
+    const std::size_t rows = std::count(grouped.begin(), grouped.end(), '\n');
+    CHECK(rows < std::count(table.begin(), table.end(), '\n'));
+    {
+        const Nanoseconds d0 = a.slow_callbacks[0].duration, d1 = a.slow_callbacks[1].duration;
+        char expect[128];
+        std::snprintf(expect, sizeof expect, "2 times, %.1f ms in all: p50 %.1f ms, max %.1f ms", (d0 + d1).ms(),
+                      std::min(d0, d1).ms(), std::max(d0, d1).ms());
+        CHECK(grouped.find(expect) != std::string::npos);
+    }
+    CHECK(grouped.find(" (the row: the longest)\n") != std::string::npos);
+
     SlowCallbackTableOptions few;
+    few.group = false;
     few.max_callbacks = 1;
     few.blocking_per_callback = 0;
     const std::string short_table = render_slow_callbacks_table(r.p, a, few);
