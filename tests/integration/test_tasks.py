@@ -277,8 +277,8 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """
 
 
-@pytest.mark.parametrize("py,n", [("pyenv-3.11", 20_000), ("pyenv-3.12", 20_000), ("pyenv-3.13", 20_000),
-                                  ("sid-3.14", 20_000), ("pyenv-3.12", 200_000)])
+@pytest.mark.parametrize("py,n", [(py, n) for py in ("pyenv-3.11", "pyenv-3.12", "pyenv-3.13", "sid-3.14", "sid-3.15")
+                                  for n in (20_000, 200_000)])
 def test_dump_lists_every_task_of_a_process_with_tens_of_thousands(py, n, tmp_path, spawn):
     """A task set larger than one remote read (20,000 tasks make a 1 MiB table) is read in pieces,
     never silently empty."""
