@@ -101,6 +101,17 @@ def run_loopspy(*args, timeout=120, check=True, **kw):
     return proc
 
 
+def assert_one_line_error(proc, code, *fragments):
+    """loopspy failed with exit code `code` and exactly one `loopspy: error:` line holding every
+    fragment; returns that line."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("loopspy: error: ")]
+    assert len(errors) == 1, proc.stderr
+    for frag in fragments:
+        assert frag in errors[0], errors[0]
+    return errors[0]
+
+
 def wait_for_exec(proc, name, timeout=10):
     """Waits until proc has exec'd the program called name (its /proc/PID/exe)."""
     deadline = time.monotonic() + timeout

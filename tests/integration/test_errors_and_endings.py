@@ -8,17 +8,9 @@ import time
 
 import pytest
 
-from conftest import (ALL_PYTHONS, LOOPSPY, WORKLOADS, frame_name, interpreter, parse_collapsed, run_loopspy,
+from conftest import (ALL_PYTHONS, LOOPSPY, WORKLOADS, assert_one_line_error, frame_name, interpreter, parse_collapsed,
+                      run_loopspy,
                       stolen_ms, wait_for_exec, wait_for_file)
-
-
-def assert_one_line_error(proc, code, *fragments):
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("loopspy: error: ")]
-    assert len(errors) == 1, proc.stderr
-    for frag in fragments:
-        assert frag in errors[0], errors[0]
 
 
 def test_a_dead_pid_is_reported(tmp_path):

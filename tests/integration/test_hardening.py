@@ -10,19 +10,9 @@ import time
 
 import pytest
 
-from conftest import LOOPSPY, ROOT, interpreter, run_loopspy, wait_for_file
+from conftest import LOOPSPY, ROOT, assert_one_line_error, interpreter, run_loopspy, wait_for_file
 
 PYTHON = "/usr/bin/python3.11"
-
-
-def one_error_line(proc, code, *fragments):
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("loopspy: error: ")]
-    assert len(errors) == 1, proc.stderr
-    for frag in fragments:
-        assert frag in errors[0], errors[0]
-    return errors[0]
 
 
 def rss_kb_peak(time_stderr):
@@ -36,7 +26,7 @@ def test_replaying_a_device_a_fifo_or_a_directory_is_refused_at_once(tmp_path):
         started = time.monotonic()
         proc = run_loopspy("replay", path, check=False, timeout=10)
         assert time.monotonic() - started < 3
-        one_error_line(proc, 2, f"is {kind}, not a loopspy recording")
+        assert_one_line_error(proc, 2, f"is {kind}, not a loopspy recording")
 
 
 def test_a_sparse_file_of_gigabytes_is_refused_without_reading_it(tmp_path):
@@ -56,7 +46,7 @@ def test_a_recording_of_only_its_header_is_an_empty_recording(tmp_path):
     run_loopspy("record", "-o", whole, "--", PYTHON, "-c", "pass")
     bare = tmp_path / "bare.lspy"
     bare.write_bytes(whole.read_bytes()[:16])
-    one_error_line(run_loopspy("replay", bare, "--slow-callbacks", check=False), 2, "empty recording")
+    assert_one_line_error(run_loopspy("replay", bare, "--slow-callbacks", check=False), 2, "empty recording")
 
 
 @pytest.mark.parametrize("args,fragment", [
@@ -67,7 +57,7 @@ def test_a_recording_of_only_its_header_is_an_empty_recording(tmp_path):
     (["record", "-o", "out.weird", "--", PYTHON, "-c", "pass"], "give -f FORMAT"),
 ])
 def test_each_bad_argument_is_one_line_and_exit_2(args, fragment):
-    one_error_line(run_loopspy(*args, check=False), 2, fragment)
+    assert_one_line_error(run_loopspy(*args, check=False), 2, fragment)
 
 
 def test_a_planted_symbolic_link_is_not_followed_and_nothing_is_recorded(tmp_path):
@@ -83,9 +73,9 @@ def test_a_planted_symbolic_link_is_not_followed_and_nothing_is_recorded(tmp_pat
         (shared / name).symlink_to(victim)
     marker = tmp_path / "ran"
     command = ["--", PYTHON, "-c", f"open({str(marker)!r}, 'w')"]
-    one_error_line(run_loopspy("record", "-o", shared / "out.svg", *command, check=False), 2, "is a symbolic link", "--force")
-    one_error_line(run_loopspy("record", "-o", shared / "rec.lspy", *command, check=False), 2, "is a symbolic link")
-    one_error_line(run_loopspy("replay", ROOT / "tests/regression/recordings/stalls.lspy", "--report", shared / "out.svg",
+    assert_one_line_error(run_loopspy("record", "-o", shared / "out.svg", *command, check=False), 2, "is a symbolic link", "--force")
+    assert_one_line_error(run_loopspy("record", "-o", shared / "rec.lspy", *command, check=False), 2, "is a symbolic link")
+    assert_one_line_error(run_loopspy("replay", ROOT / "tests/regression/recordings/stalls.lspy", "--report", shared / "out.svg",
                                check=False), 2, "is a symbolic link")
     assert victim.read_text() == "precious\n" and not marker.exists()
     # No temporary with a guessable name either: the folder holds only the planted links.
@@ -99,7 +89,7 @@ def test_an_output_in_a_missing_folder_is_refused_before_the_target_runs(tmp_pat
     for flags in (["-o", tmp_path / "no/such/folder/x.svg"], ["--report", tmp_path / "nope/r.json"],
                   ["--recording", tmp_path / "gone/r.lspy"]):
         proc = run_loopspy("record", *flags, "--", PYTHON, "-c", f"open({str(marker)!r}, 'w')", check=False)
-        one_error_line(proc, 2, "No such file or directory")
+        assert_one_line_error(proc, 2, "No such file or directory")
         assert "recording pid" not in proc.stderr
     assert not marker.exists()
 
@@ -111,7 +101,7 @@ def test_a_read_only_folder_is_refused_before_the_target_runs(tmp_path):
                            f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && "
                            f"{LOOPSPY} record -o {ro}/x.svg -- {PYTHON} -c pass"],
                           capture_output=True, text=True, timeout=60)
-    one_error_line(proc, 1, "Read-only file system")
+    assert_one_line_error(proc, 1, "Read-only file system")
     assert "recording pid" not in proc.stderr
 
 
@@ -124,17 +114,17 @@ def test_dev_null_and_stdout_take_outputs(tmp_path):
     assert re.search(r"^thread .*stalls\.py.* \d+$", collapsed.stdout, re.M), collapsed.stdout[:300]
     report = run_loopspy("replay", rec, "--report", "-")
     assert json.loads(report.stdout)["slow_callbacks"]
-    one_error_line(run_loopspy("replay", rec, "--report", "-", "-o", "-", check=False), 2, "only one output can go to stdout")
+    assert_one_line_error(run_loopspy("replay", rec, "--report", "-", "-o", "-", check=False), 2, "only one output can go to stdout")
 
 
 def test_a_loop_thread_that_does_not_exist_is_refused(tmp_path, spawn):
     ready = tmp_path / "ready"
     p = spawn([PYTHON, "-c", f"import time; open({str(ready)!r}, 'w').write('1'); time.sleep(30)"])
     wait_for_file(ready, proc=p)
-    one_error_line(run_loopspy("record", "-p", p.pid, "--loop-thread", 12345, "-d", 1, check=False), 2,
+    assert_one_line_error(run_loopspy("record", "-p", p.pid, "--loop-thread", 12345, "-d", 1, check=False), 2,
                    f"--loop-thread 12345: process {p.pid} has no such thread")
     rec = ROOT / "tests/regression/recordings/stalls.lspy"
-    one_error_line(run_loopspy("replay", rec, "--loop-thread", 12345, "--slow-callbacks", check=False), 2,
+    assert_one_line_error(run_loopspy("replay", rec, "--loop-thread", 12345, "--slow-callbacks", check=False), 2,
                    "--loop-thread 12345: the recording has no such thread (it has ")
 
 
