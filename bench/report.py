@@ -128,6 +128,13 @@ def render(data, run, results_rel):
         lines.append("")
         lines.append(f"Not measured in this run: {', '.join(missing)}.")
     lines += [""] + sections
+    # The soak is an hour of its own (bench/soak.py), not part of the suite's run: its section says so.
+    soak = os.path.join(env.REPO, results_rel, "soak.md")
+    if os.path.exists(soak):
+        body = open(soak).read().split("\n", 1)[1].strip()
+        lines += ["## 8. Soak: an hour of a churning service (its own run)", "",
+                  "Not from the run above: `bench/soak.py` on its own, with its own binary and date "
+                  f"(in `{results_rel}/soak.json`).", "", body.replace("(soak.svg)", f"({results_rel}/soak.svg)"), ""]
     lines += ["## Method", "",
               "- One command: `scripts/bench.sh` (builds `build/loopspy` with scripts/build.sh, then runs "
               "`bench/run_all.py`); `scripts/bench.sh --quick` is a ~2-minute smoke of every part "

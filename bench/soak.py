@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--results", default=os.path.join(REPO, "bench", "results"))
     args = ap.parse_args()
     seconds = args.minutes * 60
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     tmp = tempfile.mkdtemp(prefix="loopspy-soak-")
     ready = os.path.join(tmp, "ready")
     service = subprocess.Popen([args.python, WORKLOAD, "--seconds", str(seconds + 30), "--ready", ready],
@@ -118,7 +119,9 @@ def main():
     summary = [l for l in stderr.splitlines() if "fully symbolized" in l][0]
     half = [(r["t_s"], r["rss_mb"]) for r in readings if r["t_s"] >= seconds / 2]
     steady = [r["cpu_pct"] for r in readings[1:]]
+    version = subprocess.run([args.loopspy, "--version"], capture_output=True, text=True).stdout.splitlines()
     result = {
+        "started": started_at, "loopspy_version": " / ".join(version[:2]),
         "minutes": args.minutes, "interval_s": args.interval, "python": args.python,
         "loopspy": args.loopspy, "readings": readings, "summary": summary,
         "rate": next((l for l in stderr.splitlines() if "Hz requested" in l), ""),
@@ -134,8 +137,9 @@ def main():
     svg(readings, os.path.join(args.results, "soak.svg"))
     with open(os.path.join(args.results, "soak.md"), "w") as f:
         f.write(f"# Soak: {args.minutes:.0f} minutes of a churning service at 1 kHz\n\n"
-                f"`bench/soak.py --minutes {args.minutes:g}`: the service makes about 2,000 tasks and 20 threads "
-                f"a second and stalls 60 ms every 5 s; loopspy records it by pid.\n\n"
+                f"`bench/soak.py --minutes {args.minutes:g}`, started {started_at}, {result['loopspy_version']}: the "
+                f"service makes about 2,000 tasks and 20 threads a second and stalls 60 ms every 5 s; loopspy "
+                f"records it by pid.\n\n"
                 f"![RSS and CPU over time](soak.svg)\n\n"
                 f"- RSS: {result['rss_first_mb']} MB at the first reading, {result['rss_last_mb']} MB at the last, "
                 f"{result['rss_max_mb']} MB at most; growth over the second half "
