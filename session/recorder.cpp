@@ -74,7 +74,10 @@ std::optional<std::string> rate_line(const SamplingRate& rate, Nanoseconds targe
     if (!rate.measured) return std::nullopt;
     char line[600];
     const int achieved = static_cast<int>(std::lround(std::min<double>(rate.achieved_hz, rate.requested_hz)));
-    if (rate.share >= kAchievedShare) {
+    // A warning only for a shortfall the CPU clock can tell (what `undelivered` counts); the rate
+    // itself only for a target that ran long enough on its 10 ms clock (0.3 s) to say it.
+    if (rate.share >= kAchievedShare || rate.undelivered == 0) {
+        if (target_cpu < kRateCpuTime) return std::nullopt;
         std::snprintf(line, sizeof(line), "achieved %d Hz of %d Hz requested (samples per second of the target's %.2f s of CPU)",
                       achieved, rate.requested_hz, target_cpu.seconds());
         return std::string(line);

@@ -86,10 +86,13 @@ SamplingRate sampling_rate(std::uint64_t delivered, Nanoseconds target_cpu, int 
 
 /// Below this share of the requested rate the summary warns.
 inline constexpr double kAchievedShare = 0.95;
+/// The least CPU time of the target whose rate the summary states (without a shortfall to warn of).
+inline constexpr Nanoseconds kRateCpuTime{300'000'000};
 
 /// The summary's line on the rate: "achieved N Hz of M Hz requested ...", a warning under
-/// kAchievedShare, the loud zero ("this profile is missing X% of the target's CPU time") under
-/// half. nullopt when the target used too little CPU (under 20 samples' worth) to say.
+/// kAchievedShare when the shortfall is more than the CPU clock's resolution explains (the loud
+/// zero, "missing most of the target's CPU time", under half). nullopt when the target used too
+/// little CPU to say: under 20 samples' worth, or under kRateCpuTime with no such shortfall.
 std::optional<std::string> rate_line(const SamplingRate& rate, Nanoseconds target_cpu);
 
 class Recorder {

@@ -274,6 +274,19 @@ TEST_CASE("the achieved rate is stated, and what the kernel never delivered is l
         CHECK(r.undelivered == 150'000);
         CHECK(rate_line(r, two_seconds)->find("missing most") != std::string::npos);
     }
+    SUBCASE("30 ms of CPU, half of it sampled: within what the 10 ms clock can tell, so no warning and no loss") {
+        const Nanoseconds little{30'000'000};
+        const SamplingRate r = sampling_rate(16, little, 1000);
+        CHECK(r.undelivered == 0);
+        CHECK_FALSE(rate_line(r, little));
+    }
+    SUBCASE("a short program with nothing sampled is still the loud zero") {
+        const Nanoseconds quarter{250'000'000};
+        const SamplingRate r = sampling_rate(0, quarter, 1000);
+        CHECK(r.undelivered == 250);
+        REQUIRE(rate_line(r, quarter));
+        CHECK(rate_line(r, quarter)->find("missing most of the target's CPU time") != std::string::npos);
+    }
     SUBCASE("a target that hardly ran is not called missing") {
         CHECK_FALSE(rate_line(sampling_rate(0, Nanoseconds{15'000'000}, 1000), Nanoseconds{15'000'000}));
         CHECK(sampling_rate(0, Nanoseconds{15'000'000}, 1000).undelivered == 0);
