@@ -48,6 +48,16 @@ Result<std::pair<UniqueFd, std::string>> make_temporary(const std::string& path)
     return std::make_pair(std::move(fd), std::string(buf.data()));
 }
 
+/// `contents` written into what `path` opens to, with `flags` besides O_WRONLY.
+Result<void> write_in_place(const std::string& path, std::string_view contents, int flags) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | flags, 0644));
+    if (!fd.valid()) return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(errno));
+    if (int err = write_fully(fd.get(), contents)) {
+        return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(err));
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<void> check_output_path(const std::string& path, bool force) {
@@ -88,20 +98,10 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
     if (exists && S_ISLNK(st.st_mode)) {
         if (!force) return symlink_refused(path);
         // Asked for: written where the link points, in place.
-        UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-        if (!fd.valid()) return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(errno));
-        if (int err = write_fully(fd.get(), contents)) {
-            return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(err));
-        }
-        return {};
+        return write_in_place(path, contents, O_CREAT | O_TRUNC);
     }
     if (exists && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {  // /dev/null, a FIFO: written in place
-        UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
-        if (!fd.valid()) return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(errno));
-        if (int err = write_fully(fd.get(), contents)) {
-            return make_error(ErrorKind::Io, "cannot write " + path + ": " + std::strerror(err));
-        }
-        return {};
+        return write_in_place(path, contents, O_NOFOLLOW);
     }
     LOOPSPY_TRY(auto temporary, make_temporary(path));
     auto& [fd, tmp] = temporary;
