@@ -101,6 +101,13 @@ std::vector<KernelFeature> probe_kernel_features() {
     return out;
 }
 
+bool feature_available(const std::vector<KernelFeature>& features, const std::string& key) {
+    for (const KernelFeature& f : features) {
+        if (f.key == key) return f.available;
+    }
+    return false;
+}
+
 Result<void> check_required_features(const std::vector<KernelFeature>& features) {
     for (const KernelFeature& f : features) {
         if (f.required && !f.available) {

@@ -46,6 +46,8 @@ struct KernelFeature {
 
 /// Every feature, probed now (a few bpf() calls; no program stays loaded).
 std::vector<KernelFeature> probe_kernel_features();
+/// Whether the feature `key` is available in `features`.
+bool feature_available(const std::vector<KernelFeature>& features, const std::string& key);
 /// Whether LOOPSPY_DISABLE_FEATURES names `key`.
 bool feature_disabled(const std::string& key);
 /// The first required feature missing, as the error `record` gives (ErrorKind::NoBtf: the kernel

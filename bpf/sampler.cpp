@@ -290,16 +290,11 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     // sched_switch through tp_btf where the kernel's BTF describes the tracepoint, else raw_tp; the
     // selector calls through fentry/fexit on the functions that implement them, else through the
     // syscall tracepoints (which every syscall on the machine pays for).
-    const std::vector<KernelFeature> features = probe_kernel_features();
+    const std::vector<KernelFeature> features =
+        options.kernel_features.empty() ? probe_kernel_features() : options.kernel_features;
     LOOPSPY_CHECK(check_required_features(features));
-    auto has = [&](const char* key) {
-        for (const KernelFeature& f : features) {
-            if (f.key == key) return f.available;
-        }
-        return false;
-    };
-    impl->use_tp_btf = has("tp_btf");
-    impl->use_fentry = options.track_off_cpu && has("fentry");
+    impl->use_tp_btf = feature_available(features, "tp_btf");
+    impl->use_fentry = options.track_off_cpu && feature_available(features, "fentry");
     bpf_program* prog = nullptr;
     bpf_object__for_each_program(prog, impl->skel->obj) {
         if (prog != impl->skel->progs.on_cpu_sample) bpf_program__set_autoload(prog, false);

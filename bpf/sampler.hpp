@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bpf/event_source.hpp"
+#include "bpf/kernel_features.hpp"
 #include "bpf/loopspy.h"
 #include "core/result.hpp"
 #include "core/types.hpp"
@@ -35,6 +36,9 @@ struct SamplerOptions {
     FrameWalkLayout layout{};
     bool track_off_cpu = true;  // sched_switch and syscall hooks: off-CPU intervals and selector waits
     bool follow_children = false;  // --subprocesses: sample every descendant from its fork on
+    /// What the kernel gives, as probed by the caller before it launched anything (empty: the
+    /// sampler probes it itself).
+    std::vector<KernelFeature> kernel_features;
 };
 
 class Sampler final : public EventSource {

@@ -245,7 +245,9 @@ Result<int> run_record(const RecordArgs& args) {
     LOOPSPY_TRY(std::optional<TargetProcess> given, validate(args));
     LOOPSPY_CHECK(check_privileges());
     LOOPSPY_CHECK(check_btf());
-    LOOPSPY_CHECK(check_required_features(probe_kernel_features()));  // before a command is launched
+    // Probed once, before a command is launched; the sampler takes its attach points from it.
+    std::vector<KernelFeature> kernel_features = probe_kernel_features();
+    LOOPSPY_CHECK(check_required_features(kernel_features));
     // Every file can be written before the first sample: the outputs, and the recording's folder
     // (the default name goes in the current folder).
     LOOPSPY_CHECK(check_output_files(args.outputs));
@@ -267,6 +269,7 @@ Result<int> run_record(const RecordArgs& args) {
                                      : args.recording;
     LOOPSPY_TRY(auto writer, RecordingWriter::create(recording_path, args.outputs.force));
     RecorderOptions options = recorder_options(args, live_status);
+    options.kernel_features = std::move(kernel_features);
     std::unique_ptr<TopView> view;
     std::vector<std::string> notices;  // top: said after the view, which covers the terminal
     if (args.top) {

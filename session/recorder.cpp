@@ -134,6 +134,7 @@ Result<std::unique_ptr<Recorder>> Recorder::attach(Pid pid, Interpreter interp, 
     so.layout = frame_walk_layout(interp.layout);
     so.track_off_cpu = options.track_off_cpu;
     so.follow_children = options.follow_children;
+    so.kernel_features = options.kernel_features;
     LOOPSPY_TRY(std::unique_ptr<Sampler> sampler, Sampler::load(so));
     return start(pid, std::move(interp), options, profile, std::move(sampler));
 }

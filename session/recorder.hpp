@@ -40,6 +40,7 @@ struct RecorderOptions {
     bool track_off_cpu = true;
     double task_rate_hz = 10;  // task snapshots per second (0: no task snapshots)
     bool follow_children = false;  // --subprocesses: record every descendant too
+    std::vector<KernelFeature> kernel_features;  // as probed before the target started (empty: probed at attach)
     /// One line for the user (a child followed, a process that left Python), printed as it happens.
     std::function<void(const std::string&)> on_notice;
     /// Called about 4 times a second while recording, and once at the end (final = true).
