@@ -48,6 +48,14 @@ struct SamplerStats {
     std::uint64_t& operator[](loopspy_stat stat) { return counts[stat]; }
 };
 
+/// What the kernel saw of one thread that had no thread state published: a Python thread's is
+/// lost (loopspy had not seen it yet), a native thread's is not part of a Python profile.
+struct UnknownThread {
+    Tid tid;
+    std::uint64_t samples = 0;  // on-CPU samples
+    std::uint64_t off_cpu = 0;  // off-CPU intervals
+};
+
 /// The shape of a stack (its code objects in order, lines aside): FNV-1a, as loopspy_shape_step
 /// computes it in the kernel.
 std::uint64_t stack_shape(std::span<const loopspy_frame> frames);
@@ -85,8 +93,8 @@ public:
     virtual SamplerStats stats() const = 0;
     /// Samples of threads with no published thread state so far (cheap: for every poll).
     virtual std::uint64_t unknown_thread_samples() const = 0;
-    /// Those samples per tid, since the last call.
-    virtual std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples() = 0;
+    /// Per tid, since the last call: its samples and off-CPU intervals without a thread state.
+    virtual std::vector<UnknownThread> take_unknown_threads() = 0;
 };
 
 }  // namespace loopspy

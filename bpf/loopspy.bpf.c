@@ -69,13 +69,12 @@ static __always_inline bool is_followed(__u32 tgid)
     return tgid == target_tgid || (follow_children && bpf_map_lookup_elem(&targets, &tgid));
 }
 
-/* Samples of target threads not (yet) in thread_states, per tid: user space decides later whether
- * they were lost Python samples (a thread it had not seen yet) or native threads. */
+/* Samples and off-CPU intervals of target threads not (yet) in thread_states, per tid. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 4096);
     __type(key, __u32);
-    __type(value, __u64);
+    __type(value, struct loopspy_unknown_thread);
 } unknown_tids SEC(".maps");
 
 struct {
@@ -143,25 +142,31 @@ static __always_inline long emit_sample(struct loopspy_sample *ev, bool early)
     return bpf_ringbuf_output(&events, ev, size, wakeup_flag(early));
 }
 
-/* The thread state of a target thread, counting a sample of a thread not (yet) known. */
-static __always_inline __u64 *thread_state_of(__u32 tid)
+/* The thread state of a target thread, counting an on-CPU sample or an off-CPU interval of a
+ * thread not (yet) known. */
+static __always_inline __u64 *thread_state_of(__u32 tid, bool off_cpu)
 {
     __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
-    if (!tstate) {
-        __u64 one = 1, *n = bpf_map_lookup_elem(&unknown_tids, &tid);
-        if (n)
-            __sync_fetch_and_add(n, 1);
+    if (tstate)
+        return tstate;
+    struct loopspy_unknown_thread *n = bpf_map_lookup_elem(&unknown_tids, &tid);
+    if (n) {
+        if (off_cpu)
+            __sync_fetch_and_add(&n->off_cpu, 1);
         else
-            bpf_map_update_elem(&unknown_tids, &tid, &one, BPF_NOEXIST);
+            __sync_fetch_and_add(&n->samples, 1);
+    } else {
+        struct loopspy_unknown_thread first = {.samples = off_cpu ? 0 : 1, .off_cpu = off_cpu ? 1 : 0};
+        bpf_map_update_elem(&unknown_tids, &tid, &first, BPF_NOEXIST);
     }
-    return tstate;
+    return 0;
 }
 
 /* On-CPU: walk the current thread's stack into the per-CPU scratch sample and emit it. */
 static __always_inline int sample_on_cpu(__u32 pid, __u32 tid)
 {
     __u32 zero = 0;
-    __u64 *tstate = thread_state_of(tid);
+    __u64 *tstate = thread_state_of(tid, false);
     if (!tstate) {
         count(LOOPSPY_STAT_NO_TSTATE);
         return 0;
@@ -338,18 +343,6 @@ int BPF_PROG(select_left)
 
 /* The same from the syscall tracepoints, for kernels without fentry: every syscall on the
  * machine runs these (and pays for them), so the loader picks them only as a fallback. */
-static __always_inline bool is_epoll_wait(long nr)
-{
-    /* x86-64: epoll_wait, epoll_pwait, epoll_pwait2 */
-    return nr == 232 || nr == 281 || nr == 441;
-}
-
-static __always_inline bool is_poll_or_select(long nr)
-{
-    /* x86-64: poll, select, pselect6, ppoll */
-    return nr == 7 || nr == 23 || nr == 270 || nr == 271;
-}
-
 SEC("raw_tp/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {

@@ -46,6 +46,23 @@ static __always_inline __s32 current_syscall(void)
     return nr >= 0 ? (__s32)nr : LOOPSPY_NO_SYSCALL;
 }
 
+/* x86-64: epoll_wait, epoll_pwait, epoll_pwait2 */
+static __always_inline bool is_epoll_wait(long nr)
+{
+    return nr == 232 || nr == 281 || nr == 441;
+}
+
+/* x86-64: poll, select, pselect6, ppoll */
+static __always_inline bool is_poll_or_select(long nr)
+{
+    return nr == 7 || nr == 23 || nr == 270 || nr == 271;
+}
+
+static __always_inline bool is_selector_syscall(long nr)
+{
+    return is_epoll_wait(nr) || is_poll_or_select(nr);
+}
+
 static __always_inline struct thread_activity *activity_of(__u32 tid)
 {
     struct thread_activity *a = bpf_map_lookup_elem(&activity, &tid);
@@ -64,9 +81,16 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
     if (!a)
         return;
     a->off_pending = 0;
-    if (a->in_selector)
-        return;
-    __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
+    __s32 syscall = current_syscall();
+    if (a->in_selector) {
+        if (is_selector_syscall(syscall))
+            return;
+        /* Marked in its selector, but it is in another syscall (or none): the selector's return
+         * was never seen (its fexit attached after the call had begun). It is not idle. */
+        a->in_selector = 0;
+        count(LOOPSPY_STAT_STALE_SELECTOR);
+    }
+    __u64 *tstate = thread_state_of(tid, true);
     if (!tstate)
         return;
     struct loopspy_sample *ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
@@ -88,7 +112,7 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
         return;
     }
     a->off_since_ns = bpf_ktime_get_ns();
-    a->off_syscall = current_syscall();
+    a->off_syscall = syscall;
     a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
     a->off_pending = 1;
 }
@@ -101,8 +125,10 @@ static __always_inline void thread_switched_in(__u32 pid, __u32 tid)
         return;
     a->off_pending = 0;
     struct loopspy_sample *ev = bpf_map_lookup_elem(&offcpu_stacks, &tid);
-    if (!ev)
+    if (!ev) {
+        count(LOOPSPY_STAT_LOST_OFF_CPU);
         return;
+    }
     __u64 now = bpf_ktime_get_ns();
     ev->h.kind = LOOPSPY_EVENT_OFF_CPU;
     ev->h.tid = tid;

@@ -414,8 +414,8 @@ std::uint64_t Sampler::unknown_thread_samples() const {
     return read_counter(impl_->skel->maps.stats, LOOPSPY_STAT_NO_TSTATE, values);
 }
 
-std::vector<std::pair<Tid, std::uint64_t>> Sampler::take_unknown_thread_samples() {
-    std::vector<std::pair<Tid, std::uint64_t>> out;
+std::vector<UnknownThread> Sampler::take_unknown_threads() {
+    std::vector<UnknownThread> out;
     bpf_map* map = impl_->skel->maps.unknown_tids;
     __u32 key = 0, next = 0;
     std::vector<__u32> keys;
@@ -427,11 +427,11 @@ std::vector<std::pair<Tid, std::uint64_t>> Sampler::take_unknown_thread_samples(
         if (keys.size() > 65536) break;
     }
     for (__u32 k : keys) {
-        __u64 v = 0;
+        loopspy_unknown_thread v{};
         if (bpf_map__lookup_and_delete_elem(map, &k, sizeof(k), &v, sizeof(v), 0) == 0 ||
             bpf_map__lookup_elem(map, &k, sizeof(k), &v, sizeof(v), 0) == 0) {
             bpf_map__delete_elem(map, &k, sizeof(k), 0);
-            out.emplace_back(Tid{static_cast<std::int32_t>(k)}, v);
+            out.push_back({Tid{static_cast<std::int32_t>(k)}, v.samples, v.off_cpu});
         }
     }
     return out;

@@ -70,7 +70,7 @@ public:
 
     SamplerStats stats() const override;
     std::uint64_t unknown_thread_samples() const override;
-    std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples() override;
+    std::vector<UnknownThread> take_unknown_threads() override;
 
 private:
     struct Impl;

@@ -381,9 +381,13 @@ void Recorder::check_children() {
 }
 
 void Recorder::account_unknown_threads() {
-    for (const auto& [tid, n] : sampler_->take_unknown_thread_samples()) {
-        if (python_threads_.count(tid)) profile_.lost.no_thread_state += n;
-        else native_thread_samples_ += n;
+    for (const UnknownThread& t : sampler_->take_unknown_threads()) {
+        if (python_threads_.count(t.tid)) {
+            profile_.lost.no_thread_state += t.samples;
+            untracked_off_cpu_ += t.off_cpu;
+        } else {
+            native_thread_samples_ += t.samples;
+        }
     }
 }
 
@@ -579,7 +583,9 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
     profile_.lost.ringbuf_full = st[LOOPSPY_STAT_LOST_RINGBUF];
     // Events of a process dropped while they were on their way could not be named.
     profile_.lost.read_failed = st[LOOPSPY_STAT_LOST_READ] + orphan_events_;
-    profile_.lost.off_cpu = st[LOOPSPY_STAT_LOST_OFF_CPU];
+    // A Python thread that left the CPU while its thread state was not published (yet, or for a
+    // moment) had no stack to keep: that interval is lost like one the kernel had no room for.
+    profile_.lost.off_cpu = st[LOOPSPY_STAT_LOST_OFF_CPU] + untracked_off_cpu_;
     profile_.lost.selector = st[LOOPSPY_STAT_LOST_SELECTOR];
     summary.samples = samples_;
     summary.off_cpu_intervals = off_cpu_intervals_;

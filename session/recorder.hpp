@@ -161,6 +161,7 @@ private:
     std::uint64_t off_cpu_intervals_ = 0;
     std::uint64_t fully_symbolized_ = 0;
     std::uint64_t native_thread_samples_ = 0;
+    std::uint64_t untracked_off_cpu_ = 0;  // off-CPU intervals of Python threads with no thread state published
     std::uint64_t last_no_tstate_ = 0;
     std::uint64_t orphan_events_ = 0;  // events of a thread whose process was just dropped
     bool root_left_python_ = false;    // the target exec'd a program loopspy cannot record

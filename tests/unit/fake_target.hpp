@@ -77,6 +77,16 @@ struct FakeTarget {
         put<std::uint64_t>(code, l.code_qualname, heap.addr(name));
         put<std::int32_t>(code, l.code_firstlineno, line);
     }
+    /// One interpreter with one thread state, whose native id is `tid` (a thread of this process,
+    /// which the reader checks under /proc): the thread list a recorder reads.
+    void write_thread_list(Tid tid) {
+        const PythonLayout& l = layout();
+        std::memset(heap.at(kRuntime), 0, 3 * kObjectRoom);
+        put<std::uint64_t>(heap.at(kRuntime), l.runtime_interpreters_head, heap.addr(kInterpreter));
+        put<std::uint64_t>(heap.at(kInterpreter), l.interp_threads_head, heap.addr(kThreadState));
+        put<std::uint64_t>(heap.at(kThreadState), l.tstate_native_thread_id, static_cast<std::uint64_t>(tid.value));
+        interp.runtime = RemoteAddr{heap.addr(kRuntime)};
+    }
     /// What the allocator leaves where a code object was freed: not a code object any more.
     void free_code(std::size_t off) { std::memset(heap.at(off), 0xa5, layout().code_code_adaptive); }
 
@@ -89,6 +99,8 @@ struct FakeTarget {
     }
 
     static constexpr std::size_t kCodeType = 0, kFile = 256, kHandler = 512, kRender = 768, kCode = 4096;
+    static constexpr std::size_t kObjectRoom = 1024, kRuntime = 3 * 4096, kInterpreter = kRuntime + kObjectRoom,
+                                 kThreadState = kInterpreter + kObjectRoom;
     FakeHeap heap;
     RemoteMemory memory;
     Interpreter interp;

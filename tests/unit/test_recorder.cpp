@@ -82,12 +82,10 @@ public:
     void mark_shape_known(std::uint64_t shape) override { shapes_marked.push_back(shape); }
     SamplerStats stats() const override { return stats_; }
     std::uint64_t unknown_thread_samples() const override { return unknown_total; }
-    std::vector<std::pair<Tid, std::uint64_t>> take_unknown_thread_samples() override {
-        return std::exchange(unknown, {});
-    }
+    std::vector<UnknownThread> take_unknown_threads() override { return std::exchange(unknown, {}); }
 
     SamplerStats stats_;
-    std::vector<std::pair<Tid, std::uint64_t>> unknown;
+    std::vector<UnknownThread> unknown;
     std::uint64_t unknown_total = 0;
     std::vector<std::uint64_t> shapes_marked;
     std::size_t started_with = 99;
@@ -111,7 +109,8 @@ struct Session {
     CannedEvents* events = nullptr;
     std::unique_ptr<Recorder> recorder;
 
-    Session() {
+    explicit Session(Tid python_thread = Tid{0}) {
+        if (python_thread.value != 0) target.write_thread_list(python_thread);
         target.write_code(kHandlerCode, FakeTarget::kHandler, 10);
         target.write_code(kRenderCode, FakeTarget::kRender, 40);
         auto source = std::make_unique<CannedEvents>();
@@ -226,7 +225,7 @@ TEST_CASE("samples the kernel lost are counted in the recording, never dropped s
     s.events->stats_[LOOPSPY_STAT_LOST_OFF_CPU] = 2;
     s.events->stats_[LOOPSPY_STAT_LOST_SELECTOR] = 1;
     // Samples of a thread that never showed a Python thread state: a native thread's.
-    s.events->unknown = {{Tid{999}, 11}};
+    s.events->unknown = {{Tid{999}, 11, 0}};
     s.events->unknown_total = 11;
     s.events->on_cpu(Nanoseconds{1'000'000}, {frame(s.target, kHandlerCode)});
     RecordSummary summary = s.run();
@@ -237,6 +236,22 @@ TEST_CASE("samples the kernel lost are counted in the recording, never dropped s
     CHECK(s.profile.lost.selector == 1);
     CHECK(summary.native_thread_samples == 11);
     CHECK(s.profile.lost.no_thread_state == 0);
+}
+
+TEST_CASE("a Python thread seen without its thread state loses its samples and off-CPU intervals, counted") {
+    const Tid python{static_cast<int>(::gettid())};
+    Session s(python);
+    s.events->stats_[LOOPSPY_STAT_LOST_OFF_CPU] = 2;
+    // A Python thread of the target, seen before its thread state was published (or while it was
+    // not), beside a native thread whose intervals are not part of the profile.
+    s.events->unknown = {{python, 4, 3}, {Tid{999}, 11, 5}};
+    s.events->unknown_total = 15;
+    s.events->on_cpu(Nanoseconds{1'000'000}, {frame(s.target, kHandlerCode)});
+    RecordSummary summary = s.run();
+
+    CHECK(s.profile.lost.no_thread_state == 4);
+    CHECK(s.profile.lost.off_cpu == 2 + 3);
+    CHECK(summary.native_thread_samples == 11);
 }
 
 TEST_CASE("the achieved rate is stated, and what the kernel never delivered is lost, never a clean zero") {
