@@ -22,7 +22,7 @@
 
 namespace loopspy {
 
-inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 3;
+inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 4;
 
 /// Layout constants (docs/recording-format.md), exposed for tests and the fuzzer.
 namespace recording_format {

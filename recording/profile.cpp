@@ -8,11 +8,49 @@ namespace loopspy {
 
 StringId Profile::intern_string(std::string_view s) {
     auto it = string_ids_.find(s);
+    if (it == string_ids_.end()) return add_string(s);
+    if (!task_strings_.empty()) task_strings_.erase(it->second);  // a task's name that code has too: it stays
+    return it->second;
+}
+
+StringId Profile::intern_task_string(std::string_view s) {
+    auto it = string_ids_.find(s);
     if (it != string_ids_.end()) return it->second;
-    StringId id = static_cast<StringId>(strings_.size());
-    strings_.emplace_back(s);
-    string_ids_.emplace(strings_.back(), id);
+    const StringId id = add_string(s);
+    task_strings_.insert(id);
     return id;
+}
+
+StringId Profile::add_string(std::string_view s) {
+    const auto id = static_cast<StringId>(string_count());
+    strings_.emplace_back(s);
+    string_ids_.emplace(strings_.back(), id);  // the first holder of a repeated text keeps it
+    return id;
+}
+
+void Profile::drop_events() {
+    samples_dropped_ += samples_.size();
+    waits_dropped_ += selector_waits_.size();
+    snapshots_dropped_ += snapshots_.size();
+    samples_.clear();
+    selector_waits_.clear();
+    snapshots_.clear();
+    for (const TaskRecord& t : tasks_) task_ids_.erase(std::make_tuple(t.pid.value, t.addr, t.coro, t.name, t.coro_name));
+    tasks_dropped_ += tasks_.size();
+    tasks_.clear();
+    // Task names go; every other string stays known by its text (the key of string_ids_).
+    for (std::size_t i = 0; i < strings_.size(); ++i) {
+        const auto id = static_cast<StringId>(strings_dropped_ + i);
+        auto known = string_ids_.find(strings_[i]);
+        if (known == string_ids_.end() || known->second != id) continue;
+        if (task_strings_.count(id)) string_ids_.erase(known);
+        else kept_strings_.emplace(id, &known->first);
+    }
+    task_strings_.clear();
+    strings_dropped_ += strings_.size();
+    strings_.clear();
+    strings_.shrink_to_fit();
+    tasks_.shrink_to_fit();
 }
 
 FrameId Profile::intern_frame(std::string_view name, std::string_view file, std::int32_t line, std::uint32_t flags) {
@@ -70,9 +108,16 @@ namespace loopspy {
 
 TaskId Profile::intern_task(const TaskRecord& t) {
     auto key = std::make_tuple(t.pid.value, t.addr, t.coro, t.name, t.coro_name);
-    auto [it, fresh] = task_ids_.try_emplace(key, static_cast<TaskId>(tasks_.size()));
+    auto [it, fresh] = task_ids_.try_emplace(key, static_cast<TaskId>(task_count()));
     if (fresh) tasks_.push_back(t);
     return it->second;
+}
+
+TaskId Profile::add_task(const TaskRecord& t) {
+    const auto id = static_cast<TaskId>(task_count());
+    task_ids_.try_emplace(std::make_tuple(t.pid.value, t.addr, t.coro, t.name, t.coro_name), id);
+    tasks_.push_back(t);
+    return id;
 }
 
 namespace {

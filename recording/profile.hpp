@@ -12,6 +12,7 @@
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/selector_wait.hpp"
@@ -163,6 +164,13 @@ public:
     LossCounters lost;
 
     StringId intern_string(std::string_view s);
+    /// A string that lives as long as the task it names: interned like any other, and let go by
+    /// drop_events once it is in the recording, so a service that starts thousands of tasks a
+    /// second keeps no name of a task that is gone. (The same text later gets a new id.)
+    StringId intern_task_string(std::string_view s);
+    /// A string as a recording holds it, at the next id even if the text is already known (a
+    /// 1.4 recording repeats the names of tasks started after their first holder was let go).
+    StringId add_string(std::string_view s);
     FrameId intern_frame(std::string_view name, std::string_view file, std::int32_t line, std::uint32_t flags);
     /// Frames outermost first.
     StackId intern_stack(std::span<const FrameId> frames);
@@ -178,8 +186,10 @@ public:
     void add_selector_waits(std::span<const SelectorWait> more) {
         selector_waits_.insert(selector_waits_.end(), more.begin(), more.end());
     }
-    /// The id of a task seen (the same record gets the same id).
+    /// The id of a task seen (the same record gets the same id while it is held).
     TaskId intern_task(const TaskRecord& t);
+    /// A task as a recording holds it, at the next id even if the same record is known.
+    TaskId add_task(const TaskRecord& t);
     void add_task_snapshot(TaskSnapshot s) { snapshots_.push_back(std::move(s)); }
     /// Sets the coroutine of the sample with absolute index `index` (the reader's sample-coroutines chunk).
     bool set_sample_coro(std::size_t index, std::uint64_t coro);
@@ -189,7 +199,11 @@ public:
     /// Says which process a thread belongs to (a recording of one process need not).
     void set_thread_process(Tid tid, Pid pid) { thread_processes_[tid] = pid; }
 
-    std::string_view string(StringId id) const { return strings_[id]; }
+    std::string_view string(StringId id) const {
+        if (id >= strings_dropped_) return strings_[id - strings_dropped_];
+        auto it = kept_strings_.find(id);
+        return it != kept_strings_.end() ? std::string_view(*it->second) : std::string_view();
+    }
     const FrameRecord& frame(FrameId id) const { return frames_[id]; }
     std::span<const FrameId> stack(StackId id) const;
     /// The samples and waits still held; ids before samples_dropped()/waits_dropped() were
@@ -198,19 +212,16 @@ public:
     const std::vector<SelectorWait>& selector_waits() const { return selector_waits_; }
     std::size_t samples_dropped() const { return samples_dropped_; }
     std::size_t waits_dropped() const { return waits_dropped_; }
+    /// The task records held: ids from tasks_dropped() on (a replay holds them all).
     const std::vector<TaskRecord>& tasks() const { return tasks_; }
+    std::size_t tasks_dropped() const { return tasks_dropped_; }
+    std::size_t task_count() const { return tasks_dropped_ + tasks_.size(); }
     const std::vector<TaskSnapshot>& task_snapshots() const { return snapshots_; }
     std::size_t snapshots_dropped() const { return snapshots_dropped_; }
-    /// Lets go of every sample and wait held, once they are safely in a recording, so a long
-    /// recording's memory stays flat. The tables (strings, frames, stacks) stay.
-    void drop_events() {
-        samples_dropped_ += samples_.size();
-        waits_dropped_ += selector_waits_.size();
-        snapshots_dropped_ += snapshots_.size();
-        samples_.clear();
-        selector_waits_.clear();
-        snapshots_.clear();
-    }
+    /// Lets go of every sample, wait, task snapshot, task record and task name held, once they
+    /// are safely in a recording, so a long recording's memory stays flat however many tasks come
+    /// and go. The code's tables (its strings, frames, stacks) stay.
+    void drop_events();
     /// Lets go of the samples and waits before the absolute indexes `sample` and `wait` (already
     /// in the recording), keeping the newer ones and every task snapshot: `top`'s moving window.
     void drop_events_before(std::size_t sample, std::size_t wait) {
@@ -239,7 +250,7 @@ public:
     /// "qualname (file)": the function, whatever line it was at.
     std::string format_frame(FrameId id, bool with_line = true) const;
 
-    std::size_t string_count() const { return strings_.size(); }
+    std::size_t string_count() const { return strings_dropped_ + strings_.size(); }
     std::size_t frame_count() const { return frames_.size(); }
     std::size_t stack_count() const { return stack_offsets_.size(); }
 
@@ -250,7 +261,8 @@ private:
                    static_cast<std::size_t>(f.line) ^ (static_cast<std::size_t>(f.flags) << 29);
         }
     };
-    std::vector<std::string> strings_;
+    std::vector<std::string> strings_;  // ids from strings_dropped_ on
+    std::size_t strings_dropped_ = 0;
     /// Looks strings up by string_view, so that interning a string already known (every sample
     /// whose stack the recorder has not cached) allocates nothing.
     struct StringKeyHash {
@@ -258,6 +270,10 @@ private:
         std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
     };
     std::unordered_map<std::string, StringId, StringKeyHash, std::equal_to<>> string_ids_;
+    /// Strings dropped from strings_ that stay (the code's): their text is string_ids_'s key.
+    std::unordered_map<StringId, const std::string*> kept_strings_;
+    /// Ids of the task names in strings_ (no frame uses them), let go at drop_events.
+    std::unordered_set<StringId> task_strings_;
     std::vector<FrameRecord> frames_;
     std::unordered_map<FrameRecord, FrameId, FrameHash> frame_ids_;
     std::vector<FrameId> stack_frames_;                      // all stacks, concatenated
@@ -267,7 +283,8 @@ private:
     std::vector<SelectorWait> selector_waits_;
     std::size_t samples_dropped_ = 0;
     std::size_t waits_dropped_ = 0;
-    std::vector<TaskRecord> tasks_;
+    std::vector<TaskRecord> tasks_;  // ids from tasks_dropped_ on
+    std::size_t tasks_dropped_ = 0;
     std::map<std::tuple<std::int32_t, std::uint64_t, std::uint64_t, StringId, StringId>, TaskId> task_ids_;
     std::vector<TaskSnapshot> snapshots_;
     std::size_t snapshots_dropped_ = 0;

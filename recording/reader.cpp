@@ -21,7 +21,9 @@ namespace {
 
 class Decoder {
 public:
-    explicit Decoder(ReadResult& r) : r_(r), p_(r.profile) {}
+    /// `minor`: the file's format minor version. From 1.4 on, the names and records of tasks may
+    /// repeat (a recorder lets go of those of tasks that are gone).
+    Decoder(ReadResult& r, std::uint16_t minor) : r_(r), p_(r.profile), task_repeats_(minor >= 4) {}
 
     bool sample_data = false;  // a samples or selector-waits chunk was read
 
@@ -80,7 +82,9 @@ private:
         if (total > in.left()) throw Damage{"strings run past the end of their chunk"};
         for (std::size_t len : lengths) {
             std::size_t expected = p_.string_count();
-            if (p_.intern_string(in.bytes(len, "a string")) != expected) throw Damage{"a string is repeated"};
+            const std::string_view text = in.bytes(len, "a string");
+            if (task_repeats_) p_.add_string(text);
+            else if (p_.intern_string(text) != expected) throw Damage{"a string is repeated"};
         }
     }
 
@@ -277,7 +281,8 @@ private:
             for (TaskRecord& t : recs) t.pid = Pid{in.i32("a task's pid")};
         }
         for (const TaskRecord& t : recs) {
-            if (p_.intern_task(t) != p_.tasks().size() - 1) throw Damage{"a task is repeated"};
+            if (task_repeats_) p_.add_task(t);
+            else if (p_.intern_task(t) != p_.tasks().size() - 1) throw Damage{"a task is repeated"};
         }
     }
 
@@ -366,6 +371,7 @@ private:
 
     ReadResult& r_;
     Profile& p_;
+    bool task_repeats_;
     std::vector<Tid> thread_tids_;
     // Reused by every samples and selector-waits chunk (see samples() and waits()).
     std::vector<SampleRecord> scratch_samples_;
@@ -480,6 +486,7 @@ Result<ReadResult> read_from(Source& src) {
         return make_error(ErrorKind::BadInput, "recording cut short inside its file header");
     }
     std::uint16_t major = get_le16(data + 8);
+    const std::uint16_t minor = get_le16(data + 10);
     if (major > kFormatMajor) {
         return make_error(ErrorKind::BadInput, "recording format " + std::to_string(major) +
                                                    ".x is newer than this loopspy (reads " +
@@ -496,7 +503,7 @@ Result<ReadResult> read_from(Source& src) {
 
     const EventBounds bounds = event_bounds(src);
     r.profile.reserve_events(bounds.samples, bounds.waits);
-    Decoder decoder(r);
+    Decoder decoder(r, minor);
     std::size_t pos = kFileHeaderSize;
     std::string problem;    // why reading stopped early, e.g. "a bad checksum in the samples chunk at byte 123"
     bool cut = false;       // ... and whether it looks like a cut (an incomplete last chunk) rather than damage

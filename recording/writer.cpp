@@ -317,20 +317,22 @@ Result<void> RecordingWriter::encode_samples(const Profile& p, const EventWindow
 
 // ---- tasks: first id, count, then addr, coro, name, coroutine name per task ----
 Result<void> RecordingWriter::encode_tasks(const Profile& p, std::string& out) {
-    while (tasks_ < p.tasks().size()) {
-        std::size_t end = std::min(p.tasks().size(), tasks_ + kWriterBatch);
+    // Task ids are absolute; the profile may have let go of tasks already written (drop_events).
+    const std::size_t base = p.tasks_dropped();
+    while (tasks_ < p.task_count()) {
+        std::size_t end = std::min(p.task_count(), tasks_ + kWriterBatch);
         Out o;
         o.u(tasks_);
         o.u(end - tasks_);
         for (std::size_t i = tasks_; i < end; ++i) {
-            const TaskRecord& t = p.tasks()[i];
+            const TaskRecord& t = p.tasks()[i - base];
             o.u(t.addr);
             o.u(t.coro);
             o.u(t.name);
             o.u(t.coro_name);
         }
         // 1.2: each task's process, a column after the entries (1.1 readers stop before it).
-        for (std::size_t i = tasks_; i < end; ++i) o.s(p.tasks()[i].pid.value);
+        for (std::size_t i = tasks_; i < end; ++i) o.s(p.tasks()[i - base].pid.value);
         LOOPSPY_CHECK(append_chunk(out, kChunkTasks, o.b));
         tasks_ = end;
     }

@@ -125,7 +125,7 @@ void TaskTracker::snapshot(Nanoseconds now) {
                 TaskRecord rec;
                 rec.addr = t.addr.value;
                 rec.coro = t.coro.value;
-                rec.name = profile_.intern_string(t.name);
+                rec.name = profile_.intern_task_string(t.name);
                 rec.coro_name = profile_.intern_string(t.coro.value ? coro_name(t.coro) : std::string_view{});
                 rec.pid = memory_.pid();
                 id = profile_.intern_task(rec);

@@ -595,6 +595,58 @@ TEST_CASE("recording format: the processes of a multi-process recording, their t
     CHECK(r->profile.process_label(Pid{101}) == "process 101 gunicorn: worker");
 }
 
+TEST_CASE("recording format: a recorder under task churn holds only the tasks since its last flush, and the file has them all") {
+    // 3,000 short tasks, flushed and let go of every 100, their snapshots beside them; one in
+    // each hundred reuses the address, coroutine and name of one gone before (a task of its own).
+    Profile p;
+    p.info.pid = Pid{100};
+    p.info.rate_hz = 1000;
+    p.info.start = Nanoseconds{kStart};
+    TempFile f("churn.lspy");
+    auto w = RecordingWriter::create(f.path);
+    REQUIRE(w.ok());
+    std::vector<std::string> names;
+    for (int i = 0; i < 3000; ++i) {
+        const StackId stack = p.intern_stack(std::vector<FrameId>{p.intern_frame("handler", "app.py", 3, kFrameCoroutine)});
+        const bool reused = i % 100 == 50;
+        const std::string name = reused ? "worker" : "Task-" + std::to_string(i);
+        const std::uint64_t addr = reused ? 0x7f0000f000 : 0x7f00001000 + 0x100 * static_cast<std::uint64_t>(i);
+        TaskId id = p.intern_task({addr, addr + 0x80, p.intern_task_string(name), p.intern_string("handler"), Pid{100}});
+        CHECK(id == static_cast<TaskId>(i));
+        names.push_back(name);
+        p.add_sample({Tid{100}, Nanoseconds{kStart + i * 1000}, Nanoseconds{1'000'000}, stack});
+        TaskSnapshot snap;
+        snap.time = Nanoseconds{kStart + i * 1000 + 500};
+        snap.pid = Pid{100};
+        snap.changed.push_back({id, TaskState::Running, 0, {}});
+        if (i > 0) snap.removed.push_back(id - 1);
+        p.add_task_snapshot(std::move(snap));
+        if (i % 100 == 99) {
+            REQUIRE((*w)->flush(p).ok());
+            p.drop_events();
+            CHECK(p.tasks().empty());
+            // The code's strings stay known (the same ids), the tasks' names are gone.
+            CHECK(p.string(p.frame(0).name) == "handler");
+            CHECK(p.intern_string("app.py") == p.frame(0).file);
+        }
+    }
+    REQUIRE((*w)->finish(p, "exited").ok());
+    CHECK(p.frame_count() == 1);
+    auto r = read_recording(f.path);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->warning.empty());
+    const Profile& back = r->profile;
+    REQUIRE(back.task_count() == 3000);
+    for (std::size_t i = 0; i < names.size(); ++i) CHECK(back.string(back.tasks()[i].name) == names[i]);
+    CHECK(back.task_snapshots().size() == 3000);
+    CHECK(back.samples().size() == 3000);
+    CHECK(back.frame_count() == 1);
+    // "worker" is written once per flush that holds one: 30 times in 30 flushes.
+    std::size_t workers = 0;
+    for (std::size_t i = 0; i < back.string_count(); ++i) workers += back.string(static_cast<StringId>(i)) == "worker";
+    CHECK(workers == 30);
+}
+
 TEST_CASE("recording format: a profile with nothing in it, and one finished without any flush") {
     TempFile f("empty.lspy");
     Profile p;
@@ -875,7 +927,7 @@ TEST_CASE("recording format: a newer minor version with an unknown chunk type is
 namespace {
 
 /// A valid start: metadata, two strings, one frame, one stack, thread 0 = tid 10, and one sample.
-std::string valid_start() {
+std::string valid_start(std::uint16_t minor = kFormatMinor) {
     std::string meta = lstr("0.1.0") + lstr("cmd") + sv(1) + lstr("t") + uv(0x030C01F0) + lstr("py") + lstr("k") +
                        lstr("CLOCK_MONOTONIC") + sv(1000) + sv(5'000'000'000);
     std::string strings = uv(0) + uv(2) + uv(1) + uv(1) + "fa";
@@ -883,16 +935,16 @@ std::string valid_start() {
     std::string stacks = uv(0) + uv(1) + uv(1) + uv(0);
     std::string threads = uv(0) + uv(1) + sv(10);
     std::string samples = uv(0) + uv(1) + sv(1'000'000) + sv(5'001'000'000) + uv(0) + uv(1) + sv(0) + uv(0);
-    return file_header() + chunk(rf::kChunkMeta, meta) + chunk(rf::kChunkStrings, strings) +
+    return file_header(kFormatMajor, minor) + chunk(rf::kChunkMeta, meta) + chunk(rf::kChunkStrings, strings) +
            chunk(rf::kChunkFrames, frames) + chunk(rf::kChunkStacks, stacks) + chunk(rf::kChunkThreads, threads) +
            chunk(rf::kChunkSamples, samples, true);
 }
 
 /// Reads start + tail; expects one sample and a "recording damaged" warning containing `what`.
-void expect_damage(const std::string& tail, const std::string& what) {
+void expect_damage(const std::string& tail, const std::string& what, std::uint16_t minor = kFormatMinor) {
     CAPTURE(what);
     auto t0 = std::chrono::steady_clock::now();
-    auto r = read_text(valid_start() + tail);
+    auto r = read_text(valid_start(minor) + tail);
     auto elapsed = std::chrono::steady_clock::now() - t0;
     CHECK(elapsed < std::chrono::seconds(1));
     REQUIRE_MESSAGE(r.ok(), r.error().message);
@@ -939,7 +991,15 @@ TEST_CASE("recording format: crafted chunks are damage, bounded in time and memo
     expect_damage(chunk(rf::kChunkSamples, uv(1) + uv(1) + std::string(11, '\xff') + uv(1)), "does not fit in 64 bits");
 
     // Duplicates and ids out of range or out of order.
-    expect_damage(chunk(rf::kChunkStrings, uv(2) + uv(1) + uv(1) + "f"), "a string is repeated");
+    // Before 1.4 a string never repeats; from 1.4 a task's name may (the next id all the same).
+    expect_damage(chunk(rf::kChunkStrings, uv(2) + uv(1) + uv(1) + "f"), "a string is repeated", 3);
+    {
+        auto repeated = read_text(valid_start() + chunk(rf::kChunkStrings, uv(2) + uv(1) + uv(1) + "f"));
+        REQUIRE(repeated.ok());
+        CHECK(repeated->warning.find("recording damaged") == std::string::npos);
+        REQUIRE(repeated->profile.string_count() == 3);
+        CHECK(repeated->profile.string(2) == "f");
+    }
     expect_damage(chunk(rf::kChunkStrings, uv(3) + uv(1) + uv(1) + "z"), "strings out of order");
     expect_damage(chunk(rf::kChunkFrames, uv(1) + uv(1) + sv(0) + sv(1) + sv(3) + uv(0)), "a frame is repeated");
     expect_damage(chunk(rf::kChunkFrames, uv(1) + uv(1) + sv(0) + sv(7) + sv(3) + uv(0)), "a string the recording does not have");
