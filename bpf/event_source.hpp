@@ -76,6 +76,8 @@ public:
     virtual Result<void> start(std::span<const Tid> threads) = 0;
     virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;
     virtual void forget_thread_state(Tid tid) = 0;
+    /// The GILs of a process (each `size` bytes): a futex sleep inside one is a GIL wait.
+    virtual Result<void> publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) = 0;
     /// A descendant that existed before recording began: the kernel side samples it from now on
     /// and follows its children (with --subprocesses).
     virtual Result<void> follow_process(Pid pid) = 0;

@@ -41,6 +41,14 @@ struct {
     __type(value, __u64); /* PyThreadState address */
 } thread_states SEC(".maps");
 
+/* tgid -> the GILs of that process, published by user space with its thread states. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, struct loopspy_gils);
+} gils SEC(".maps");
+
 /* The target processes besides target_tgid (with follow_children): tgid -> enum
  * loopspy_target. The kernel adds a child at its fork, so no sample of it is missed; user space
  * stops sampling one that is not Python (its children are still followed: a shell that starts
@@ -262,6 +270,9 @@ static __always_inline int process_forked(struct task_struct *parent, struct tas
     __u64 *tstate = bpf_map_lookup_elem(&thread_states, &forking);
     if (tstate)
         bpf_map_update_elem(&thread_states, &pid, tstate, BPF_ANY);
+    struct loopspy_gils *g = bpf_map_lookup_elem(&gils, &parent_tgid);
+    if (g)
+        bpf_map_update_elem(&gils, &pid, g, BPF_ANY);
     emit_process_event(LOOPSPY_PROCESS_FORKED, pid, parent_tgid);
     return 0;
 }
@@ -275,6 +286,7 @@ static __always_inline int process_execed(void)
      * state belonged to the old program: forget it before a sample reads the new memory there.
      * Until user space has read the new program, it is not sampled as Python. */
     bpf_map_delete_elem(&thread_states, &tgid);
+    bpf_map_delete_elem(&gils, &tgid);
     emit_process_event(LOOPSPY_PROCESS_EXECED, tgid, 0);
     return 0;
 }

@@ -42,6 +42,16 @@ struct loopspy_process_event {
 /* Why a thread left the CPU (off_flags of an OFF_CPU event). */
 enum loopspy_off_flags {
     LOOPSPY_OFF_PREEMPTED = 1, /* still runnable: the scheduler took the CPU away */
+    LOOPSPY_OFF_GIL = 2,       /* asleep on a futex inside its interpreter's GIL: waiting to take it */
+};
+
+/* The GILs of a target process (one per interpreter that has its own, from 3.12): a thread that
+ * sleeps on a futex whose address is inside one is waiting for that GIL. */
+#define LOOPSPY_MAX_GILS 4
+struct loopspy_gils {
+    __u64 start[LOOPSPY_MAX_GILS];
+    __u32 size; /* sizeof(struct _gil_runtime_state) */
+    __u32 count;
 };
 
 #define LOOPSPY_NO_SYSCALL (-1)

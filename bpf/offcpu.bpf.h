@@ -73,9 +73,32 @@ static __always_inline struct thread_activity *activity_of(__u32 tid)
     return bpf_map_lookup_elem(&activity, &tid);
 }
 
+/* x86-64: futex */
+#define LOOPSPY_SYS_FUTEX 202
+
+/* Whether a thread that sleeps in futex(2) waits on its process's GIL: the futex word (the
+ * syscall's first argument, in the registers it entered the kernel with) is inside one. */
+static __always_inline bool waits_for_gil(__u32 tgid, __s32 syscall)
+{
+    if (syscall != LOOPSPY_SYS_FUTEX)
+        return false;
+    struct loopspy_gils *g = bpf_map_lookup_elem(&gils, &tgid);
+    if (!g)
+        return false;
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    __u64 word = BPF_CORE_READ(regs, di);
+    for (int i = 0; i < LOOPSPY_MAX_GILS; i++) {
+        if (i >= g->count)
+            break;
+        if (word >= g->start[i] && word - g->start[i] < g->size)
+            return true;
+    }
+    return false;
+}
+
 /* A target thread leaves the CPU: remember when, why, and (unless it waits in its selector,
  * which is idle time the selector events already measure) its Python stack. */
-static __always_inline void thread_switched_out(__u32 tid, bool preempted)
+static __always_inline void thread_switched_out(__u32 tgid, __u32 tid, bool preempted)
 {
     struct thread_activity *a = activity_of(tid);
     if (!a)
@@ -114,6 +137,8 @@ static __always_inline void thread_switched_out(__u32 tid, bool preempted)
     a->off_since_ns = bpf_ktime_get_ns();
     a->off_syscall = syscall;
     a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
+    if (!preempted && waits_for_gil(tgid, syscall))
+        a->off_flags |= LOOPSPY_OFF_GIL;
     a->off_pending = 1;
 }
 
@@ -167,7 +192,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
         if (prev_state & LOOPSPY_TASK_DEAD)
             thread_exited((__u32)ids);
         else
-            thread_switched_out((__u32)ids, preempt || prev_state == 0);
+            thread_switched_out((__u32)(ids >> 32), (__u32)ids, preempt || prev_state == 0);
     }
     ids = task_ids(next);
     if (is_target((__u32)(ids >> 32)))

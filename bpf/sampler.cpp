@@ -335,6 +335,20 @@ Result<void> Sampler::publish_thread_state(Tid tid, RemoteAddr tstate) {
     return {};
 }
 
+Result<void> Sampler::publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) {
+    __u32 key = static_cast<__u32>(pid.value);
+    loopspy_gils value{};
+    value.size = static_cast<__u32>(size);
+    for (RemoteAddr g : gils) {
+        if (value.count == LOOPSPY_MAX_GILS) break;
+        value.start[value.count++] = g.value;
+    }
+    if (bpf_map__update_elem(impl_->skel->maps.gils, &key, sizeof(key), &value, sizeof(value), BPF_ANY)) {
+        return bpf_error("publishing a process's GILs", errno);
+    }
+    return {};
+}
+
 void Sampler::forget_thread_state(Tid tid) {
     __u32 key = static_cast<__u32>(tid.value);
     bpf_map__delete_elem(impl_->skel->maps.thread_states, &key, sizeof(key), 0);
@@ -357,6 +371,7 @@ void Sampler::stop_sampling(Pid pid) {
 void Sampler::forget_process(Pid pid) {
     __u32 key = static_cast<__u32>(pid.value);
     bpf_map__delete_elem(impl_->skel->maps.targets, &key, sizeof(key), 0);
+    bpf_map__delete_elem(impl_->skel->maps.gils, &key, sizeof(key), 0);
 }
 
 Result<int> Sampler::poll(int timeout_ms, const Handlers& handlers) {

@@ -58,12 +58,24 @@ Result<Child> Child::spawn(const std::vector<std::string>& argv) {
 }
 
 Child::Child(Child&& o) noexcept
-    : pid_(o.pid_), status_(o.status_), raw_status_(o.raw_status_), reaped_(o.reaped_) {
+    : pid_(o.pid_), status_(o.status_), raw_status_(o.raw_status_), reaped_(o.reaped_), paused_(o.paused_), cpu_(o.cpu_) {
     o.reaped_ = true;
+    o.paused_ = false;
 }
 
 Child::~Child() {
     if (!reaped_) terminate(1000);
+}
+
+void Child::pause() {
+    if (reaped_ || paused_) return;
+    paused_ = ::kill(pid_.value, SIGSTOP) == 0;
+}
+
+void Child::resume() {
+    if (!paused_) return;
+    ::kill(pid_.value, SIGCONT);
+    paused_ = false;
 }
 
 bool Child::exited() {
@@ -90,6 +102,7 @@ bool Child::exited() {
 void Child::terminate(int grace_ms) {
     if (exited()) return;
     ::kill(pid_.value, SIGTERM);
+    resume();  // a stopped child acts on SIGTERM once it runs
     for (int waited = 0; waited < grace_ms; waited += 10) {
         if (exited()) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -32,6 +32,11 @@ public:
     std::string describe_exit() const;
     /// Once reaped: its whole CPU time, to the microsecond (wait4's rusage).
     std::optional<Nanoseconds> cpu() const { return cpu_; }
+    /// Holds the child still (SIGSTOP) until resume(): from its interpreter's discovery to the
+    /// first sample nothing it does goes unrecorded (loading and attaching the probes takes from
+    /// 0.1 s to most of a second on a busy machine). Resumed at the latest when the Child goes.
+    void pause();
+    void resume();
 
 private:
     explicit Child(Pid pid) : pid_(pid) {}
@@ -39,6 +44,7 @@ private:
     std::optional<int> status_;
     int raw_status_ = 0;
     bool reaped_ = false;
+    bool paused_ = false;
     std::optional<Nanoseconds> cpu_;
 };
 

@@ -144,6 +144,7 @@ Result<Target> start_target(const RecordArgs& args, const std::optional<TargetPr
     Result<Interpreter> found = t.child ? wait_for_interpreter(*t.child, memory) : find_interpreter(t.pid, memory);
     if (!found) return found.error();
     t.interp = std::move(found).value();
+    if (t.child) t.child->pause();  // until sampling runs (resumed in record_command)
     return t;
 }
 
@@ -279,6 +280,7 @@ Result<int> run_record(const RecordArgs& args) {
         options.on_notice = [&notices](const std::string& line) { notices.push_back(line); };
     }
     auto started = Recorder::attach(pid, target.interp, options, profile);
+    if (target.child) target.child->resume();
     if (!started) {
         writer.reset();
         ::unlink(recording_path.c_str());  // nothing was recorded

@@ -121,7 +121,8 @@ void TopView::add_blocking(std::map<BlockingKey, std::vector<Nanoseconds>>& into
     for (std::size_t i = from; i < to && i < samples.size(); ++i) {
         const SampleRecord& s = samples[i];
         if (s.kind != SampleKind::OffCpu || !std::binary_search(loops.begin(), loops.end(), s.tid)) continue;
-        into[{profile_.process_of(s.tid).value, s.stack, off_cpu_reason(s.syscall, s.off_flags)}].push_back(s.weight);
+        const std::string reason = (s.off_flags & kOffGil) ? std::string(kGilWaitWords) : off_cpu_reason(s.syscall, s.off_flags);
+        into[{profile_.process_of(s.tid).value, s.stack, reason}].push_back(s.weight);
     }
 }
 
@@ -285,7 +286,10 @@ std::string TopView::render(const RecorderStatus& status, int width, int height)
         std::string what = terminal_safe(compact(cb.callback));
         if (cb.task) what += " [task " + terminal_safe(*cb.task) + "]";
         if (cb.culprit && *cb.culprit != cb.callback) what += " <- " + terminal_safe(compact(*cb.culprit));
-        if (!cb.blocking.empty()) what += " | " + terminal_safe(cb.blocking.front().reason) + " " + ms_text(cb.blocking.front().duration);
+        if (!cb.blocking.empty()) {
+            const BlockingInterval& b = cb.blocking.front();
+            what += " | " + (b.gil ? std::string(kGilWaitWords) : terminal_safe(b.reason)) + " " + ms_text(b.duration);
+        }
         add(printf_string("  %6.1fs %10s %10s %10s  ", (now - cb.start).seconds(), ms_text(cb.duration).c_str(),
                           ms_text(cb.on_cpu).c_str(), ms_text(cb.off_cpu).c_str()) +
             what);

@@ -43,6 +43,7 @@ enum class SampleKind : std::uint8_t {
 
 /// Why a thread was off-CPU (SampleRecord::off_flags).
 inline constexpr std::uint32_t kOffPreempted = 1;  // still runnable: the scheduler took the CPU
+inline constexpr std::uint32_t kOffGil = 2;        // asleep waiting to take its interpreter's GIL
 // Other bits are kept as read, and mean nothing yet. A loop's idle time is not an off-CPU
 // interval: it is the selector waits (SelectorWait), which the kernel side records apart.
 

@@ -46,7 +46,7 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
             if (mode == FlameMode::Cpu) continue;
             w = window.overlap(s.time, s.time + s.weight);
             if (w.value <= 0) continue;
-            reason = off_cpu_reason(s.syscall, s.off_flags);
+            reason = off_cpu_leaf(s.syscall, s.off_flags);
         }
         int prefix = -1;
         if (async) {
@@ -73,7 +73,7 @@ std::vector<WeightedStack> mode_stacks(const Profile& profile, FlameMode mode, c
         for (std::size_t k = first; k < stack_frames.size(); ++k) {
             frames.push_back(profile.format_frame(stack_frames[k], !by_function));
         }
-        if (!reason.empty()) frames.push_back("<off-CPU: " + reason + ">");
+        if (!reason.empty()) frames.push_back(reason);
         merged_ns[std::move(frames)] += ns;
     }
     if (mode == FlameMode::Wall) {

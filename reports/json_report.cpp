@@ -98,6 +98,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         for (const BlockingInterval& b : cb.blocking) {
             Json bj;
             bj["syscall"] = sanitize_utf8(b.reason);
+            bj["gil"] = b.gil;
             bj["duration_ms"] = rounded_ms(b.duration);
             bj["stack"] = string_list(b.stack);
             blocking.push_back(std::move(bj));
@@ -125,6 +126,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         bj["pid"] = b.pid.value;
         bj["stack"] = string_list(b.stack);
         bj["syscall"] = sanitize_utf8(b.reason);
+        bj["gil"] = b.gil;
         bj["culprit"] = b.culprit ? Json(sanitize_utf8(*b.culprit)) : Json(nullptr);
         bj["count"] = b.count;
         bj["total_ms"] = rounded_ms(b.total);

@@ -295,6 +295,8 @@ void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanose
                 bi.start = std::max(item.start, gs);
                 bi.duration = w;
                 bi.reason = off_cpu_reason(item.s->syscall, item.s->off_flags);
+                bi.gil = (item.s->off_flags & kOffGil) != 0;
+                if (bi.gil) cb.gil_wait += w;
                 bi.stack = format_stack(profile, item.s->stack);
                 cb.blocking.push_back(std::move(bi));
             } else {
@@ -326,6 +328,12 @@ void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanose
             }
         } else {
             cb.callback = stack_weight.empty() ? "<no samples>" : "<event loop>";
+        }
+        // The loop's own work (no callback ran) spent mostly asleep for the GIL (after a selector
+        // wait, say): a stall of the GIL, not of a callback.
+        if (cb.gil_wait.value * 2 > cb.duration.value &&
+            (cb.callback == "<event loop>" || cb.callback.starts_with("BaseEventLoop._run_once "))) {
+            cb.callback = std::string(kGilStall);
         }
         if (!stack_weight.empty()) cb.stack = format_stack(profile, heaviest(stack_weight)->first);
         std::map<FrameId, std::int64_t> culprit_weight;
@@ -472,18 +480,20 @@ Nanoseconds nearest_rank_percentile(const std::vector<Nanoseconds>& ascending, d
 std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const std::vector<Tid>& loop_threads,
                                                    const TimeWindow& window, const CulpritRules& culprit) {
     const std::unordered_set<Tid> loops(loop_threads.begin(), loop_threads.end());
-    std::map<std::tuple<Pid, StackId, std::string>, std::vector<Nanoseconds>> by_stack;
+    std::map<std::tuple<Pid, StackId, std::string, bool>, std::vector<Nanoseconds>> by_stack;
     for (const SampleRecord& s : profile.samples()) {
         if (!is_off_cpu(s) || !loops.count(s.tid)) continue;
         if (!window.overlaps(s.time, sample_end(s))) continue;
-        by_stack[{profile.process_of(s.tid), s.stack, off_cpu_reason(s.syscall, s.off_flags)}].push_back(s.weight);
+        by_stack[{profile.process_of(s.tid), s.stack, off_cpu_reason(s.syscall, s.off_flags), (s.off_flags & kOffGil) != 0}]
+            .push_back(s.weight);
     }
     // Distinct stack ids may format the same (frames that differ only in flags).
-    std::map<std::tuple<Pid, std::vector<std::string>, std::string>, std::vector<Nanoseconds>> merged;
-    std::map<std::tuple<Pid, std::vector<std::string>, std::string>, std::optional<std::string>> culprits;
+    using Key = std::tuple<Pid, std::vector<std::string>, std::string, bool>;
+    std::map<Key, std::vector<Nanoseconds>> merged;
+    std::map<Key, std::optional<std::string>> culprits;
     for (auto& [key, durations] : by_stack) {
-        const auto& [pid, stack, reason] = key;
-        std::tuple<Pid, std::vector<std::string>, std::string> k{pid, format_stack(profile, stack), reason};
+        const auto& [pid, stack, reason, gil] = key;
+        Key k{pid, format_stack(profile, stack), reason, gil};
         if (auto f = culprit_frame(profile, stack, culprit)) culprits[k] = profile.format_frame(*f);
         auto& into = merged[std::move(k)];
         into.insert(into.end(), durations.begin(), durations.end());
@@ -496,6 +506,7 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
         call.pid = std::get<0>(key);
         call.stack = std::get<1>(key);
         call.reason = std::get<2>(key);
+        call.gil = std::get<3>(key);
         if (auto c = culprits.find(key); c != culprits.end()) call.culprit = c->second;
         call.count = durations.size();
         for (Nanoseconds d : durations) call.total += d;

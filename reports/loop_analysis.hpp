@@ -94,6 +94,7 @@ struct BlockingInterval {
     Nanoseconds start;     // absolute (CLOCK_MONOTONIC), clipped to the callback
     Nanoseconds duration;  // clipped to the callback
     std::string reason;    // off_cpu_reason(): the syscall's name, "preempted", ...
+    bool gil = false;      // asleep waiting to take the GIL (kOffGil)
     std::vector<std::string> stack;  // formatted frames, outermost first
 };
 
@@ -104,6 +105,7 @@ struct SlowCallback {
     Nanoseconds duration;
     Nanoseconds on_cpu;   // duration - off_cpu
     Nanoseconds off_cpu;  // off-CPU intervals inside it
+    Nanoseconds gil_wait;  // of which waiting to take the GIL
     std::string callback;             // the identity frame, formatted; "<event loop>" if no sample had an
                                       // identity, "<no samples>" if there were none
     std::optional<std::string> task;  // the asyncio task it ran in (reports/task_attribution.hpp), if known
@@ -113,6 +115,9 @@ struct SlowCallback {
     /// formatted; none when no sample in it shows any.
     std::optional<std::string> culprit;
 };
+
+/// The callback name of the loop's own time spent mostly waiting to take the GIL.
+inline constexpr std::string_view kGilStall = "<GIL wait>";
 
 enum class CallbackOrder { Duration, Time };
 
@@ -139,11 +144,12 @@ std::vector<SlowCallback> find_slow_callbacks(const Profile& profile, const std:
                                               const TaskAttribution* tasks = nullptr,
                                               const CulpritRules& culprit = CulpritRules{});
 
-/// Off-CPU intervals of loop threads with the same stack and reason.
+/// Off-CPU intervals of loop threads with the same stack and reason (a GIL wait apart).
 struct BlockingCall {
     Pid pid;                         // the process whose loop threads made it
     std::vector<std::string> stack;  // formatted frames, outermost first
     std::string reason;              // off_cpu_reason()
+    bool gil = false;                // waits to take the GIL (kOffGil)
     std::optional<std::string> culprit;  // the stack's innermost frame of the program's own code
     std::uint64_t count = 0;
     Nanoseconds total;

@@ -112,7 +112,7 @@ std::string encode_pprof(const Profile& profile, const std::vector<Tid>& loop_th
         } else {
             wall = window.overlap(s.time, s.time + s.weight).value;
             if (wall <= 0) continue;
-            key.leaf = "<off-CPU: " + off_cpu_reason(s.syscall, s.off_flags) + ">";
+            key.leaf = off_cpu_leaf(s.syscall, s.off_flags);
             if (is_loop(s.tid)) key.loop = LoopState::Blocking;
         }
         auto& v = values[key];

@@ -75,7 +75,7 @@ std::string render_speedscope(const Profile& profile, FlameMode mode, const std:
             if (span.kind != TimelineSpan::Kind::Idle) {
                 for (FrameId f : profile.stack(span.stack)) next.push_back(table.python(f));
             }
-            if (span.kind == TimelineSpan::Kind::OffCpu) next.push_back(table.special("<off-CPU: " + span.reason + ">"));
+            if (span.kind == TimelineSpan::Kind::OffCpu) next.push_back(table.special(span.reason));
             if (span.kind == TimelineSpan::Kind::Idle) next.push_back(table.special(std::string(kIdleFrame)));
             // A gap (the thread was not sampled) closes everything where the last span ended.
             if (!open.empty() && open_until < span.start) close_to(0, open_until);

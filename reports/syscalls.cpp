@@ -65,6 +65,11 @@ std::string_view x86_64_syscall_name(std::int32_t nr) {
     return it->second;
 }
 
+std::string off_cpu_leaf(std::int32_t syscall, std::uint32_t off_flags) {
+    if (off_flags & kOffGil) return "<GIL wait>";
+    return "<off-CPU: " + off_cpu_reason(syscall, off_flags) + ">";
+}
+
 std::string off_cpu_reason(std::int32_t syscall, std::uint32_t off_flags) {
     if (syscall == kNoSyscall || syscall < 0) {
         return (off_flags & kOffPreempted) ? "preempted" : "page fault/other";

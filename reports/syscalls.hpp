@@ -17,4 +17,11 @@ std::string_view x86_64_syscall_name(std::int32_t nr);
 /// (kOffPreempted in off_flags), else "page fault/other".
 std::string off_cpu_reason(std::int32_t syscall, std::uint32_t off_flags);
 
+/// What the text says of an interval spent waiting to take the GIL.
+inline constexpr std::string_view kGilWaitWords = "waiting for the GIL";
+
+/// The flame graph leaf of an off-CPU interval: "<GIL wait>" for a thread asleep waiting to take
+/// its interpreter's GIL (kOffGil), else "<off-CPU: REASON>".
+std::string off_cpu_leaf(std::int32_t syscall, std::uint32_t off_flags);
+
 }  // namespace loopspy

@@ -10,6 +10,7 @@
 
 #include "reports/collapsed.hpp"
 #include "reports/text.hpp"
+#include "reports/syscalls.hpp"
 
 namespace loopspy {
 
@@ -185,8 +186,9 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
         for (std::size_t k = 0; k < cb.blocking.size(); ++k) {
             const BlockingInterval& b = cb.blocking[k];
             std::string frame = b.stack.empty() ? std::string("<no Python frame>") : b.stack.back();
-            auto [it, inserted] = line_of.try_emplace({b.reason, frame}, lines.size());
-            if (inserted) lines.push_back({b.reason, std::move(frame), Nanoseconds{0}, 0, k});
+            const std::string reason = b.gil ? std::string(kGilWaitWords) : b.reason;
+            auto [it, inserted] = line_of.try_emplace({reason, frame}, lines.size());
+            if (inserted) lines.push_back({reason, std::move(frame), Nanoseconds{0}, 0, k});
             Line& line = lines[it->second];
             line.total += b.duration;
             ++line.count;
@@ -200,7 +202,7 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
             const Line& line = lines[k];
             std::string why = terminal_safe(line.reason);
             if (why == "page fault/other") why = "off-CPU (page fault/other)";
-            else if (why != "preempted") why = "in " + why;
+            else if (why != "preempted" && why != kGilWaitWords) why = "in " + why;
             if (line.count > 1) why += " (" + std::to_string(line.count) + " times)";
             d += "      \u21b3 " + ms(line.total) + " " + why + " at " + terminal_safe(line.frame) + '\n';
         }

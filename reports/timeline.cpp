@@ -23,7 +23,7 @@ std::map<Tid, std::vector<TimelineSpan>> thread_timelines(const Profile& profile
             add(s.tid, {s.time - s.weight, s.time, TimelineSpan::Kind::OnCpu, s.stack, {}});
         } else if (mode != FlameMode::Cpu) {
             add(s.tid, {s.time, s.time + s.weight, TimelineSpan::Kind::OffCpu, s.stack,
-                        off_cpu_reason(s.syscall, s.off_flags)});
+                        off_cpu_leaf(s.syscall, s.off_flags)});
         }
     }
     if (mode == FlameMode::Wall) {

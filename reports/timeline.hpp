@@ -22,7 +22,7 @@ struct TimelineSpan {
     Nanoseconds start, end;
     Kind kind = Kind::OnCpu;
     StackId stack = 0;      // OnCpu, OffCpu
-    std::string reason;     // OffCpu: why (off_cpu_reason)
+    std::string reason;     // OffCpu: why, as its flame graph leaf (off_cpu_leaf)
 };
 
 /// The spans of every selected thread that fall in the filter's window, clipped to it.

@@ -115,6 +115,7 @@ struct Recorder::Process {
     StackResolver resolver;
     TaskTracker tasks;
     std::unordered_map<Tid, RemoteAddr> published;  // thread states the kernel knows
+    std::vector<RemoteAddr> gils;                    // the GILs the kernel knows
     std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache;  // raw frames -> stack, flags
     std::set<Tid> unnamed;                           // threads whose threading name is not read yet
     std::unordered_map<Tid, int> name_tries;         // how often it was looked for
@@ -220,6 +221,12 @@ Result<void> Recorder::refresh_threads() {
 Result<void> Recorder::refresh_threads(Process& p) {
     auto states = read_thread_states(p.memory, p.interp);
     if (!states) return {};  // the process may be exiting; try again next time
+    // Its GILs (a new subinterpreter may bring one), so that a thread waiting to take one is
+    // known as such at the instant it goes to sleep.
+    if (std::vector<RemoteAddr> gils = read_gils(p.memory, p.interp); !gils.empty() && gils != p.gils) {
+        LOOPSPY_CHECK(sampler_->publish_gils(p.pid(), gils, p.interp.layout.gil_size));
+        p.gils = std::move(gils);
+    }
     std::unordered_map<Tid, RemoteAddr> now;
     std::unordered_map<Tid, Tid> own_ids;
     for (const auto& ts : *states) {
@@ -445,7 +452,8 @@ void Recorder::on_sample(const RawSample& raw) {
         s.kind = SampleKind::OffCpu;
         s.weight = raw.duration;
         s.syscall = raw.syscall;
-        s.off_flags = (raw.off_flags & LOOPSPY_OFF_PREEMPTED) ? kOffPreempted : 0;
+        s.off_flags = ((raw.off_flags & LOOPSPY_OFF_PREEMPTED) ? kOffPreempted : 0) |
+                      ((raw.off_flags & LOOPSPY_OFF_GIL) ? kOffGil : 0);
         ++off_cpu_intervals_;
     } else {
         s.kind = SampleKind::OnCpu;

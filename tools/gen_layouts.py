@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OUTPUT = REPO / "symbolizer" / "layouts_generated.inc"
+OUTPUT = REPO / "symbolizer" / "cpython" / "layouts_generated.inc"
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv"))
 SID_DIR = Path(os.environ.get("LOOPSPY_PYTHONS_DIR", str(Path.home() / ".cache/loopspy/pythons")))
 PYENV_VERSIONS = {11: "3.11.7", 12: "3.12.1", 13: "3.13.0"}
@@ -84,6 +84,11 @@ struct PythonLayout {
   // PyObject
   uint64_t object_type;                 // offsetof(PyObject, ob_type)
   uint64_t type_name;                   // offsetof(PyTypeObject, tp_name)
+  // struct _gil_runtime_state: a thread waiting for the GIL sleeps on a futex inside it
+  uint64_t runtime_gil;                 // 3.11: offsetof(_PyRuntimeState, ceval.gil) (the GIL itself); else kNone
+  uint64_t interp_gil;                  // 3.12+: offsetof(PyInterpreterState, ceval.gil) (a pointer to it); else kNone
+  uint64_t gil_size;                    // sizeof(struct _gil_runtime_state)
+  uint64_t gil_last_holder;             // offsetof(struct _gil_runtime_state, last_holder)
 };"""
 
 # Fields in struct order: (name, group). uint8 fields are marked in U8_FIELDS.
@@ -110,6 +115,7 @@ FIELDS = [
     ("gen_iframe", "gen"), ("gen_frame_state", "gen"), ("gen_name", "gen"), ("gen_qualname", "gen"),
     ("gen_state_suspended", "gen"), ("gen_state_yield_from", "gen"), ("gen_state_executing", "gen"),
     ("object_type", "object"), ("type_name", "type"),
+    ("runtime_gil", "gil"), ("interp_gil", "gil"), ("gil_size", "gil"), ("gil_last_holder", "gil"),
 ]
 U8_FIELDS = {"owner_thread", "owner_generator", "owner_frame_object", "owner_cstack",
              "owner_interpreter", "executable_tag_bits", "unicode_kind_shift",
@@ -130,6 +136,7 @@ GROUP_DEFS = {
     "gen": ("PyGenObject", r"_PyGenObject_HEAD\(gi\)"),
     "object": ("PyObject", r"^struct\s+_object\s*\{"),
     "type": ("PyTypeObject", r"^struct\s+_typeobject\s*\{"),
+    "gil": ("struct _gil_runtime_state", r"struct\s+_gil_runtime_state\s*\{"),
 }
 
 # Internal headers included when present (the set moved around between versions).
@@ -337,6 +344,16 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
     off("gen_name", "PyGenObject", "gi_name")
     off("gen_qualname", "PyGenObject", "gi_qualname")
 
+    if c.has_member("PyInterpreterState", "ceval.gil"):
+        values["runtime_gil"] = NONE
+        off("interp_gil", "PyInterpreterState", "ceval.gil")
+        notes["gil"] = "per interpreter: interp->ceval.gil points to it"
+    else:
+        off("runtime_gil", "_PyRuntimeState", "ceval.gil")
+        values["interp_gil"] = NONE
+        notes["gil"] = "one for the runtime, inline: _PyRuntime.ceval.gil"
+    size("gil_size", "struct _gil_runtime_state")
+    off("gil_last_holder", "struct _gil_runtime_state", "last_holder")
     off("object_type", "PyObject", "ob_type")
     off("type_name", "PyTypeObject", "tp_name")
 

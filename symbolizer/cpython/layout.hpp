@@ -52,6 +52,11 @@ struct PythonLayout {
   // PyObject
   uint64_t object_type;                 // offsetof(PyObject, ob_type)
   uint64_t type_name;                   // offsetof(PyTypeObject, tp_name)
+  // struct _gil_runtime_state: a thread waiting for the GIL sleeps on a futex inside it
+  uint64_t runtime_gil;                 // 3.11: offsetof(_PyRuntimeState, ceval.gil) (the GIL itself); else kNone
+  uint64_t interp_gil;                  // 3.12+: offsetof(PyInterpreterState, ceval.gil) (a pointer to it); else kNone
+  uint64_t gil_size;                    // sizeof(struct _gil_runtime_state)
+  uint64_t gil_last_holder;             // offsetof(struct _gil_runtime_state, last_holder)
 };
 
 #include "symbolizer/cpython/layouts_generated.inc"

@@ -1,5 +1,6 @@
 #include "symbolizer/cpython/thread_states.hpp"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "symbolizer/process/proc_maps.hpp"
@@ -49,6 +50,27 @@ Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, 
             const std::unordered_set<Tid> own(threads.begin(), threads.end());
             std::erase_if(out, [&](const ThreadState& ts) { return !own.count(ts.tid); });
         }
+    }
+    return out;
+}
+
+std::vector<RemoteAddr> read_gils(const RemoteMemory& memory, const Interpreter& interp) {
+    const PythonLayout& l = interp.layout;
+    std::vector<RemoteAddr> out;
+    if (l.gil_size == 0 || l.gil_size == kNone) return out;
+    if (l.runtime_gil != kNone) {
+        out.push_back(RemoteAddr{interp.runtime.value + l.runtime_gil});
+        return out;
+    }
+    if (l.interp_gil == kNone) return out;
+    auto head = memory.read_u64(RemoteAddr{interp.runtime.value + l.runtime_interpreters_head});
+    std::unordered_set<std::uint64_t> seen;
+    std::uint64_t is = head.value_or(0);
+    for (int i = 0; is != 0 && i < 64 && seen.insert(is).second; ++i) {
+        if (auto gil = memory.read_u64(RemoteAddr{is + l.interp_gil}); gil && *gil != 0) {
+            if (std::find(out.begin(), out.end(), RemoteAddr{*gil}) == out.end()) out.push_back(RemoteAddr{*gil});
+        }
+        is = memory.read_u64(RemoteAddr{is + l.interp_next}).value_or(0);
     }
     return out;
 }

@@ -23,4 +23,9 @@ struct ThreadState {
 /// cycle-safe; a read failure in the middle ends that list early rather than failing.
 Result<std::vector<ThreadState>> read_thread_states(const RemoteMemory& memory, const Interpreter& interp);
 
+/// Where each GIL of the process is (struct _gil_runtime_state, layout.gil_size bytes): the
+/// runtime's one in 3.11; from 3.12 each interpreter's ceval.gil, distinct ones once. Empty when
+/// they cannot be read.
+std::vector<RemoteAddr> read_gils(const RemoteMemory& memory, const Interpreter& interp);
+
 }  // namespace loopspy

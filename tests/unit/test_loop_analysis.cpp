@@ -435,6 +435,61 @@ TEST_CASE("loop analysis: blocking calls are grouped by stack and syscall, with 
     CHECK(a.blocking_calls[2].p50 == dur(2));
 }
 
+TEST_CASE("loop analysis: GIL waits are marked apart from other futex waits, and the loop's own GIL stall is one") {
+    Rec r;
+    StackId handler = r.in_callback({r.coro("legacy_handler", 12)});
+    StackId loop = r.in_loop();
+    r.wait(-1, 0, 10);
+    // A callback: 100 ms on CPU, 30 ms asleep for the GIL, 20 ms on a futex of its own (a lock).
+    r.on_range(11, 110, handler);
+    r.off(111, 30, handler, SYS_futex, kOffGil);
+    r.off(141, 20, handler, SYS_futex, 0);
+    r.wait(10, 161, 170);
+    // After a selector wait, the loop waits 120 ms for the GIL in its own code: not a callback.
+    r.on(171, loop);
+    r.off(172, 120, loop, SYS_futex, kOffGil);
+    r.on(293, loop);
+    r.wait(170, 294, 400);
+    LoopAnalysis a = analyze(r.p);
+    REQUIRE(a.slow_callbacks.size() == 2);
+    const SlowCallback& own = a.slow_callbacks[1];  // longest first: 124 ms
+    CHECK(own.callback == kGilStall);
+    CHECK(own.gil_wait == dur(120));
+    const SlowCallback& cb = a.slow_callbacks[0];  // 151 ms
+    CHECK(cb.callback == "legacy_handler (app.py:12)");
+    CHECK(cb.gil_wait == dur(30));
+    REQUIRE(cb.blocking.size() == 2);
+    CHECK(cb.blocking[0].gil);
+    CHECK(cb.blocking[0].reason == "futex");
+    CHECK_FALSE(cb.blocking[1].gil);
+    // The blocking calls: the same stack and syscall, a GIL wait apart from the lock.
+    int gil = 0, lock = 0;
+    for (const BlockingCall& b : a.blocking_calls) {
+        if (b.stack.back() != "legacy_handler (app.py:12)") continue;
+        CHECK(b.reason == "futex");
+        (b.gil ? gil : lock) += 1;
+    }
+    CHECK(gil == 1);
+    CHECK(lock == 1);
+    SlowCallbackTableOptions flat;
+    flat.group = false;
+    const std::string table = render_slow_callbacks_table(r.p, a, flat);
+    INFO(table);
+    CHECK(table.find("\u21b3 30.0 ms waiting for the GIL at legacy_handler (app.py:12)") != std::string::npos);
+    CHECK(table.find("\u21b3 20.0 ms in futex at legacy_handler (app.py:12)") != std::string::npos);
+    CHECK(table.find("<GIL wait>") != std::string::npos);
+    // Flame graphs: a <GIL wait> leaf, not <off-CPU: futex>.
+    bool leaf = false;
+    for (const WeightedStack& ws : mode_stacks(r.p, FlameMode::Busy, find_loop_threads(r.p))) {
+        if (ws.frames.back() == "<GIL wait>" && ws.frames[ws.frames.size() - 2] == "legacy_handler (app.py:12)") {
+            leaf = ws.weight_us == 30000;
+        }
+    }
+    CHECK(leaf);
+    CHECK(off_cpu_leaf(SYS_futex, kOffGil) == "<GIL wait>");
+    CHECK(off_cpu_leaf(SYS_futex, 0) == "<off-CPU: futex>");
+}
+
 TEST_CASE("syscall names") {
     CHECK(off_cpu_reason(230, 0) == "clock_nanosleep");
     CHECK(off_cpu_reason(202, kOffPreempted) == "futex");

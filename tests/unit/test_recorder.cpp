@@ -60,6 +60,11 @@ public:
         return {};
     }
     Result<void> publish_thread_state(Tid, RemoteAddr) override { return {}; }
+    Result<void> publish_gils(Pid, std::span<const RemoteAddr> g, std::uint64_t) override {
+        gils.assign(g.begin(), g.end());
+        return {};
+    }
+    std::vector<RemoteAddr> gils;
     void forget_thread_state(Tid) override {}
     Result<void> follow_process(Pid) override { return {}; }
     void stop_sampling(Pid) override {}
