@@ -29,6 +29,9 @@ struct RawSample {
     std::int32_t syscall = -1;          // OFF_CPU
     std::uint32_t off_flags = 0;        // OFF_CPU
     RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
+    RemoteAddr task;                    // the Task driving that coroutine at the instant, 0 if unknown
+    RemoteAddr task_name_obj;           // its task_name object, 0 if unread
+    std::span<const std::byte> task_name_bytes;  // that object's first bytes
 };
 
 
@@ -76,6 +79,8 @@ public:
     virtual Result<void> start(std::span<const Tid> threads) = 0;
     virtual Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) = 0;
     virtual void forget_thread_state(Tid tid) = 0;
+    /// How the kernel finds a process's running task at each sample.
+    virtual Result<void> publish_task_finder(Pid pid, const loopspy_task_finder& finder) = 0;
     /// The GILs of a process (each `size` bytes): a futex sleep inside one is a GIL wait.
     virtual Result<void> publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) = 0;
     /// A descendant that existed before recording began: the kernel side samples it from now on

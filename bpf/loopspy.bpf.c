@@ -113,6 +113,7 @@ static __always_inline void count(__u32 stat)
 
 #include "task_ids.bpf.h"
 #include "frame_walk.bpf.h"
+#include "task_capture.bpf.h"
 
 /* User space drains the ring buffer on its own timer; the kernel wakes it early only when the
  * buffer fills past this. Waking it for every event would, on a busy machine, preempt the very
@@ -187,6 +188,7 @@ static __always_inline int sample_on_cpu(__u32 pid, __u32 tid)
         count(LOOPSPY_STAT_LOST_READ);
         return 0;
     }
+    capture_task(ev, pid, *tstate);
     ev->h.kind = LOOPSPY_EVENT_ON_CPU;
     ev->h.tid = tid;
     ev->h.pid = pid;
@@ -273,6 +275,9 @@ static __always_inline int process_forked(struct task_struct *parent, struct tas
     struct loopspy_gils *g = bpf_map_lookup_elem(&gils, &parent_tgid);
     if (g)
         bpf_map_update_elem(&gils, &pid, g, BPF_ANY);
+    struct loopspy_task_finder *finder = bpf_map_lookup_elem(&task_finders, &parent_tgid);
+    if (finder)
+        bpf_map_update_elem(&task_finders, &pid, finder, BPF_ANY);
     emit_process_event(LOOPSPY_PROCESS_FORKED, pid, parent_tgid);
     return 0;
 }
@@ -287,6 +292,7 @@ static __always_inline int process_execed(void)
      * Until user space has read the new program, it is not sampled as Python. */
     bpf_map_delete_elem(&thread_states, &tgid);
     bpf_map_delete_elem(&gils, &tgid);
+    bpf_map_delete_elem(&task_finders, &tgid);
     emit_process_event(LOOPSPY_PROCESS_EXECED, tgid, 0);
     return 0;
 }

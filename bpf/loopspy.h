@@ -68,6 +68,8 @@ struct loopspy_frame {
     __u32 owner;     /* the frame's owner byte (thread, generator, frame object, ...) */
 };
 
+#define LOOPSPY_TASK_NAME_BYTES 64
+
 struct loopspy_sample_header {
     __u32 kind;      /* enum loopspy_event_kind */
     __u32 tid;
@@ -82,6 +84,24 @@ struct loopspy_sample_header {
     __u32 pid;       /* the thread's process, so user space can place the thread of a process it
                       * has not listed the threads of yet (a child just forked) */
     __u32 pad;
+    __u64 task;          /* the asyncio Task driving coro_frame's coroutine at that instant, 0 if
+                          * none or unknown (struct loopspy_task_finder) */
+    __u64 task_name_obj; /* its task_name object (a str, or from 3.12 an int counter), and that
+                          * object's first bytes, so a task that ends at once is still named */
+    __u8 task_name[LOOPSPY_TASK_NAME_BYTES];
+};
+
+/* How the kernel finds the task running a coroutine, per process (user space fills it once it
+ * has found asyncio in the process): from 3.14 the thread state's asyncio_running_task; before,
+ * asyncio's dict of current tasks (loop -> task), whose few entries are scanned for the task whose
+ * coroutine is the sample's. Either way the task counts only if its coroutine is the sample's. */
+#define LOOPSPY_MAX_CURRENT_TASKS 8
+struct loopspy_task_finder {
+    __u64 current_tasks;       /* 3.11-3.13: the dict object; 0 for none */
+    __u32 tstate_running_task; /* 3.14+: its offset in the thread state; 0 for none */
+    __u32 gen_iframe;          /* a coroutine's frame is this far into the coroutine object */
+    __u32 task_coro, task_name; /* offsets in the C Task */
+    __u32 dict_keys, keys_log2_index_bytes, keys_nentries, keys_indices, entry_size, entry_value;
 };
 
 /* A thread's wait in its selector. Short waits (< fold_ns) after short busy periods (< fold_ns)

@@ -134,6 +134,7 @@ static __always_inline void thread_switched_out(__u32 tgid, __u32 tid, bool pree
         count(LOOPSPY_STAT_LOST_OFF_CPU);
         return;
     }
+    capture_task(ev, tgid, *tstate);
     a->off_since_ns = bpf_ktime_get_ns();
     a->off_syscall = syscall;
     a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;

@@ -221,6 +221,9 @@ struct Sampler::Impl {
         sample.syscall = ev->h.syscall;
         sample.off_flags = ev->h.off_flags;
         sample.coro_frame = RemoteAddr{ev->h.coro_frame};
+        sample.task = RemoteAddr{ev->h.task};
+        sample.task_name_obj = RemoteAddr{ev->h.task_name_obj};
+        sample.task_name_bytes = std::as_bytes(std::span(ev->h.task_name));
         if (self->handlers->sample) self->handlers->sample(sample);
         return 0;
     }
@@ -335,6 +338,14 @@ Result<void> Sampler::publish_thread_state(Tid tid, RemoteAddr tstate) {
     return {};
 }
 
+Result<void> Sampler::publish_task_finder(Pid pid, const loopspy_task_finder& finder) {
+    __u32 key = static_cast<__u32>(pid.value);
+    if (bpf_map__update_elem(impl_->skel->maps.task_finders, &key, sizeof(key), &finder, sizeof(finder), BPF_ANY)) {
+        return bpf_error("publishing how to find a process's running task", errno);
+    }
+    return {};
+}
+
 Result<void> Sampler::publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) {
     __u32 key = static_cast<__u32>(pid.value);
     loopspy_gils value{};
@@ -372,6 +383,7 @@ void Sampler::forget_process(Pid pid) {
     __u32 key = static_cast<__u32>(pid.value);
     bpf_map__delete_elem(impl_->skel->maps.targets, &key, sizeof(key), 0);
     bpf_map__delete_elem(impl_->skel->maps.gils, &key, sizeof(key), 0);
+    bpf_map__delete_elem(impl_->skel->maps.task_finders, &key, sizeof(key), 0);
 }
 
 Result<int> Sampler::poll(int timeout_ms, const Handlers& handlers) {

@@ -48,6 +48,7 @@ enum ChunkType : std::uint32_t {
     kChunkTaskSnapshots = 13,  // 1.1: task snapshots (deltas)
     kChunkProcesses = 14,      // 1.2: the recorded processes
     kChunkThreadProcesses = 15,  // 1.2: which process each thread belongs to
+    kChunkSampleTasks = 16,    // 1.4: the task captured running each sample (SampleRecord::task)
 };
 }  // namespace recording_format
 

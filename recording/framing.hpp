@@ -156,6 +156,7 @@ inline const char* chunk_name(std::uint32_t type) {
         case kChunkTaskSnapshots: return "task snapshots";
         case kChunkProcesses: return "processes";
         case kChunkThreadProcesses: return "thread processes";
+        case kChunkSampleTasks: return "sample tasks";
         default: return nullptr;
     }
 }

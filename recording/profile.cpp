@@ -140,6 +140,12 @@ void Profile::reserve_events(std::size_t samples, std::size_t waits) {
     reserve_on_huge_pages(selector_waits_, waits);
 }
 
+bool Profile::set_sample_task(std::size_t index, std::uint32_t task) {
+    if (index < samples_dropped_ || index - samples_dropped_ >= samples_.size()) return false;
+    samples_[index - samples_dropped_].task = task;
+    return true;
+}
+
 bool Profile::set_sample_coro(std::size_t index, std::uint64_t coro) {
     if (index < samples_dropped_ || index - samples_dropped_ >= samples_.size()) return false;
     samples_[index - samples_dropped_].coro = coro;

@@ -68,6 +68,9 @@ struct SampleRecord {
     /// task's coroutine, when a task runs), 0 if none. Which task it was is decided from the task
     /// snapshots (reports/task_attribution.hpp), not here.
     std::uint64_t coro = 0;
+    /// The task the kernel found running that coroutine at the instant (its TaskId + 1; 0: none
+    /// found): it names a sample even of a task no snapshot saw (reports/task_attribution.hpp).
+    std::uint32_t task = 0;
     bool operator==(const SampleRecord&) const = default;
 };
 
@@ -194,6 +197,8 @@ public:
     void add_task_snapshot(TaskSnapshot s) { snapshots_.push_back(std::move(s)); }
     /// Sets the coroutine of the sample with absolute index `index` (the reader's sample-coroutines chunk).
     bool set_sample_coro(std::size_t index, std::uint64_t coro);
+    /// Sets the captured task (TaskId + 1) of the sample with absolute index `index`.
+    bool set_sample_task(std::size_t index, std::uint32_t task);
     void set_thread_name(Tid tid, std::string name) { threads_[tid] = std::move(name); }
     /// Records a process (a later record for the same pid replaces it).
     void set_process(ProcessRecord p) { processes_[p.pid] = std::move(p); }

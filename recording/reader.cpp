@@ -41,6 +41,7 @@ public:
             case kChunkLoss: p_.lost = get_loss(in); return;
             case kChunkEnd: return end(in);
             case kChunkSampleCoros: return sample_coros(in);
+            case kChunkSampleTasks: return sample_tasks(in);
             case kChunkTasks: return tasks(in);
             case kChunkTaskSnapshots: return task_snapshots(in);
             case kChunkProcesses: return processes(in);
@@ -243,6 +244,19 @@ private:
         }
         p_.add_samples(recs);
         sample_data = true;
+    }
+
+    void sample_tasks(In& in) {
+        std::uint64_t first = in.u();
+        std::size_t n = in.count(1, "sample tasks");
+        if (first > p_.samples().size() || p_.samples().size() - first < n) {
+            throw Damage{"sample tasks name samples the recording does not have"};
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            std::uint64_t k = in.u();
+            if (k > p_.task_count()) throw Damage{"a sample names a task the recording does not have"};
+            p_.set_sample_task(first + i, static_cast<std::uint32_t>(k));
+        }
     }
 
     void sample_coros(In& in) {

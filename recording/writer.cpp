@@ -310,6 +310,21 @@ Result<void> RecordingWriter::encode_samples(const Profile& p, const EventWindow
             }
             LOOPSPY_CHECK(append_chunk(out, kChunkSampleCoros, c.b));
         }
+        // 1.4: the tasks captured running them, per sample its TaskId + 1 (0: none).
+        bool any_task = false;
+        for (std::size_t i = samples_; i < end && !any_task; ++i) any_task = ev.sample(i).task != 0;
+        if (any_task) {
+            Out t;
+            t.u(samples_);
+            t.u(end - samples_);
+            for (std::size_t i = samples_; i < end; ++i) {
+                if (ev.sample(i).task > p.task_count()) {
+                    return make_error(ErrorKind::Internal, "a sample names a task the profile does not have");
+                }
+                t.u(ev.sample(i).task);
+            }
+            LOOPSPY_CHECK(append_chunk(out, kChunkSampleTasks, t.b));
+        }
         samples_ = end;
     }
     return {};
@@ -437,8 +452,8 @@ Result<void> RecordingWriter::encode_new(const Profile& p, std::string& out) {
     LOOPSPY_CHECK(encode_threads(ev, out));
     LOOPSPY_CHECK(encode_thread_names(p, out));
     LOOPSPY_CHECK(encode_processes(p, out));
+    LOOPSPY_CHECK(encode_tasks(p, out));  // before the samples, whose captured tasks name them
     LOOPSPY_CHECK(encode_samples(p, ev, out));
-    LOOPSPY_CHECK(encode_tasks(p, out));
     LOOPSPY_CHECK(encode_task_snapshots(p, out));
     LOOPSPY_CHECK(encode_selector_waits(ev, out));
     LOOPSPY_CHECK(encode_loss(p, out));

@@ -42,6 +42,29 @@ TaskAttribution::TaskAttribution(const Profile& profile) : profile_(profile), se
         for (const auto& [id, e] : c.state) seen_[id].last = c.previous;
     }
     resolve_samples();
+    // The task the kernel found running the sample's coroutine at that very instant is the one:
+    // the snapshots' record of it when they tell the same task (its address and name), else the
+    // kernel's own record (a task that came and went between two snapshots, or a dead task's
+    // address and coroutine reused by a new one, which the snapshots would give the dead one).
+    const auto& samples = profile.samples();
+    using Identity = std::tuple<std::int32_t, std::uint64_t, std::uint64_t, std::string_view>;
+    std::map<Identity, TaskId> snapshotted;  // (pid, task, coroutine, name) -> a record the snapshots saw
+    for (TaskId id = 0; id < seen_.size(); ++id) {
+        if (seen_[id].versions.empty()) continue;
+        const TaskRecord& t = profile.tasks()[id];
+        snapshotted.try_emplace({t.pid.value, t.addr, t.coro, profile.string(t.name)}, id);
+    }
+    for (std::size_t i = 0; i < samples.size() && i < sample_task_.size(); ++i) {
+        const std::uint32_t captured = samples[i].task;
+        if (captured == 0 || captured > profile.tasks().size()) continue;
+        const TaskRecord& c = profile.tasks()[captured - 1];
+        if (sample_task_[i] != kNoTask) {
+            const TaskRecord& s = profile.tasks()[sample_task_[i]];
+            if (s.addr == c.addr && s.pid == c.pid && profile.string(s.name) == profile.string(c.name)) continue;
+        }
+        auto same = snapshotted.find({c.pid.value, c.addr, c.coro, profile.string(c.name)});
+        sample_task_[i] = same != snapshotted.end() ? same->second : captured - 1;
+    }
 }
 
 std::string_view TaskAttribution::name(TaskId task) const {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <chrono>
 #include <cstring>
@@ -13,6 +14,10 @@
 #include "symbolizer/process/proc_maps.hpp"
 #include "symbolizer/cpython/thread_names.hpp"
 #include "symbolizer/cpython/thread_states.hpp"
+#include "symbolizer/cpython/type_names.hpp"
+#include "symbolizer/cpython/pystring.hpp"
+#include "symbolizer/cpython/object_layout.hpp"
+#include "symbolizer/asyncio/asyncio_tasks.hpp"
 
 namespace loopspy {
 namespace {
@@ -99,6 +104,16 @@ std::optional<std::string> rate_line(const SamplingRate& rate, Nanoseconds targe
     return std::string(line);
 }
 
+namespace {
+
+struct AddrPairHash {
+    std::size_t operator()(const std::pair<std::uint64_t, std::uint64_t>& p) const noexcept {
+        return std::hash<std::uint64_t>()(p.first * 0x9E3779B97F4A7C15ull ^ p.second);
+    }
+};
+
+}  // namespace
+
 /// One process being recorded: its interpreter, and everything read from its memory.
 struct Recorder::Process {
     Process(Pid pid, Interpreter in, Profile& profile, const TaskTrackerOptions& task_options)
@@ -116,6 +131,15 @@ struct Recorder::Process {
     TaskTracker tasks;
     std::unordered_map<Tid, RemoteAddr> published;  // thread states the kernel knows
     std::vector<RemoteAddr> gils;                    // the GILs the kernel knows
+    std::unordered_map<Tid, int> missing;            // published threads the last reads did not list
+    std::optional<TaskFinder> finder;                // how the kernel finds the running task, as published
+    TypeNames types{memory, interp.layout};
+    /// Tasks the kernel found running, by (task, name object): their name's bytes then, and id.
+    struct CapturedTask {
+        std::array<std::byte, LOOPSPY_TASK_NAME_BYTES> name_bytes;
+        TaskId id;
+    };
+    std::unordered_map<std::pair<std::uint64_t, std::uint64_t>, CapturedTask, AddrPairHash> captured;
     std::unordered_map<std::string, std::pair<StackId, std::uint32_t>> stack_cache;  // raw frames -> stack, flags
     std::set<Tid> unnamed;                           // threads whose threading name is not read yet
     std::unordered_map<Tid, int> name_tries;         // how often it was looked for
@@ -264,8 +288,19 @@ Result<void> Recorder::refresh_threads(Process& p) {
             }
         }
     }
+    // A thread missing from one read of the list (read while the list changed, or /proc failed
+    // us for a moment) keeps its thread state: forgotten, its samples and off-CPU intervals would
+    // be lost until the next read. It goes when its thread is gone, or missing from two reads.
     for (const auto& [tid, tstate] : p.published) {
-        if (now.count(tid)) continue;
+        if (now.count(tid)) {
+            p.missing.erase(tid);
+            continue;
+        }
+        if (thread_exists(p.pid(), tid) && ++p.missing[tid] < 2) {
+            now.emplace(tid, tstate);
+            continue;
+        }
+        p.missing.erase(tid);
         sampler_->forget_thread_state(tid);
         auto o = owner_.find(tid);
         if (o != owner_.end() && o->second == &p) owner_.erase(o);
@@ -447,6 +482,7 @@ void Recorder::on_sample(const RawSample& raw) {
     if (raw.coro_frame.value != 0) {
         s.coro = raw.coro_frame.value - p.interp.layout.gen_iframe;
         p.tasks.saw_coro(s.coro);
+        if (raw.task.value != 0) s.task = captured_task(p, raw, s.coro);
     }
     if (raw.kind == LOOPSPY_EVENT_OFF_CPU) {
         s.kind = SampleKind::OffCpu;
@@ -462,6 +498,65 @@ void Recorder::on_sample(const RawSample& raw) {
         if (s.flags == 0) ++fully_symbolized_;
     }
     profile_.add_sample(s);
+}
+
+void Recorder::publish_task_finder(Process& p) {
+    std::optional<TaskFinder> f = p.tasks.task_finder();
+    if (!f || f == p.finder) return;
+    const PythonLayout& l = p.interp.layout;
+    loopspy_task_finder k{};
+    k.current_tasks = f->current_tasks.value;
+    k.tstate_running_task = static_cast<__u32>(f->tstate_running_task);
+    k.gen_iframe = static_cast<__u32>(l.gen_iframe);
+    k.task_coro = static_cast<__u32>(f->task_coro);
+    k.task_name = static_cast<__u32>(f->task_name);
+    k.dict_keys = static_cast<__u32>(l.dict_keys);
+    k.keys_log2_index_bytes = static_cast<__u32>(l.dictkeys_log2_index_bytes);
+    k.keys_nentries = static_cast<__u32>(l.dictkeys_nentries);
+    k.keys_indices = static_cast<__u32>(l.dictkeys_indices);
+    k.entry_size = static_cast<__u32>(l.dictentry_size);
+    k.entry_value = static_cast<__u32>(l.dictentry_value);
+    if (sampler_->publish_task_finder(p.pid(), k).ok()) p.finder = f;
+}
+
+std::uint32_t Recorder::captured_task(Process& p, const RawSample& raw, std::uint64_t coro) {
+    std::array<std::byte, LOOPSPY_TASK_NAME_BYTES> bytes{};
+    std::copy_n(raw.task_name_bytes.begin(), std::min(bytes.size(), raw.task_name_bytes.size()), bytes.begin());
+    const auto key = std::make_pair(raw.task.value, raw.task_name_obj.value);
+    if (auto it = p.captured.find(key); it != p.captured.end() && it->second.name_bytes == bytes) return it->second.id + 1;
+    // Named from the bytes the kernel copied at the instant (the task may be gone by now): a str,
+    // or (3.12+, unnamed tasks) the int counter of "Task-N". A str too long for them is read
+    // whole while the task may still live.
+    std::optional<std::string> name;
+    if (raw.task_name_obj.value != 0) {
+        const RemoteAddr type{load_at<std::uint64_t>(bytes, p.interp.layout.object_type).value_or(0)};
+        const std::string& type_name = p.types.of_type(type);
+        if (type_name == "str") {
+            const UnicodeLayout unicode = unicode_layout_of(p.interp.layout);
+            if (auto s = decode_pystring(bytes, unicode, 200)) {
+                name = std::move(*s);
+            } else {
+                std::vector<std::byte> whole = p.memory.read_prefix(raw.task_name_obj, 1024);
+                if (auto w = decode_pystring(whole, unicode, 200)) name = std::move(*w);
+            }
+        } else if (type_name == "int") {
+            if (const ObjectLayout* o = object_layout(p.interp.version.minor())) name = counter_task_name(bytes, o->long_header);
+        }
+    }
+    if (!name) {
+        ++unnamed_captured_tasks_;
+        return 0;
+    }
+    TaskRecord rec;
+    rec.addr = raw.task.value;
+    rec.coro = coro;
+    rec.name = profile_.intern_task_string(*name);
+    rec.coro_name = profile_.intern_string("");
+    rec.pid = p.pid();
+    const TaskId id = profile_.intern_task(rec);
+    if (p.captured.size() >= 65536) p.captured.clear();
+    p.captured[key] = {bytes, id};
+    return id + 1;
 }
 
 void Recorder::on_selector_wait(const SelectorWait& wait) { profile_.add_selector_wait(wait); }
@@ -529,7 +624,10 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
             summary.reason = StopReason::TargetLeftPython;
             break;
         }
-        for (auto& [pid, p] : processes_) p->tasks.tick(monotonic_now());
+        for (auto& [pid, p] : processes_) {
+            p->tasks.tick(monotonic_now());
+            publish_task_finder(*p);
+        }
         auto now = Clock::now();
         // A sample of a thread the kernel has no thread state for means a new Python thread (or
         // a native one): look again at once rather than at the next periodic rescan.

@@ -132,6 +132,10 @@ private:
     void check_children();
     void on_sample(const RawSample& raw);
     void on_selector_wait(const SelectorWait& wait);
+    /// Tells the kernel side how to find the process's running task, once asyncio is found.
+    void publish_task_finder(Process& p);
+    /// The task the kernel found running a sample's coroutine, as a TaskId + 1 (0: unnamed).
+    std::uint32_t captured_task(Process& p, const RawSample& raw, std::uint64_t coro);
     void account_unknown_threads();
     void report_status(Nanoseconds elapsed, bool final);
     void notice(const std::string& line) const;
@@ -161,6 +165,7 @@ private:
     std::uint64_t off_cpu_intervals_ = 0;
     std::uint64_t fully_symbolized_ = 0;
     std::uint64_t native_thread_samples_ = 0;
+    std::uint64_t unnamed_captured_tasks_ = 0;  // running tasks the kernel found whose name could not be read
     std::uint64_t untracked_off_cpu_ = 0;  // off-CPU intervals of Python threads with no thread state published
     std::uint64_t last_no_tstate_ = 0;
     std::uint64_t orphan_events_ = 0;  // events of a thread whose process was just dropped

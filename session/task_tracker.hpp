@@ -42,6 +42,9 @@ public:
     /// Takes a snapshot now, whatever the rate.
     void snapshot(Nanoseconds now);
 
+    /// How the kernel side can find the running task at each sample, once asyncio is found.
+    std::optional<TaskFinder> task_finder() const { return reader_ ? reader_->task_finder() : std::nullopt; }
+
     std::uint64_t snapshots() const { return snapshots_; }
     Nanoseconds time_spent() const { return spent_; }
     std::uint64_t largest_task_count() const { return largest_; }

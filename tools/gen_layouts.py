@@ -89,6 +89,10 @@ struct PythonLayout {
   uint64_t interp_gil;                  // 3.12+: offsetof(PyInterpreterState, ceval.gil) (a pointer to it); else kNone
   uint64_t gil_size;                    // sizeof(struct _gil_runtime_state)
   uint64_t gil_last_holder;             // offsetof(struct _gil_runtime_state, last_holder)
+  // PyDictObject / PyDictKeysObject (a dict of general keys, such as asyncio's current tasks)
+  uint64_t dict_keys;                   // offsetof(PyDictObject, ma_keys)
+  uint64_t dictkeys_log2_index_bytes, dictkeys_nentries, dictkeys_indices; // PyDictKeysObject
+  uint64_t dictentry_size, dictentry_value; // sizeof(PyDictKeyEntry), offsetof(PyDictKeyEntry, me_value)
 };"""
 
 # Fields in struct order: (name, group). uint8 fields are marked in U8_FIELDS.
@@ -116,6 +120,8 @@ FIELDS = [
     ("gen_state_suspended", "gen"), ("gen_state_yield_from", "gen"), ("gen_state_executing", "gen"),
     ("object_type", "object"), ("type_name", "type"),
     ("runtime_gil", "gil"), ("interp_gil", "gil"), ("gil_size", "gil"), ("gil_last_holder", "gil"),
+    ("dict_keys", "dict"), ("dictkeys_log2_index_bytes", "dict"), ("dictkeys_nentries", "dict"),
+    ("dictkeys_indices", "dict"), ("dictentry_size", "dict"), ("dictentry_value", "dict"),
 ]
 U8_FIELDS = {"owner_thread", "owner_generator", "owner_frame_object", "owner_cstack",
              "owner_interpreter", "executable_tag_bits", "unicode_kind_shift",
@@ -137,6 +143,7 @@ GROUP_DEFS = {
     "object": ("PyObject", r"^struct\s+_object\s*\{"),
     "type": ("PyTypeObject", r"^struct\s+_typeobject\s*\{"),
     "gil": ("struct _gil_runtime_state", r"struct\s+_gil_runtime_state\s*\{"),
+    "dict": ("PyDictKeysObject", r"struct\s+_dictkeysobject\s*\{"),
 }
 
 # Internal headers included when present (the set moved around between versions).
@@ -145,7 +152,7 @@ FRAME_STATES = ["FRAME_CREATED", "FRAME_SUSPENDED", "FRAME_SUSPENDED_YIELD_FROM"
                 "FRAME_CLEARED"]
 
 INTERNAL_HEADERS = ["pycore_runtime.h", "pycore_interp.h", "pycore_frame.h",
-                    "pycore_interpframe_structs.h", "pycore_stackref.h"]
+                    "pycore_interpframe_structs.h", "pycore_stackref.h", "pycore_dict.h"]
 
 
 @dataclass
@@ -354,6 +361,12 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
         notes["gil"] = "one for the runtime, inline: _PyRuntime.ceval.gil"
     size("gil_size", "struct _gil_runtime_state")
     off("gil_last_holder", "struct _gil_runtime_state", "last_holder")
+    off("dict_keys", "PyDictObject", "ma_keys")
+    off("dictkeys_log2_index_bytes", "PyDictKeysObject", "dk_log2_index_bytes")
+    off("dictkeys_nentries", "PyDictKeysObject", "dk_nentries")
+    off("dictkeys_indices", "PyDictKeysObject", "dk_indices")
+    size("dictentry_size", "PyDictKeyEntry")
+    off("dictentry_value", "PyDictKeyEntry", "me_value")
     off("object_type", "PyObject", "ob_type")
     off("type_name", "PyTypeObject", "tp_name")
 

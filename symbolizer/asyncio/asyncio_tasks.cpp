@@ -5,9 +5,10 @@
 
 namespace loopspy {
 
-std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, LongHeader header) {
-    auto head = memory.read_u64(RemoteAddr{int_object.value + objects::kLongHeader});
-    auto digits = memory.read_u64(RemoteAddr{int_object.value + objects::kLongDigits});
+namespace {
+
+std::optional<std::string> counter_name(std::optional<std::uint64_t> head, std::optional<std::uint64_t> digits,
+                                        LongHeader header) {
     if (!head || !digits) return std::nullopt;
     std::uint64_t ndigits = *head;
     if (header == LongHeader::Tagged) {
@@ -17,6 +18,18 @@ std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteA
     if (ndigits > 2) return std::nullopt;
     std::uint64_t v = ndigits == 0 ? 0 : (*digits & 0x3fffffff) | (ndigits == 2 ? ((*digits >> 32) & 0x3fffffff) << 30 : 0);
     return "Task-" + std::to_string(v);
+}
+
+}  // namespace
+
+std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, LongHeader header) {
+    return counter_name(memory.read_u64(RemoteAddr{int_object.value + objects::kLongHeader}),
+                        memory.read_u64(RemoteAddr{int_object.value + objects::kLongDigits}), header);
+}
+
+std::optional<std::string> counter_task_name(std::span<const std::byte> int_object, LongHeader header) {
+    return counter_name(load_at<std::uint64_t>(int_object, objects::kLongHeader),
+                        load_at<std::uint64_t>(int_object, objects::kLongDigits), header);
 }
 
 std::unique_ptr<TaskReader> make_task_reader(const RemoteMemory& memory, const Interpreter& interp) {

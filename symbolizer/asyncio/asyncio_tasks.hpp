@@ -33,17 +33,31 @@ struct RawTask {
 
 /// Reads the tasks of one interpreter version. Created once per target; it may cache where the
 /// task containers are (they live as long as asyncio is imported) but re-validates them.
+/// Where the running task of a thread can be read at an instant (by the kernel side, at each
+/// sample): 3.11-3.13 asyncio's dict of current tasks (loop -> task); 3.14+ a field of the
+/// thread state. And where a Task keeps its coroutine and its name.
+struct TaskFinder {
+    RemoteAddr current_tasks{0};          // the dict, or 0
+    std::uint64_t tstate_running_task = 0;  // the thread state's field, or 0
+    std::uint64_t task_coro = 0, task_name = 0;
+    bool operator==(const TaskFinder&) const = default;
+};
+
 class TaskReader {
 public:
     virtual ~TaskReader() = default;
     /// Every task of the target right now. An empty list when asyncio is not (yet) imported.
     /// Errors only for a target that cannot be read at all.
     virtual Result<std::vector<RawTask>> read_tasks() = 0;
+    /// Once read_tasks has found asyncio: how to find the running task at an instant.
+    virtual std::optional<TaskFinder> task_finder() const = 0;
 };
 
 /// The name of a task whose task_name is an int counter (unnamed tasks, from 3.12 lazily): "Task-N".
 /// `int_object` is the int; nullopt if it is not a small non-negative int.
 std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteAddr int_object, LongHeader header);
+/// The same from the int's first bytes (at least objects::kLongDigits + 8 of them).
+std::optional<std::string> counter_task_name(std::span<const std::byte> int_object, LongHeader header);
 
 /// The reader for `interp`'s version (3.11-3.15).
 std::unique_ptr<TaskReader> make_task_reader(const RemoteMemory& memory, const Interpreter& interp);

@@ -59,6 +59,11 @@ public:
         return out;
     }
 
+    std::optional<TaskFinder> task_finder() const override {
+        if (!offsets_) return std::nullopt;
+        return TaskFinder{RemoteAddr{0}, offsets_->thread_running_task, offsets_->task_coro, offsets_->task_name};
+    }
+
 private:
     std::optional<AsyncioDebugOffsets> find_offsets() {
         auto maps = read_proc_maps(memory_.pid());

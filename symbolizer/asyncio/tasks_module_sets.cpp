@@ -57,6 +57,11 @@ public:
         return out;
     }
 
+    std::optional<TaskFinder> task_finder() const override {
+        if (!current_tasks_) return std::nullopt;
+        return TaskFinder{RemoteAddr{current_tasks_}, 0, o_.task_coro, o_.task_name};
+    }
+
 private:
     // ---- generic objects ----
     std::optional<std::string> str(std::uint64_t addr) const { return objects_.str(addr); }
@@ -87,9 +92,13 @@ private:
         // Found once; the objects live as long as asyncio is imported. Their types are checked
         // on every read.
         if (scheduled_ && types_.of_object(RemoteAddr{scheduled_}) == "WeakSet") return true;
-        scheduled_ = eager_ = 0;
+        scheduled_ = eager_ = current_tasks_ = 0;
         auto globals = objects_.module_globals("asyncio.tasks");
         if (!globals) return false;
+        // The dict of the task each loop runs now (the C module's, which asyncio.tasks imports).
+        if (auto current = dict_get(*globals, "_current_tasks"); current && types_.of_object(RemoteAddr{*current}) == "dict") {
+            current_tasks_ = *current;
+        }
         auto scheduled = dict_get(*globals, o_.scheduled_tasks);
         if (!scheduled || types_.of_object(RemoteAddr{*scheduled}) != "WeakSet") return false;
         scheduled_ = *scheduled;
@@ -213,7 +222,7 @@ private:
     const ObjectLayout& o_;
     TypeNames types_;
     PyObjectReader objects_;
-    std::uint64_t scheduled_ = 0, eager_ = 0;
+    std::uint64_t scheduled_ = 0, eager_ = 0, current_tasks_ = 0;
     std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> callbacks_;  // task -> callback0, callbacks
     std::unordered_map<std::uint64_t, std::pair<std::string, std::uint64_t>> names_;      // name object -> name, generation
     std::uint64_t generation_ = 0;

@@ -57,6 +57,10 @@ struct PythonLayout {
   uint64_t interp_gil;                  // 3.12+: offsetof(PyInterpreterState, ceval.gil) (a pointer to it); else kNone
   uint64_t gil_size;                    // sizeof(struct _gil_runtime_state)
   uint64_t gil_last_holder;             // offsetof(struct _gil_runtime_state, last_holder)
+  // PyDictObject / PyDictKeysObject (a dict of general keys, such as asyncio's current tasks)
+  uint64_t dict_keys;                   // offsetof(PyDictObject, ma_keys)
+  uint64_t dictkeys_log2_index_bytes, dictkeys_nentries, dictkeys_indices; // PyDictKeysObject
+  uint64_t dictentry_size, dictentry_value; // sizeof(PyDictKeyEntry), offsetof(PyDictKeyEntry, me_value)
 };
 
 #include "symbolizer/cpython/layouts_generated.inc"

@@ -167,6 +167,12 @@ bool process_running(Pid pid) {
     return st && st->running();
 }
 
+bool thread_exists(Pid pid, Tid tid) {
+    struct stat st {};
+    const std::string path = "/proc/" + std::to_string(pid.value) + "/task/" + std::to_string(tid.value);
+    return ::stat(path.c_str(), &st) == 0;
+}
+
 Result<TargetProcess> target_process(Pid pid) {
     const std::string id = std::to_string(pid.value);
     bool ok = false;

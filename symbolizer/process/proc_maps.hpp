@@ -44,6 +44,8 @@ struct ProcessStat {
 std::optional<ProcessStat> read_process_stat(Pid pid);
 /// Whether the process exists and has not exited (a zombie has: its memory and threads are gone).
 bool process_running(Pid pid);
+/// Whether thread `tid` of process `pid` still exists (is listed under /proc/PID/task).
+bool thread_exists(Pid pid, Tid tid);
 
 /// The error for a read of `what` (a /proc file, the process's memory) the kernel refused: it
 /// says whether loopspy lacks the privilege or has it and is refused all the same.

@@ -208,7 +208,8 @@ def test_a_full_disk_is_a_clear_error_and_what_was_written_stays_readable(tmp_pa
 
 def test_a_recording_of_a_busy_loop_costs_a_few_bytes_a_sample(tmp_path):
     """A real recording, string tables, stacks and selector waits included (BENCHMARKS.md measures
-    5.6 bytes a sample over 10 minutes; a short one carries its tables over fewer samples)."""
+    5.6 bytes a sample over 10 minutes; a short one carries its tables over fewer samples, and a
+    launched one records the interpreter's start too: the stacks and names of every import)."""
     rec = tmp_path / "run.lspy"
     proc = run_loopspy("record", "--no-status", "-o", rec, "--", interpreter("pyenv-3.12"), WORKLOADS / "cpu_shares.py",
                        "--seconds", 4, "--truth", tmp_path / "t.json")
@@ -216,4 +217,4 @@ def test_a_recording_of_a_busy_loop_costs_a_few_bytes_a_sample(tmp_path):
     assert f"wrote recording to {rec} ({size} bytes)" in proc.stderr
     samples = int(re.search(r"samples:\s+(\d+) on-CPU", run_loopspy("replay", rec).stdout).group(1))
     assert samples > 3000
-    assert size / samples <= 7.0, (size, samples)
+    assert size / samples <= 8.0, (size, samples)

@@ -23,6 +23,9 @@ def check_report_against_truth(report, truth, expect_thread=None, contended=Fals
         tolerance = max(3.0, 0.05 * true_ms)
         assert abs(cb["duration_ms"] - true_ms) <= tolerance, (stall, cb["duration_ms"])
         assert stall["coroutine"] in cb["callback"], cb["callback"]
+        # Named after the task it ran in, every time (each stall's task is new: caught at the
+        # instant by the kernel, not left to a snapshot that comes after it).
+        assert cb["task"] and re.fullmatch(stall["kind"] + r"-\d+ms", cb["task"]), cb["task"]
         if stall["kind"] == "sleep":
             assert cb["off_cpu_ms"] >= 0.9 * true_ms, cb
             assert any(b["syscall"] in ("clock_nanosleep", "nanosleep", "select") for b in cb["blocking"]), cb
@@ -45,7 +48,8 @@ def check_report_against_truth(report, truth, expect_thread=None, contended=Fals
 
 
 @pytest.mark.parametrize("py,loop", [("pyenv-3.12", "stdlib"), ("debian-3.11", "stdlib"),
-                                     ("debian-3.11", "uvloop"), ("sid-3.14", "stdlib")])
+                                     ("debian-3.11", "uvloop"), ("pyenv-3.13", "stdlib"), ("sid-3.14", "stdlib"),
+                                     ("sid-3.15", "stdlib")])
 def test_every_stall_is_reported_with_its_true_duration(py, loop, tmp_path):
     truth_file, report_file = tmp_path / "truth.json", tmp_path / "report.json"
     proc = run_loopspy("record", "--threshold", THRESHOLD_MS, "--report", report_file, "--slow-callbacks", "--",
@@ -110,6 +114,11 @@ def test_an_aiohttp_handler_with_sync_io_shows_up_in_slow_callbacks_and_blocking
         return any(f.startswith(name + " ") for f in cb["stack"])
 
     slow = report["slow_callbacks"]
+    # Each request runs in a task of its own that lives for that request: the kernel names it at
+    # the instant, however short its life (a task snapshot would miss most).
+    named = [cb for cb in slow if cb["task"] is not None]
+    assert slow and len(named) >= 0.99 * len(slow), [(cb["callback"], cb["task"]) for cb in slow]
+    assert all(cb["task"].startswith("Task-") for cb in named), [cb["task"] for cb in named]
     assert any(in_stack(cb, "legacy_handler") for cb in slow), [cb["stack"][-3:] for cb in slow]
     assert any(in_stack(cb, "report_handler") for cb in slow), [cb["stack"][-3:] for cb in slow]
     assert not any(in_stack(cb, "fast") for cb in slow)

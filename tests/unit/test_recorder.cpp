@@ -65,6 +65,7 @@ public:
         return {};
     }
     std::vector<RemoteAddr> gils;
+    Result<void> publish_task_finder(Pid, const loopspy_task_finder&) override { return {}; }
     void forget_thread_state(Tid) override {}
     Result<void> follow_process(Pid) override { return {}; }
     void stop_sampling(Pid) override {}
