@@ -278,8 +278,11 @@ Result<void> Recorder::refresh_threads(Process& p) {
             auto named = own != own_ids.end() ? given.find(own->second) : given.end();
             std::string name = named != given.end() ? named->second : thread_name(p.pid(), tid);
             if (!name.empty() && profile_.thread_name(tid) != name) profile_.set_thread_name(tid, name);
-            // Asked again only while the thread lives and `threading` may yet name it.
-            const bool settled = named != given.end() || !now.count(tid) || given.empty() || ++p.name_tries[tid] >= 8;
+            // Asked again only while the thread lives and `threading` may yet name it: a few
+            // times once `threading` names other threads, for a minute of reads while it names
+            // none (a launched program is recorded from before its start imports it).
+            const int tries = ++p.name_tries[tid];
+            const bool settled = named != given.end() || !now.count(tid) || tries >= (given.empty() ? 600 : 8);
             if (settled) {
                 p.name_tries.erase(tid);
                 it = p.unnamed.erase(it);
