@@ -77,13 +77,22 @@ static __always_inline bool is_followed(__u32 tgid)
     return tgid == target_tgid || (follow_children && bpf_map_lookup_elem(&targets, &tgid));
 }
 
-/* Samples and off-CPU intervals of target threads not (yet) in thread_states, per tid. */
+/* Samples of target threads not (yet) in thread_states, per tid; and their off-CPU intervals,
+ * apart (every switch-out of a thread churning through would otherwise push the samples' counts
+ * out of the LRU). User space decides later whether they were a Python thread's or a native one's. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 4096);
     __type(key, __u32);
-    __type(value, struct loopspy_unknown_thread);
+    __type(value, __u64);
 } unknown_tids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u64);
+} unknown_off_tids SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -158,16 +167,12 @@ static __always_inline __u64 *thread_state_of(__u32 tid, bool off_cpu)
     __u64 *tstate = bpf_map_lookup_elem(&thread_states, &tid);
     if (tstate)
         return tstate;
-    struct loopspy_unknown_thread *n = bpf_map_lookup_elem(&unknown_tids, &tid);
-    if (n) {
-        if (off_cpu)
-            __sync_fetch_and_add(&n->off_cpu, 1);
-        else
-            __sync_fetch_and_add(&n->samples, 1);
-    } else {
-        struct loopspy_unknown_thread first = {.samples = off_cpu ? 0 : 1, .off_cpu = off_cpu ? 1 : 0};
-        bpf_map_update_elem(&unknown_tids, &tid, &first, BPF_NOEXIST);
-    }
+    void *counts = off_cpu ? (void *)&unknown_off_tids : (void *)&unknown_tids;
+    __u64 one = 1, *n = bpf_map_lookup_elem(counts, &tid);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        bpf_map_update_elem(counts, &tid, &one, BPF_NOEXIST);
     return 0;
 }
 

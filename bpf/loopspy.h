@@ -124,13 +124,6 @@ struct loopspy_sample {
     struct loopspy_frame frames[LOOPSPY_MAX_FRAMES];
 };
 
-/* What the kernel saw of a target thread not (yet) in thread_states: user space decides later
- * whether they were a Python thread's, lost (a thread it had not seen yet), or a native thread's. */
-struct loopspy_unknown_thread {
-    __u64 samples; /* on-CPU samples */
-    __u64 off_cpu; /* off-CPU intervals */
-};
-
 /* Counters, one slot each in a per-CPU array; user space sums them. */
 enum loopspy_stat {
     LOOPSPY_STAT_SAMPLES = 0,     /* samples that hit a thread of the target */

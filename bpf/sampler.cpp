@@ -15,6 +15,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "bpf/kernel_features.hpp"
@@ -441,9 +442,11 @@ std::uint64_t Sampler::unknown_thread_samples() const {
     return read_counter(impl_->skel->maps.stats, LOOPSPY_STAT_NO_TSTATE, values);
 }
 
-std::vector<UnknownThread> Sampler::take_unknown_threads() {
-    std::vector<UnknownThread> out;
-    bpf_map* map = impl_->skel->maps.unknown_tids;
+namespace {
+
+/// Takes (reads and deletes) every per-tid count of an unknown_tids-like map.
+std::vector<std::pair<__u32, __u64>> take_counts(bpf_map* map) {
+    std::vector<std::pair<__u32, __u64>> out;
     __u32 key = 0, next = 0;
     std::vector<__u32> keys;
     const void* prev = nullptr;
@@ -454,13 +457,29 @@ std::vector<UnknownThread> Sampler::take_unknown_threads() {
         if (keys.size() > 65536) break;
     }
     for (__u32 k : keys) {
-        loopspy_unknown_thread v{};
+        __u64 v = 0;
         if (bpf_map__lookup_and_delete_elem(map, &k, sizeof(k), &v, sizeof(v), 0) == 0 ||
             bpf_map__lookup_elem(map, &k, sizeof(k), &v, sizeof(v), 0) == 0) {
             bpf_map__delete_elem(map, &k, sizeof(k), 0);
-            out.push_back({Tid{static_cast<std::int32_t>(k)}, v.samples, v.off_cpu});
+            out.emplace_back(k, v);
         }
     }
+    return out;
+}
+
+}  // namespace
+
+std::vector<UnknownThread> Sampler::take_unknown_threads() {
+    std::map<__u32, UnknownThread> by_tid;
+    for (const auto& [tid, n] : take_counts(impl_->skel->maps.unknown_tids)) {
+        by_tid.try_emplace(tid, UnknownThread{Tid{static_cast<std::int32_t>(tid)}}).first->second.samples += n;
+    }
+    for (const auto& [tid, n] : take_counts(impl_->skel->maps.unknown_off_tids)) {
+        by_tid.try_emplace(tid, UnknownThread{Tid{static_cast<std::int32_t>(tid)}}).first->second.off_cpu += n;
+    }
+    std::vector<UnknownThread> out;
+    out.reserve(by_tid.size());
+    for (const auto& [tid, t] : by_tid) out.push_back(t);
     return out;
 }
 

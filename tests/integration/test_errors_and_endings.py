@@ -158,8 +158,13 @@ def test_a_program_busy_to_its_last_instant_has_its_last_samples_named(py, end, 
         # Nothing ran after the hot loop, so every stack is named from its outermost frame (the
         # program's <module>) on. A code object first sampled in the very last moment cannot be
         # named, the process being gone, but it is never the outermost one.
-        unnamed = [(frames, w) for frames, w in stacks if frames[1] == "<unknown>"]
-        assert not unnamed, f"{sum(w for _, w in unnamed)} us of stacks unnamed from the top: {unnamed[:3]}"
+        # The program's start is recorded too (a launched command is held until sampling runs): a
+        # sample before the interpreter ran its first frame has the thread alone, and a module
+        # body the start runs once may be freed before it is named. Neither is under the hot loop,
+        # and together they are a moment of the run.
+        unnamed = [(frames, w) for frames, w in stacks if len(frames) > 1 and frames[1] == "<unknown>"]
+        assert not any(is_hot(f) for frames, _ in unnamed for f in frames), unnamed[:3]
+        assert sum(w for _, w in unnamed) <= 0.002 * total, f"{sum(w for _, w in unnamed)} us unnamed from the top: {unnamed[:3]}"
 
 
 def is_hot(frame):
