@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/sampler.hpp"
+#include "build_info.hpp"  // LOOPSPY_GIT_COMMIT, LOOPSPY_BUILD_DATE (generated at every build)
 #include "cli/doctor_command.hpp"
 #include "cli/output_flags.hpp"
 
