@@ -251,7 +251,7 @@ void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanose
         if (!prev) {
             keys.push_back(items[i].key);
         } else if (items[i].key != items[*prev].key ||
-                   (items[i].task && items[*prev].task && *items[i].task != *items[*prev].task)) {
+                   (items[i].task && items[*prev].task && !tasks->same_task(*items[i].task, *items[*prev].task))) {
             const Item& a = items[*prev];
             const Item& b = items[i];
             Nanoseconds cut = a.s->time + Nanoseconds{(b.s->time - a.s->time).value / 2};

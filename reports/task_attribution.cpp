@@ -72,6 +72,13 @@ std::string_view TaskAttribution::name(TaskId task) const {
     return profile_.string(profile_.tasks()[task].name);
 }
 
+bool TaskAttribution::same_task(TaskId a, TaskId b) const {
+    if (a == b) return true;
+    const auto& t = profile_.tasks();
+    if (a >= t.size() || b >= t.size()) return false;
+    return t[a].pid == t[b].pid && t[a].addr == t[b].addr && profile_.string(t[a].name) == profile_.string(t[b].name);
+}
+
 std::optional<TaskId> TaskAttribution::task_of(std::size_t index) const {
     if (index >= sample_task_.size() || sample_task_[index] == kNoTask) return std::nullopt;
     return sample_task_[index];

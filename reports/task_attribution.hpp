@@ -30,6 +30,9 @@ public:
     bool has_tasks() const { return !profile_.task_snapshots().empty(); }
     /// The task sample `index` (into profile.samples()) ran in.
     std::optional<TaskId> task_of(std::size_t index) const;
+    /// Whether two ids are one task: the same record, or records of one task (its process,
+    /// address and name), as the kernel's record of a task and the snapshots' can be.
+    bool same_task(TaskId a, TaskId b) const;
     /// The task's name.
     std::string_view name(TaskId task) const;
 
