@@ -31,9 +31,11 @@ def test_the_loops_waits_for_the_gil_are_marked_and_match_its_own_clock(tmp_path
     assert abs(beyond_sleep - own_ms) <= 0.03 * own_ms + 0.05 * truth["calls"], (gil_ms, slept_ms, truth)
     assert gil_ms >= 0.6 * own_ms, (gil_ms, own_ms)
     # After its selector waits the loop waits for the GIL in its own code: marked too, and never
-    # a BaseEventLoop._run_once "callback".
+    # a BaseEventLoop._run_once "callback". (With the GIL in hand it can still lose its CPU to a
+    # counting thread for a tick, 4 ms: that is a preemption, not a wait for the GIL.)
     after_wait = [b for b in r["blocking_calls"] if b["stack"] and b["stack"][-1].startswith("EpollSelector.select ")]
-    assert after_wait and all(b["gil"] and b["syscall"] == "futex" for b in after_wait if b["total_ms"] >= 1), after_wait
+    waits = [b for b in after_wait if b["syscall"] != "preempted"]
+    assert waits and all(b["gil"] and b["syscall"] == "futex" for b in waits if b["total_ms"] >= 1), after_wait
     assert not any(c["callback"].startswith("BaseEventLoop._run_once") for c in r["slow_callbacks"]), r["slow_callbacks"]
     # The text and the flame graph say it in words.
     assert re.search(r"\u21b3 [\d.]+ ms waiting for the GIL( \(\d+ times\))? at probe \(", proc.stdout), proc.stdout
