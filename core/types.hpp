@@ -41,6 +41,7 @@ struct Nanoseconds {
     constexpr Nanoseconds operator+(Nanoseconds o) const { return Nanoseconds{value + o.value}; }
     constexpr Nanoseconds operator-(Nanoseconds o) const { return Nanoseconds{value - o.value}; }
     constexpr Nanoseconds& operator+=(Nanoseconds o) { value += o.value; return *this; }
+    constexpr Nanoseconds& operator-=(Nanoseconds o) { value -= o.value; return *this; }
     constexpr double ms() const { return static_cast<double>(value) / 1e6; }
     constexpr double seconds() const { return static_cast<double>(value) / 1e9; }
     constexpr std::int64_t us() const { return value / 1000; }

@@ -199,6 +199,8 @@ Json tasks_json(const std::vector<TaskSummary>& tasks) {
         for (const TaskWait& w : t.waits) {
             Json x;
             x["stack"] = string_list(w.stack);
+            x["where"] = string_list(w.where);
+            x["culprit"] = w.culprit ? Json(sanitize_utf8(*w.culprit)) : Json(nullptr);
             x["ms"] = rounded_ms(w.time);
             waits.push_back(std::move(x));
         }

@@ -182,7 +182,7 @@ Result<void> write_outputs(const Profile& profile, const OutputArgs& args, const
         std::fprintf(stderr, "loopspy: wrote loop timeline (Chrome trace) to %s\n", args.trace.c_str());
     }
     std::vector<TaskSummary> summaries;
-    if (args.tasks) summaries = summarize_tasks(profile, tasks, analysis.window);
+    if (args.tasks) summaries = summarize_tasks(profile, tasks, analysis.window, lo.culprit);
     if (!args.tasks_flamegraph.empty() || !args.tasks_collapsed.empty()) {
         auto stacks = task_wait_stacks(profile, tasks, lo.filter);
         if (!args.tasks_collapsed.empty()) {

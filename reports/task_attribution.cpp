@@ -229,20 +229,98 @@ std::vector<std::string> TaskAttribution::async_prefix(TaskId task, Nanoseconds 
     return out;
 }
 
+namespace {
+
+/// The time a task ran, as its samples say: each on-CPU sample stands for its weight at its
+/// instant, each off-CPU interval (outside a selector) for its span.
+class RunningTime {
+public:
+    void add(Nanoseconds begin, Nanoseconds end) { spans_.push_back({begin, end}); }
+    void sort() { std::sort(spans_.begin(), spans_.end()); }
+    /// How much of [lo, hi) it ran.
+    Nanoseconds within(Nanoseconds lo, Nanoseconds hi) const {
+        Nanoseconds ran{0};
+        // Spans are short (a sample's period, one blocking call), none longer than the recording:
+        // start from the first one that could reach lo.
+        auto it = std::lower_bound(spans_.begin(), spans_.end(), std::pair{lo - longest_, Nanoseconds{INT64_MIN}});
+        for (; it != spans_.end() && it->first < hi; ++it) {
+            Nanoseconds b = std::max(it->first, lo), e = std::min(it->second, hi);
+            if (e > b) ran += e - b;
+        }
+        return ran;
+    }
+    /// Where the first span that reaches into [lo, hi) begins (lo if it began before).
+    std::optional<Nanoseconds> first_in(Nanoseconds lo, Nanoseconds hi) const {
+        auto it = std::lower_bound(spans_.begin(), spans_.end(), std::pair{lo - longest_, Nanoseconds{INT64_MIN}});
+        for (; it != spans_.end() && it->first < hi; ++it) {
+            if (it->second > lo) return std::max(it->first, lo);
+        }
+        return std::nullopt;
+    }
+    void finish() {
+        sort();
+        for (const auto& [b, e] : spans_) longest_ = std::max(longest_, e - b);
+    }
+
+private:
+    std::vector<std::pair<Nanoseconds, Nanoseconds>> spans_;
+    Nanoseconds longest_{0};
+};
+
+/// The usual time between two snapshots of a process (their median gap).
+Nanoseconds typical_gap(const std::vector<Nanoseconds>& times) {
+    std::vector<Nanoseconds> gaps;
+    for (std::size_t i = 1; i < times.size(); ++i) gaps.push_back(times[i] - times[i - 1]);
+    std::nth_element(gaps.begin(), gaps.begin() + static_cast<std::ptrdiff_t>(gaps.size() / 2), gaps.end());
+    return gaps[gaps.size() / 2];
+}
+
+}  // namespace
+
 std::vector<TaskAttribution::Suspension> TaskAttribution::suspensions(Nanoseconds from, Nanoseconds to) const {
     std::map<std::pair<TaskId, StackId>, Nanoseconds> total;
     static const std::vector<Nanoseconds> kNone;
+    // A snapshot's state holds until the next one, but a task found suspended may run before
+    // then (a worker that yields every few milliseconds): what it ran is not waiting, so a task's
+    // running and waiting time never add up to more than it lived.
+    std::map<TaskId, RunningTime> running;
+    const auto& samples = profile_.samples();
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+        auto id = task_of(i);
+        if (!id) continue;
+        const SampleRecord& s = samples[i];
+        running[*id].add(s.time, s.time + s.weight);
+    }
+    for (auto& [id, r] : running) r.finish();
     for (TaskId id = 0; id < seen_.size(); ++id) {
         const Seen& s = seen_[id];
         if (s.versions.empty()) continue;
         auto times_it = snapshot_times_.find(profile_.tasks()[id].pid);
         const std::vector<Nanoseconds>& times = times_it == snapshot_times_.end() ? kNone : times_it->second;
-        const Nanoseconds end = profile_.info.end > profile_.info.start ? profile_.info.end
-                                : times.empty()                          ? Nanoseconds{}
-                                                                         : times.back();
+        Nanoseconds end = profile_.info.end > profile_.info.start ? profile_.info.end
+                          : times.empty()                          ? Nanoseconds{}
+                                                                   : times.back();
+        // Seen in the last snapshot, it lived on at most until the one that would have come
+        // next: the recording may end well after (the process exited, its last snapshots failed).
+        if (times.size() >= 2 && s.last >= times.back()) end = std::min(end, s.last + typical_gap(times));
+        const RunningTime* ran = nullptr;
+        if (auto r = running.find(id); r != running.end()) ran = &r->second;
+        auto waiting = [&](std::size_t j) { return s.versions[j].entry.state == TaskState::Suspended; };
+        auto next_waiting = [&](std::size_t k) -> const TaskEntry* {
+            for (std::size_t j = k + 1; j < s.versions.size(); ++j) {
+                if (waiting(j)) return &s.versions[j].entry;
+            }
+            return nullptr;
+        };
+        auto previous_waiting = [&](std::size_t k) -> const TaskEntry* {
+            for (std::size_t j = k; j-- > 0;) {
+                if (waiting(j)) return &s.versions[j].entry;
+            }
+            return nullptr;
+        };
         for (std::size_t k = 0; k < s.versions.size(); ++k) {
             const TaskEntry& e = s.versions[k].entry;
-            if (e.state != TaskState::Suspended) continue;
+            if (e.state == TaskState::Done) continue;
             Nanoseconds b = s.versions[k].from;
             // Holds until the next version, or until the snapshot after the last one it was seen in.
             Nanoseconds until = k + 1 < s.versions.size() ? s.versions[k + 1].from : s.last;
@@ -251,7 +329,22 @@ std::vector<TaskAttribution::Suspension> TaskAttribution::suspensions(Nanosecond
                 until = next != times.end() ? *next : std::max(s.last, end);
             }
             Nanoseconds lo = std::max(b, from), hi = std::min(until, to);
-            if (hi > lo) total[{id, e.stack}] += hi - lo;
+            if (hi <= lo) continue;
+            // Until it first runs it waits where this snapshot found it; once it has run, where
+            // the next snapshot that found it waiting did (a worker that yields every few
+            // milliseconds, caught not yet started, has started by then).
+            const TaskEntry* here = e.state == TaskState::Suspended ? &e : nullptr;
+            const TaskEntry* after = next_waiting(k);
+            if (!after) after = here ? here : previous_waiting(k);
+            std::optional<Nanoseconds> first = ran ? ran->first_in(lo, hi) : std::nullopt;
+            if (!first) {
+                if (const TaskEntry* w = here ? here : after) total[{id, w->stack}] += hi - lo;
+                continue;
+            }
+            if (here && *first > lo) total[{id, here->stack}] += *first - lo;
+            if (!after) continue;  // never seen waiting: it ran all along
+            Nanoseconds rest = hi - *first, busy = ran->within(*first, hi);
+            if (rest > busy) total[{id, after->stack}] += rest - busy;
         }
     }
     std::vector<Suspension> out;

@@ -46,8 +46,10 @@ public:
     /// (frames before it are the event loop's), or 0 when it has none.
     std::size_t task_frames_begin(StackId stack) const;
 
-    /// --tasks: wall time of each task while suspended, from consecutive snapshots (each snapshot's
-    /// state holds until the next one), within [from, to).
+    /// --tasks: wall time of each task while suspended, within [from, to). Each snapshot's state
+    /// holds until the next one; of that span, the time the task's samples say it ran is running,
+    /// the rest waiting (for a span that began with the task running: where the nearest snapshot
+    /// found it waiting). So running and waiting add up to the time it was seen alive.
     struct Suspension {
         TaskId task;
         StackId stack;      // the await chain, outermost first, ending "<awaiting TYPE>"

@@ -4,6 +4,7 @@
 // while the loop is idle.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ namespace loopspy {
 
 struct TaskWait {
     std::vector<std::string> stack;  // the await chain, outermost first, ending "<awaiting TYPE>"
+    /// Where it waits, said short: the chain down to the program's own innermost frame (runs of
+    /// one frame folded: "chain (app.py:9) ×40"), the call into the library it awaits there
+    /// (asyncio's internals below it left out), and what is awaited.
+    std::vector<std::string> where;
+    std::optional<std::string> culprit;  // the program's own innermost frame, when there is one
     Nanoseconds time;
 };
 
@@ -27,8 +33,10 @@ struct TaskSummary {
     std::vector<TaskWait> waits;  // longest first
 };
 
-/// Every task seen in the window, by suspended + running time, longest first. Tasks with the same
+/// Every task seen in the window, by suspended + running time, longest first. Suspended time
+/// leaves out what the task ran (its samples) between the snapshots that found it suspended. Tasks with the same
 /// name and address seen with different coroutines (a reused address) stay separate.
-std::vector<TaskSummary> summarize_tasks(const Profile& profile, const TaskAttribution& tasks, const TimeWindow& window);
+std::vector<TaskSummary> summarize_tasks(const Profile& profile, const TaskAttribution& tasks, const TimeWindow& window,
+                                         const CulpritRules& culprit = CulpritRules{});
 
 }  // namespace loopspy

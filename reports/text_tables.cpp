@@ -1,4 +1,5 @@
 #include "reports/text_tables.hpp"
+#include "reports/stacks.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -284,26 +285,6 @@ void appendf(std::string& out, const char* fmt, auto... args) {
     out.append(big.data(), static_cast<std::size_t>(n));
 }
 
-/// Frames as lines, a run of the same frame (recursion: `descend` forty times at one line) as one
-/// line with its count: "descend (deep.py:12) ×40".
-template <typename Frames, typename Text>
-std::vector<std::string> folded(const Frames& frames, Text text) {
-    std::vector<std::string> out;
-    std::size_t run = 0;
-    for (auto it = frames.begin(); it != frames.end(); ++it) {
-        std::string t = text(*it);
-        if (!out.empty() && run > 0 && t == out.back()) {
-            ++run;
-            continue;
-        }
-        if (run > 1) out.back() += " \u00d7" + std::to_string(run);
-        out.push_back(std::move(t));
-        run = 1;
-    }
-    if (run > 1) out.back() += " \u00d7" + std::to_string(run);
-    return out;
-}
-
 class TreePrinter {
 public:
     explicit TreePrinter(const std::vector<DumpTask>& tasks) : tasks_(tasks) {
@@ -377,18 +358,15 @@ std::string render_tasks_table(const std::vector<TaskSummary>& tasks, std::size_
     out += line;
     for (std::size_t i = 0; i < tasks.size() && i < limit; ++i) {
         const TaskSummary& t = tasks[i];
-        std::snprintf(line, sizeof line, "%12.1f %12.1f  %s\n", t.running.ms(), t.suspended.ms(), sanitize_utf8(t.name).c_str());
-        out += line;
+        appendf(out, "%12.1f %12.1f  %s\n", t.running.ms(), t.suspended.ms(), sanitize_utf8(t.name).c_str());
         for (std::size_t w = 0; w < t.waits.size() && w < 3; ++w) {
             const TaskWait& wait = t.waits[w];
-            // The innermost coroutine frame and what it awaits say where it waits.
             std::string where;
-            for (std::size_t k = wait.stack.size() >= 2 ? wait.stack.size() - 2 : 0; k < wait.stack.size(); ++k) {
+            for (const std::string& f : wait.where) {
                 if (!where.empty()) where += " -> ";
-                where += wait.stack[k];
+                where += f;
             }
-            std::snprintf(line, sizeof line, "%12s %12.1f    %s\n", "", wait.time.ms(), sanitize_utf8(where).c_str());
-            out += line;
+            appendf(out, "%12s %12.1f    %s\n", "", wait.time.ms(), sanitize_utf8(where).c_str());
         }
     }
     return out;

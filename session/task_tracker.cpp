@@ -67,14 +67,22 @@ TaskEntry TaskTracker::entry_for(const RawTask& t, TaskId id, const std::unorder
     e.awaited_by.erase(std::unique(e.awaited_by.begin(), e.awaited_by.end()), e.awaited_by.end());
     std::optional<CoroutineChain> chain;
     if (!t.done && t.coro.value != 0) chain = read_coroutine_chain(memory_, interp_.layout, types_, t.coro);
-    const TaskActivity activity = task_activity(t, chain ? &*chain : nullptr);
+    TaskActivity activity = task_activity(t, chain ? &*chain : nullptr);
+    if (activity == TaskActivity::Suspended || activity == TaskActivity::Created) {
+        resolver_.resolve(chain->frames, resolved_);
+        // Every frame of a suspended chain is a coroutine's (or generator's): another code (a
+        // module body, a function) means an awaited object was freed and its memory reused while
+        // the chain was read, that is the task ran meanwhile.
+        if (std::any_of(resolved_.begin(), resolved_.end(), [](const ResolvedFrame& f) { return f.code && !f.coroutine(); })) {
+            activity = TaskActivity::Running;
+        }
+    }
     if (activity == TaskActivity::Done || activity == TaskActivity::Running) {
         e.state = activity == TaskActivity::Done ? TaskState::Done : TaskState::Running;
         e.stack = profile_.intern_stack({});
         return e;
     }
     e.state = TaskState::Suspended;
-    resolver_.resolve(chain->frames, resolved_);
     std::vector<FrameId> frames;
     for (auto f = resolved_.rbegin(); f != resolved_.rend(); ++f) frames.push_back(intern_resolved(profile_, *f));
     std::string leaf;

@@ -13,6 +13,11 @@ bool is_generator_type(const std::string& type_name) {
 CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayout& l, TypeNames& types,
                                     RemoteAddr coro, int max_depth) {
     CoroutineChain chain;
+    auto torn = [] {
+        CoroutineChain running;
+        running.state = CoroutineState::Executing;
+        return running;
+    };
     const std::uint64_t tag_mask = ~static_cast<std::uint64_t>(l.executable_tag_bits);
     // The generator's header and its embedded frame, read at once.
     const std::size_t want = static_cast<std::size_t>(l.gen_iframe + l.frame_size);
@@ -34,7 +39,10 @@ CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayo
             chain.awaited = obj;
             break;
         }
-        if (!memory.read(obj, std::span<std::byte>(buf.data(), want))) break;
+        if (!memory.read(obj, std::span<std::byte>(buf.data(), want))) {
+            if (depth > 0) return torn();  // freed under the read: the task moved on
+            break;
+        }
         auto state = load_at<std::int8_t>(bytes, l.gen_frame_state).value_or(0);
         bool suspended = state == l.gen_state_suspended || state == l.gen_state_yield_from;
         if (depth == 0) {
@@ -43,7 +51,13 @@ CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayo
                           : state < l.gen_state_suspended   ? CoroutineState::Created
                                                             : CoroutineState::Finished;
         }
-        if (!suspended) break;
+        if (!suspended) {
+            // The outermost coroutine was suspended when read, one below it is not: the task
+            // resumed while its chain was read (it runs from the outermost coroutine inwards).
+            // What was read is half of two states; the truth is that it ran.
+            if (depth > 0) return torn();
+            break;
+        }
         const std::uint64_t frame = obj.value + l.gen_iframe;
         const loopspy_frame f = decode_frame(bytes.subspan(l.gen_iframe), l, static_cast<std::uint8_t>(l.owner_generator));
         if (f.code == 0) break;

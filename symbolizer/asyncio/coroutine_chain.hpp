@@ -32,7 +32,9 @@ struct CoroutineChain {
 
 /// Reads the chain that starts at the coroutine (or generator) object `coro`. At most
 /// `max_depth` coroutines are followed. A coroutine that is executing contributes no frames here:
-/// its frames are on its thread's stack.
+/// its frames are on its thread's stack. The target runs on while the chain is read: a chain
+/// whose outer coroutine was suspended and an inner one not (the task resumed meanwhile) reads as
+/// Executing, with no frames.
 CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayout& layout, TypeNames& types,
                                     RemoteAddr coro, int max_depth = 256);
 

@@ -263,6 +263,41 @@ def test_tasks_report_and_suspended_time_outputs_match_how_long_tasks_really_wai
         assert f"&lt;task&gt; {name}" in text, name
 
 
+
+@pytest.mark.parametrize("py", ["debian-3.11", "pyenv-3.12", "pyenv-3.13", "sid-3.14", "sid-3.15"])
+def test_where_tasks_wait_is_a_chain_they_were_in_and_their_time_adds_up_to_their_lives(tmp_path, py):
+    """--tasks on workers 40 coroutines deep that yield every few milliseconds: every wait chain
+    is one the program's own cr_await walk saw that task in (no frame it never ran, none cut
+    short), a task's running and waiting time add up to how long it lived, and the wait is said
+    at the program's own innermost frame with the recursion folded."""
+    report_file = tmp_path / "r.json"
+    proc = run_loopspy("record", "--no-status", "-o", tmp_path / "t.lspy", "--tasks", "--report", report_file,
+                       "--", interpreter(py), WORKLOADS / "task_tree.py", "--seconds", "3", "--depth", "40")
+    truth = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith('{"burned"')))
+    tasks = {t["name"]: t for t in json.loads(report_file.read_text())["tasks"]}
+    seen = {name: {tuple(c) for c in chains} for name, chains in truth["chains"].items()}
+    for name, t in tasks.items():
+        for w in t["waits"]:
+            if w["stack"][-1] == "<not started>":
+                continue
+            chain = tuple(frame_name(f) for f in w["stack"] if not f.startswith("<"))
+            assert chain in seen.get(name, set()), (name, w["ms"], chain, seen.get(name))
+    # Snapshots come every 100 ms: a task is seen alive up to one period longer than it lived.
+    for name, lived_s in {**truth["lived"], **truth["workers_lived"]}.items():
+        t = tasks[name]
+        assert t["running_ms"] + t["suspended_ms"] <= lived_s * 1000 + 110, (name, t, lived_s)
+        assert t["running_ms"] + t["suspended_ms"] >= lived_s * 1000 - 120, (name, t, lived_s)
+    for name in WORKERS:
+        longest = tasks[name]["waits"][0]
+        where = [re.sub(r" \u00d7\d+$", "", f) for f in longest["where"]]
+        assert [frame_name(f) for f in where] == ["worker", "chain", "chain", "hot_leaf", "sleep"], longest
+        assert longest["where"][1].endswith(" \u00d740"), longest["where"]
+        assert frame_name(longest["culprit"]) == "hot_leaf", longest
+        assert longest["ms"] >= 0.9 * tasks[name]["suspended_ms"], tasks[name]
+        # The table says it the same way.
+        assert " -> ".join(longest["where"]) in proc.stdout, proc.stdout
+
+
 MANY_TASKS = """
 import asyncio, sys
 async def idle(stop):

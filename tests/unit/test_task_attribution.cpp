@@ -162,3 +162,32 @@ TEST_CASE("task attribution: an awaiting task caught running before its await is
     std::vector<std::string> expected = {"<task> root", "main (app.py:5)", "<task> worker"};
     CHECK(t.async_prefix(worker, Nanoseconds{150 * kMs}) == expected);
 }
+
+TEST_CASE("task attribution: a task found waiting that runs before the next snapshot waited only the rest") {
+    Builder b;
+    TaskId w = b.task(0x1000, 0xa000, "worker", "work");
+    StackId not_started = b.p.intern_stack(std::vector<FrameId>{b.p.intern_frame("<not started>", "", 0, kFrameSpecial)});
+    StackId at_sleep = b.p.intern_stack(std::vector<FrameId>{b.p.intern_frame("work", "app.py", 10, kFrameCoroutine),
+                                                             b.p.intern_frame("sleep", "tasks.py", 600, kFrameCoroutine)});
+    // Created at 100 ms, not started yet; it first runs at 120 ms and runs 20 ms of the 100 until
+    // the next snapshot, which finds it waiting in its sleep, as the last one does at 300 ms.
+    b.snapshot(100, {{w, TaskState::Suspended, not_started, {}}});
+    for (std::int64_t ms = 120; ms < 140; ++ms) b.sample(ms, 0xa000, b.stack_in("work"));
+    b.snapshot(200, {{w, TaskState::Suspended, at_sleep, {}}});
+    // Caught running at 300 ms: of the 100 ms until the next snapshot it ran 10.
+    b.snapshot(300, {running(w)});
+    for (std::int64_t ms = 300; ms < 310; ++ms) b.sample(ms, 0xa000, b.stack_in("work"));
+    b.snapshot(400, {{w, TaskState::Suspended, at_sleep, {}}});
+    b.snapshot(500, {}, {w});
+    TaskAttribution t(b.p);
+    Nanoseconds before_start{0}, sleeping{0};
+    for (const auto& s : t.suspensions(Nanoseconds{0}, Nanoseconds{10'000 * kMs})) {
+        REQUIRE(s.task == w);
+        (s.stack == not_started ? before_start : sleeping) += s.time;
+    }
+    CHECK(before_start.value == 20 * kMs);  // 100 to 120 ms
+    // 120-200 less 20 ran, 200-300, 300-400 less 10 ran, 400-500 (seen last at 400; gone at 500).
+    CHECK(sleeping.value == (60 + 100 + 90 + 100) * kMs);
+    // Ran 30 ms, waited 370: the 400 ms it was seen alive.
+    CHECK(before_start.value + sleeping.value + 30 * kMs == 400 * kMs);
+}

@@ -4,12 +4,15 @@ children that sleep, and a task awaited by two tasks at once.
 
 usage: task_tree.py [--ready FILE] [--seconds S] [--depth N] [--start-after S] [--loop stdlib|uvloop]
 
-Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time);
-per long-lived waiting task (the task group's children, the shared task and its waiters), how
-long it lived (monotonic), all of it suspended.
+Truth written to stdout at exit (JSON): per worker, the CPU time its leaf burned (thread_time)
+and how long it lived (workers_lived); per long-lived waiting task (the task group's children, the shared task
+and its waiters), how long it lived (monotonic), all of it suspended; per task, every await chain
+it was seen suspended in (the coroutines' qualified names, outermost first, followed through
+cr_await / gi_yieldfrom), looked at every 3 ms from a callback, when every task is suspended.
 """
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import sys
@@ -17,6 +20,30 @@ import time
 
 burned = {}
 lived = {}
+workers_lived = {}
+chains = {}
+
+
+def await_chain(task):
+    names, c = [], task.get_coro()
+    while c is not None:
+        if hasattr(c, "cr_code"):  # a coroutine
+            names.append(c.cr_code.co_qualname)
+            c = c.cr_await
+        elif hasattr(c, "gi_code"):  # a generator-based one (asyncio's __sleep0)
+            names.append(c.gi_code.co_qualname)
+            c = c.gi_yieldfrom
+        else:  # what it awaits: a future, a task
+            break
+    return tuple(names)
+
+
+def look_at_chains(loop):
+    for t in asyncio.all_tasks(loop):
+        if inspect.getcoroutinestate(t.get_coro()) != inspect.CORO_SUSPENDED:
+            continue  # not started yet, or done
+        chains.setdefault(t.get_name(), set()).add(await_chain(t))
+    loop.call_later(0.003, look_at_chains, loop)
 
 
 def spin(seconds):
@@ -45,7 +72,9 @@ async def chain(depth, name, stop_at):
 
 
 async def worker(depth, stop_at):
+    born = time.monotonic()
     await chain(depth, asyncio.current_task().get_name(), stop_at)
+    workers_lived[asyncio.current_task().get_name()] = time.monotonic() - born
 
 
 async def sleeper(seconds):
@@ -69,6 +98,7 @@ async def group_parent(seconds):
 async def orchestrate(args, ready):
     # A profiler that launched this program attaches while it waits here.
     await asyncio.sleep(args.start_after)
+    asyncio.get_running_loop().call_soon(look_at_chains, asyncio.get_running_loop())
     stop_at = time.monotonic() + args.seconds
     created = time.monotonic()
     group = asyncio.create_task(group_parent(args.seconds + 1), name="tg-parent")
@@ -104,7 +134,8 @@ def main():
             runner.run(root())
     else:
         asyncio.run(root())
-    json.dump({"burned": burned, "lived": lived, "pid": os.getpid()}, sys.stdout)
+    json.dump({"burned": burned, "lived": lived, "workers_lived": workers_lived, "pid": os.getpid(),
+               "chains": {name: sorted(c) for name, c in chains.items()}}, sys.stdout)
     print()
 
 
