@@ -31,6 +31,7 @@ struct RawSample {
     RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
     RemoteAddr task;                    // the Task driving that coroutine at the instant, 0 if unknown
     RemoteAddr task_name_obj;           // its task_name object, 0 if unread
+    RemoteAddr gil_holder;              // OFF_CPU waiting for the GIL: the thread state holding it, 0 if unread
     std::span<const std::byte> task_name_bytes;  // that object's first bytes
 };
 
@@ -81,8 +82,10 @@ public:
     virtual void forget_thread_state(Tid tid) = 0;
     /// How the kernel finds a process's running task at each sample.
     virtual Result<void> publish_task_finder(Pid pid, const loopspy_task_finder& finder) = 0;
-    /// The GILs of a process (each `size` bytes): a futex sleep inside one is a GIL wait.
-    virtual Result<void> publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) = 0;
+    /// The GILs of a process (each `size` bytes, the holder's thread state `last_holder` bytes in):
+    /// a futex sleep inside one is a GIL wait, and the kernel reads who holds it.
+    virtual Result<void> publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size,
+                                      std::uint64_t last_holder) = 0;
     /// A descendant that existed before recording began: the kernel side samples it from now on
     /// and follows its children (with --subprocesses).
     virtual Result<void> follow_process(Pid pid) = 0;

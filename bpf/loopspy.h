@@ -50,8 +50,11 @@ enum loopspy_off_flags {
 #define LOOPSPY_MAX_GILS 4
 struct loopspy_gils {
     __u64 start[LOOPSPY_MAX_GILS];
-    __u32 size; /* sizeof(struct _gil_runtime_state) */
+    __u32 size;        /* sizeof(struct _gil_runtime_state) */
     __u32 count;
+    __u32 last_holder; /* offsetof(struct _gil_runtime_state, last_holder): the thread state that
+                        * took it last, which holds it while a waiter sleeps */
+    __u32 pad;
 };
 
 #define LOOPSPY_NO_SYSCALL (-1)
@@ -88,6 +91,8 @@ struct loopspy_sample_header {
                           * none or unknown (struct loopspy_task_finder) */
     __u64 task_name_obj; /* its task_name object (a str, or from 3.12 an int counter), and that
                           * object's first bytes, so a task that ends at once is still named */
+    __u64 gil_holder;    /* OFF_CPU with LOOPSPY_OFF_GIL: the thread state holding the GIL when the
+                          * thread went to sleep on it, 0 if unread */
     __u8 task_name[LOOPSPY_TASK_NAME_BYTES];
 };
 

@@ -12,6 +12,7 @@ struct thread_activity {
     __u64 off_since_ns;
     __s32 off_syscall;
     __u32 off_flags;
+    __u64 off_gil_holder;   /* waiting for the GIL: the thread state that held it */
     __u64 selector_enter_ns;
     __u64 last_selector_leave_ns;
     __u64 folded_wait_ns;
@@ -77,8 +78,9 @@ static __always_inline struct thread_activity *activity_of(__u32 tid)
 #define LOOPSPY_SYS_FUTEX 202
 
 /* Whether a thread that sleeps in futex(2) waits on its process's GIL: the futex word (the
- * syscall's first argument, in the registers it entered the kernel with) is inside one. */
-static __always_inline bool waits_for_gil(__u32 tgid, __s32 syscall)
+ * syscall's first argument, in the registers it entered the kernel with) is inside one. If so,
+ * *holder is the thread state holding that GIL now (0 if it cannot be read). */
+static __always_inline bool waits_for_gil(__u32 tgid, __s32 syscall, __u64 *holder)
 {
     if (syscall != LOOPSPY_SYS_FUTEX)
         return false;
@@ -90,8 +92,11 @@ static __always_inline bool waits_for_gil(__u32 tgid, __s32 syscall)
     for (int i = 0; i < LOOPSPY_MAX_GILS; i++) {
         if (i >= g->count)
             break;
-        if (word >= g->start[i] && word - g->start[i] < g->size)
+        if (word >= g->start[i] && word - g->start[i] < g->size) {
+            if (bpf_probe_read_user(holder, sizeof(*holder), (void *)(g->start[i] + g->last_holder)))
+                *holder = 0;
             return true;
+        }
     }
     return false;
 }
@@ -138,7 +143,8 @@ static __always_inline void thread_switched_out(__u32 tgid, __u32 tid, bool pree
     a->off_since_ns = bpf_ktime_get_ns();
     a->off_syscall = syscall;
     a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
-    if (!preempted && waits_for_gil(tgid, syscall))
+    a->off_gil_holder = 0;
+    if (!preempted && waits_for_gil(tgid, syscall, &a->off_gil_holder))
         a->off_flags |= LOOPSPY_OFF_GIL;
     a->off_pending = 1;
 }
@@ -163,6 +169,7 @@ static __always_inline void thread_switched_in(__u32 pid, __u32 tid)
     ev->h.duration_ns = now - a->off_since_ns;
     ev->h.syscall = a->off_syscall;
     ev->h.off_flags = a->off_flags;
+    ev->h.gil_holder = a->off_gil_holder;
     if (emit_sample(ev, false))
         count(LOOPSPY_STAT_LOST_OFF_CPU);
     else

@@ -224,6 +224,7 @@ struct Sampler::Impl {
         sample.coro_frame = RemoteAddr{ev->h.coro_frame};
         sample.task = RemoteAddr{ev->h.task};
         sample.task_name_obj = RemoteAddr{ev->h.task_name_obj};
+        sample.gil_holder = RemoteAddr{ev->h.gil_holder};
         sample.task_name_bytes = std::as_bytes(std::span(ev->h.task_name));
         if (self->handlers->sample) self->handlers->sample(sample);
         return 0;
@@ -347,10 +348,12 @@ Result<void> Sampler::publish_task_finder(Pid pid, const loopspy_task_finder& fi
     return {};
 }
 
-Result<void> Sampler::publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) {
+Result<void> Sampler::publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size,
+                                   std::uint64_t last_holder) {
     __u32 key = static_cast<__u32>(pid.value);
     loopspy_gils value{};
     value.size = static_cast<__u32>(size);
+    value.last_holder = static_cast<__u32>(last_holder);
     for (RemoteAddr g : gils) {
         if (value.count == LOOPSPY_MAX_GILS) break;
         value.start[value.count++] = g.value;

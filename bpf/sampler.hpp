@@ -55,7 +55,8 @@ public:
 
     Result<void> publish_thread_state(Tid tid, RemoteAddr tstate) override;
     Result<void> publish_task_finder(Pid pid, const loopspy_task_finder& finder) override;
-    Result<void> publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size) override;
+    Result<void> publish_gils(Pid pid, std::span<const RemoteAddr> gils, std::uint64_t size,
+                              std::uint64_t last_holder) override;
     void forget_thread_state(Tid tid) override;
     Result<void> follow_process(Pid pid) override;
     void stop_sampling(Pid pid) override;

@@ -22,7 +22,7 @@
 
 namespace loopspy {
 
-inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 4;
+inline constexpr std::uint16_t kFormatMajor = 1, kFormatMinor = 5;
 
 /// Layout constants (docs/recording-format.md), exposed for tests and the fuzzer.
 namespace recording_format {
@@ -49,6 +49,7 @@ enum ChunkType : std::uint32_t {
     kChunkProcesses = 14,      // 1.2: the recorded processes
     kChunkThreadProcesses = 15,  // 1.2: which process each thread belongs to
     kChunkSampleTasks = 16,    // 1.4: the task captured running each sample (SampleRecord::task)
+    kChunkSampleGilHolders = 17,  // 1.5: the thread holding the GIL a sample waited for (SampleRecord::gil_holder)
 };
 }  // namespace recording_format
 

@@ -157,6 +157,7 @@ inline const char* chunk_name(std::uint32_t type) {
         case kChunkProcesses: return "processes";
         case kChunkThreadProcesses: return "thread processes";
         case kChunkSampleTasks: return "sample tasks";
+        case kChunkSampleGilHolders: return "sample GIL holders";
         default: return nullptr;
     }
 }

@@ -146,6 +146,12 @@ bool Profile::set_sample_task(std::size_t index, std::uint32_t task) {
     return true;
 }
 
+bool Profile::set_sample_gil_holder(std::size_t index, Tid holder) {
+    if (index < samples_dropped_ || index - samples_dropped_ >= samples_.size()) return false;
+    samples_[index - samples_dropped_].gil_holder = holder;
+    return true;
+}
+
 bool Profile::set_sample_coro(std::size_t index, std::uint64_t coro) {
     if (index < samples_dropped_ || index - samples_dropped_ >= samples_.size()) return false;
     samples_[index - samples_dropped_].coro = coro;

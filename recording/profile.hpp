@@ -71,6 +71,8 @@ struct SampleRecord {
     /// The task the kernel found running that coroutine at the instant (its TaskId + 1; 0: none
     /// found): it names a sample even of a task no snapshot saw (reports/task_attribution.hpp).
     std::uint32_t task = 0;
+    /// OffCpu with kOffGil: the thread that held the GIL when it went to sleep on it (0: unknown).
+    Tid gil_holder;
     bool operator==(const SampleRecord&) const = default;
 };
 
@@ -199,6 +201,7 @@ public:
     bool set_sample_coro(std::size_t index, std::uint64_t coro);
     /// Sets the captured task (TaskId + 1) of the sample with absolute index `index`.
     bool set_sample_task(std::size_t index, std::uint32_t task);
+    bool set_sample_gil_holder(std::size_t index, Tid holder);
     void set_thread_name(Tid tid, std::string name) { threads_[tid] = std::move(name); }
     /// Records a process (a later record for the same pid replaces it).
     void set_process(ProcessRecord p) { processes_[p.pid] = std::move(p); }

@@ -42,6 +42,7 @@ public:
             case kChunkEnd: return end(in);
             case kChunkSampleCoros: return sample_coros(in);
             case kChunkSampleTasks: return sample_tasks(in);
+            case kChunkSampleGilHolders: return sample_gil_holders(in);
             case kChunkTasks: return tasks(in);
             case kChunkTaskSnapshots: return task_snapshots(in);
             case kChunkProcesses: return processes(in);
@@ -256,6 +257,19 @@ private:
             std::uint64_t k = in.u();
             if (k > p_.task_count()) throw Damage{"a sample names a task the recording does not have"};
             p_.set_sample_task(first + i, static_cast<std::uint32_t>(k));
+        }
+    }
+
+    void sample_gil_holders(In& in) {
+        std::uint64_t first = in.u();
+        std::size_t n = in.count(1, "sample GIL holders");
+        if (first > p_.samples().size() || p_.samples().size() - first < n) {
+            throw Damage{"sample GIL holders name samples the recording does not have"};
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            std::int64_t tid = in.s();
+            if (tid < 0 || tid > INT32_MAX) throw Damage{"a GIL holder is not a thread id"};
+            p_.set_sample_gil_holder(first + i, Tid{static_cast<std::int32_t>(tid)});
         }
     }
 

@@ -325,6 +325,16 @@ Result<void> RecordingWriter::encode_samples(const Profile& p, const EventWindow
             }
             LOOPSPY_CHECK(append_chunk(out, kChunkSampleTasks, t.b));
         }
+        // 1.5: for the GIL waits among them, the thread holding the GIL, per sample (0: none).
+        bool any_holder = false;
+        for (std::size_t i = samples_; i < end && !any_holder; ++i) any_holder = ev.sample(i).gil_holder.value != 0;
+        if (any_holder) {
+            Out h;
+            h.u(samples_);
+            h.u(end - samples_);
+            for (std::size_t i = samples_; i < end; ++i) h.s(ev.sample(i).gil_holder.value);
+            LOOPSPY_CHECK(append_chunk(out, kChunkSampleGilHolders, h.b));
+        }
         samples_ = end;
     }
     return {};

@@ -20,6 +20,11 @@ Json string_list(const std::vector<std::string>& items) {
     return out;
 }
 
+/// A thread that held the GIL while a loop thread waited for it: {tid, thread (its name), ms}.
+Json gil_holder_json(const Profile& profile, Tid tid, Nanoseconds waited) {
+    return Json{{"tid", tid.value}, {"thread", sanitize_utf8(profile.thread_name(tid))}, {"ms", rounded_ms(waited)}};
+}
+
 Json stats_json(const LoopStats& st) {
     Json j;
     j["iterations"] = st.iterations;
@@ -99,6 +104,7 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
             Json bj;
             bj["syscall"] = sanitize_utf8(b.reason);
             bj["gil"] = b.gil;
+            bj["gil_holder"] = b.gil_holder.value ? gil_holder_json(profile, b.gil_holder, b.duration) : Json(nullptr);
             bj["duration_ms"] = rounded_ms(b.duration);
             bj["stack"] = string_list(b.stack);
             blocking.push_back(std::move(bj));
@@ -127,6 +133,9 @@ Json loop_report_json(const Profile& profile, const LoopAnalysis& a) {
         bj["stack"] = string_list(b.stack);
         bj["syscall"] = sanitize_utf8(b.reason);
         bj["gil"] = b.gil;
+        Json holders = Json::array();
+        for (const GilHolder& h : b.gil_holders) holders.push_back(gil_holder_json(profile, h.thread, h.time));
+        bj["gil_holders"] = std::move(holders);
         bj["culprit"] = b.culprit ? Json(sanitize_utf8(*b.culprit)) : Json(nullptr);
         bj["count"] = b.count;
         bj["total_ms"] = rounded_ms(b.total);

@@ -296,6 +296,7 @@ void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanose
                 bi.duration = w;
                 bi.reason = off_cpu_reason(item.s->syscall, item.s->off_flags);
                 bi.gil = (item.s->off_flags & kOffGil) != 0;
+                bi.gil_holder = item.s->gil_holder;
                 if (bi.gil) cb.gil_wait += w;
                 bi.stack = format_stack(profile, item.s->stack);
                 cb.blocking.push_back(std::move(bi));
@@ -477,24 +478,38 @@ Nanoseconds nearest_rank_percentile(const std::vector<Nanoseconds>& ascending, d
     return ascending[rank - 1];
 }
 
+std::vector<GilHolder> longest_first(const std::map<Tid, Nanoseconds>& by_thread) {
+    std::vector<GilHolder> out;
+    for (const auto& [tid, t] : by_thread) out.push_back({tid, t});
+    std::stable_sort(out.begin(), out.end(), [](const GilHolder& a, const GilHolder& b) { return a.time > b.time; });
+    return out;
+}
+
 std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const std::vector<Tid>& loop_threads,
                                                    const TimeWindow& window, const CulpritRules& culprit) {
     const std::unordered_set<Tid> loops(loop_threads.begin(), loop_threads.end());
     std::map<std::tuple<Pid, StackId, std::string, bool>, std::vector<Nanoseconds>> by_stack;
+    std::map<std::tuple<Pid, StackId, std::string, bool>, std::map<Tid, Nanoseconds>> holders;
     for (const SampleRecord& s : profile.samples()) {
         if (!is_off_cpu(s) || !loops.count(s.tid)) continue;
         if (!window.overlaps(s.time, sample_end(s))) continue;
-        by_stack[{profile.process_of(s.tid), s.stack, off_cpu_reason(s.syscall, s.off_flags), (s.off_flags & kOffGil) != 0}]
-            .push_back(s.weight);
+        std::tuple<Pid, StackId, std::string, bool> key{profile.process_of(s.tid), s.stack,
+                                                        off_cpu_reason(s.syscall, s.off_flags), (s.off_flags & kOffGil) != 0};
+        if (s.gil_holder.value != 0) holders[key][s.gil_holder] += s.weight;
+        by_stack[std::move(key)].push_back(s.weight);
     }
     // Distinct stack ids may format the same (frames that differ only in flags).
     using Key = std::tuple<Pid, std::vector<std::string>, std::string, bool>;
     std::map<Key, std::vector<Nanoseconds>> merged;
     std::map<Key, std::optional<std::string>> culprits;
+    std::map<Key, std::map<Tid, Nanoseconds>> merged_holders;
     for (auto& [key, durations] : by_stack) {
         const auto& [pid, stack, reason, gil] = key;
         Key k{pid, format_stack(profile, stack), reason, gil};
         if (auto f = culprit_frame(profile, stack, culprit)) culprits[k] = profile.format_frame(*f);
+        if (auto h = holders.find(key); h != holders.end()) {
+            for (const auto& [tid, t] : h->second) merged_holders[k][tid] += t;
+        }
         auto& into = merged[std::move(k)];
         into.insert(into.end(), durations.begin(), durations.end());
     }
@@ -508,6 +523,7 @@ std::vector<BlockingCall> aggregate_blocking_calls(const Profile& profile, const
         call.reason = std::get<2>(key);
         call.gil = std::get<3>(key);
         if (auto c = culprits.find(key); c != culprits.end()) call.culprit = c->second;
+        if (auto h = merged_holders.find(key); h != merged_holders.end()) call.gil_holders = longest_first(h->second);
         call.count = durations.size();
         for (Nanoseconds d : durations) call.total += d;
         call.max = durations.back();

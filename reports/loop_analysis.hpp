@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -95,8 +96,17 @@ struct BlockingInterval {
     Nanoseconds duration;  // clipped to the callback
     std::string reason;    // off_cpu_reason(): the syscall's name, "preempted", ...
     bool gil = false;      // asleep waiting to take the GIL (kOffGil)
+    Tid gil_holder;        // the thread holding the GIL meanwhile (0: unknown)
     std::vector<std::string> stack;  // formatted frames, outermost first
 };
+
+/// Threads that held the GIL while others waited for it, by the time they were waited on,
+/// longest first.
+struct GilHolder {
+    Tid thread;
+    Nanoseconds time;
+};
+std::vector<GilHolder> longest_first(const std::map<Tid, Nanoseconds>& by_thread);
 
 /// A callback that held its loop for at least the threshold.
 struct SlowCallback {
@@ -150,6 +160,7 @@ struct BlockingCall {
     std::vector<std::string> stack;  // formatted frames, outermost first
     std::string reason;              // off_cpu_reason()
     bool gil = false;                // waits to take the GIL (kOffGil)
+    std::vector<GilHolder> gil_holders;  // gil: who held it, when the kernel could read it
     std::optional<std::string> culprit;  // the stack's innermost frame of the program's own code
     std::uint64_t count = 0;
     Nanoseconds total;

@@ -11,6 +11,7 @@
 
 #include "reports/collapsed.hpp"
 #include "reports/text.hpp"
+#include "reports/thread_frames.hpp"
 #include "reports/syscalls.hpp"
 
 namespace loopspy {
@@ -181,6 +182,7 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
             Nanoseconds total;
             std::size_t count = 0;
             std::size_t first = 0;  // index of its longest interval, for a stable order
+            std::map<Tid, Nanoseconds> gil_holders;
         };
         std::vector<Line> lines;
         std::map<std::pair<std::string, std::string>, std::size_t> line_of;
@@ -193,6 +195,7 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
             Line& line = lines[it->second];
             line.total += b.duration;
             ++line.count;
+            if (b.gil_holder.value != 0) line.gil_holders[b.gil_holder] += b.duration;
         }
         std::stable_sort(lines.begin(), lines.end(), [](const Line& x, const Line& y) {
             if (x.total != y.total) return x.total > y.total;
@@ -205,7 +208,14 @@ std::string render_slow_callbacks_table(const Profile& profile, const LoopAnalys
             if (why == "page fault/other") why = "off-CPU (page fault/other)";
             else if (why != "preempted" && why != kGilWaitWords) why = "in " + why;
             if (line.count > 1) why += " (" + std::to_string(line.count) + " times)";
-            d += "      \u21b3 " + ms(line.total) + " " + why + " at " + terminal_safe(line.frame) + '\n';
+            d += "      \u21b3 " + ms(line.total) + " " + why + " at " + terminal_safe(line.frame);
+            // Who held the GIL meanwhile: the two it was waited on longest.
+            std::vector<GilHolder> holders = longest_first(line.gil_holders);
+            for (std::size_t h = 0; h < holders.size() && h < 2; ++h) {
+                d += (h == 0 ? ", held by " : ", ") + terminal_safe(thread_root_frame(profile, holders[h].thread));
+            }
+            if (holders.size() > 2) d += " and " + std::to_string(holders.size() - 2) + " more";
+            d += '\n';
         }
         if (lines.size() > nb) {
             Nanoseconds rest;

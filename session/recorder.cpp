@@ -130,6 +130,7 @@ struct Recorder::Process {
     StackResolver resolver;
     TaskTracker tasks;
     std::unordered_map<Tid, RemoteAddr> published;  // thread states the kernel knows
+    std::unordered_map<std::uint64_t, Tid> thread_of_state;  // the same, by thread state
     std::vector<RemoteAddr> gils;                    // the GILs the kernel knows
     std::unordered_map<Tid, int> missing;            // published threads the last reads did not list
     std::optional<TaskFinder> finder;                // how the kernel finds the running task, as published
@@ -248,7 +249,7 @@ Result<void> Recorder::refresh_threads(Process& p) {
     // Its GILs (a new subinterpreter may bring one), so that a thread waiting to take one is
     // known as such at the instant it goes to sleep.
     if (std::vector<RemoteAddr> gils = read_gils(p.memory, p.interp); !gils.empty() && gils != p.gils) {
-        LOOPSPY_CHECK(sampler_->publish_gils(p.pid(), gils, p.interp.layout.gil_size));
+        LOOPSPY_CHECK(sampler_->publish_gils(p.pid(), gils, p.interp.layout.gil_size, p.interp.layout.gil_last_holder));
         p.gils = std::move(gils);
     }
     std::unordered_map<Tid, RemoteAddr> now;
@@ -309,6 +310,8 @@ Result<void> Recorder::refresh_threads(Process& p) {
         if (o != owner_.end() && o->second == &p) owner_.erase(o);
     }
     p.published = std::move(now);
+    p.thread_of_state.clear();
+    for (const auto& [tid, tstate] : p.published) p.thread_of_state[tstate.value] = tid;
     return {};
 }
 
@@ -493,6 +496,12 @@ void Recorder::on_sample(const RawSample& raw) {
         s.syscall = raw.syscall;
         s.off_flags = ((raw.off_flags & LOOPSPY_OFF_PREEMPTED) ? kOffPreempted : 0) |
                       ((raw.off_flags & LOOPSPY_OFF_GIL) ? kOffGil : 0);
+        if ((s.off_flags & kOffGil) && raw.gil_holder.value != 0) {
+            // Who held it: a thread of the process whose state the kernel knows (not the waiter,
+            // which would mean the holder had just let go and the GIL was free).
+            auto h = p.thread_of_state.find(raw.gil_holder.value);
+            if (h != p.thread_of_state.end() && h->second != raw.tid) s.gil_holder = h->second;
+        }
         ++off_cpu_intervals_;
     } else {
         s.kind = SampleKind::OnCpu;

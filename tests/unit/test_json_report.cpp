@@ -148,7 +148,7 @@ TEST_CASE("json report: every field, with its type") {
         CHECK(cb["stack"][0] == "<module> (app.py:1)");
         REQUIRE(cb["blocking"].is_array());
         for (const auto& b : cb["blocking"]) {
-            CHECK(keys_of(b) == std::set<std::string>{"syscall", "gil", "duration_ms", "stack"});
+            CHECK(keys_of(b) == std::set<std::string>{"syscall", "gil", "gil_holder", "duration_ms", "stack"});
             CHECK(b["syscall"].is_string());
             CHECK(b["gil"] == false);
             CHECK(is_ms(b["duration_ms"]));
@@ -181,8 +181,8 @@ TEST_CASE("json report: every field, with its type") {
     REQUIRE(j["blocking_calls"].is_array());
     REQUIRE(j["blocking_calls"].size() == 2);
     for (const auto& b : j["blocking_calls"]) {
-        CHECK(keys_of(b) == std::set<std::string>{"pid", "stack", "syscall", "gil", "culprit", "count", "total_ms",
-                                                  "max_ms", "p50_ms", "p99_ms"});
+        CHECK(keys_of(b) == std::set<std::string>{"pid", "stack", "syscall", "gil", "gil_holders", "culprit", "count",
+                                                  "total_ms", "max_ms", "p50_ms", "p99_ms"});
         CHECK(b["gil"] == false);
         CHECK(b["culprit"] == "blocking_handler (app.py:31)");
         CHECK(b["pid"] == 31337);

@@ -60,7 +60,7 @@ public:
         return {};
     }
     Result<void> publish_thread_state(Tid, RemoteAddr) override { return {}; }
-    Result<void> publish_gils(Pid, std::span<const RemoteAddr> g, std::uint64_t) override {
+    Result<void> publish_gils(Pid, std::span<const RemoteAddr> g, std::uint64_t, std::uint64_t) override {
         gils.assign(g.begin(), g.end());
         return {};
     }

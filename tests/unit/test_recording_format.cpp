@@ -196,9 +196,12 @@ void check_prefix(const Profile& prefix, const Profile& whole) {
     REQUIRE(prefix.stack_count() <= whole.stack_count());
     REQUIRE(prefix.samples().size() <= whole.samples().size());
     for (std::size_t i = 0; i < prefix.samples().size(); ++i) {
-        // A cut between a samples chunk and the chunk of their coroutines loses only the latter.
+        // A cut between a samples chunk and the chunks of their coroutines, tasks or GIL holders
+        // loses only the latter.
         SampleRecord expected = whole.samples()[i];
         if (prefix.samples()[i].coro == 0) expected.coro = 0;
+        if (prefix.samples()[i].task == 0) expected.task = 0;
+        if (prefix.samples()[i].gil_holder.value == 0) expected.gil_holder = Tid{};
         REQUIRE(prefix.samples()[i] == expected);
     }
     REQUIRE(prefix.tasks().size() <= whole.tasks().size());
@@ -335,6 +338,11 @@ struct RichRecording {
         }
         sample(kLoop, s2, 200'000, SampleKind::OffCpu, 3'000'000 + k, 0, 0, 230);
         sample(kLoop, s1, 100'000, SampleKind::OffCpu, 120'000, 0, kOffPreempted, kNoSyscall);
+        // A wait for the GIL, held by the worker (1.5), every other step.
+        if (k % 2) {
+            sample(kLoop, s1, 10'000, SampleKind::OffCpu, 4'000'000, 0, kOffGil, 202);
+            p.set_sample_gil_holder(p.samples_dropped() + p.samples().size() - 1, kWorker);
+        }
         sample(kLoop, s3, 3'100'000, SampleKind::OnCpu, 1'000'000, kSampleTruncated | kSampleUnnamed);
         sample(kLoop, empty, 900'000, SampleKind::OnCpu, 1'000'000, kSamplePartial);
         sample(kLoop, s1, 1'000'000, SampleKind::OnCpu, 333'333);  // a weight other than the period
