@@ -4,8 +4,15 @@
 #ifndef LOOPSPY_FRAME_WALK_BPF_H
 #define LOOPSPY_FRAME_WALK_BPF_H
 
+/* A walk's scratch space: the frame just read, and where the walk is. The position lives in
+ * this map value, not on the stack: the verifier does not track a map value's contents, so it
+ * checks the walk's step once or twice instead of once per frame count it could reach (256). */
 struct frame_buf {
     __u8 bytes[LOOPSPY_FRAME_READ_MAX + 8];
+    __u64 frame; /* the next frame to read, 0 at the end of the chain */
+    __u64 shape; /* loopspy_shape_step over the stored frames' code objects */
+    __u32 n;     /* frames stored so far */
+    __u32 pad;
 };
 
 struct {
@@ -49,21 +56,18 @@ static __always_inline __u64 current_frame(__u64 tstate, int *err)
 struct walk_ctx {
     struct loopspy_sample *ev;
     struct frame_buf *buf;
-    __u64 frame; /* the next frame to read, 0 at the end of the chain */
-    __u32 n;     /* frames stored so far */
-    __u64 shape; /* loopspy_shape_step over the stored frames' code objects */
 };
 
 /* One step of the frame walk: read the frame, keep it unless CPython hides it, move outward. */
 static long walk_one_frame(__u32 index, void *data)
 {
     struct walk_ctx *w = data;
-    if (!w->frame)
+    if (!w->buf->frame)
         return 1;
     __u32 read_size = frame_layout.frame_read_size;
     if (read_size > LOOPSPY_FRAME_READ_MAX)
         read_size = LOOPSPY_FRAME_READ_MAX;
-    if (bpf_probe_read_user(w->buf->bytes, read_size, (void *)w->frame)) {
+    if (bpf_probe_read_user(w->buf->bytes, read_size, (void *)w->buf->frame)) {
         w->ev->h.flags |= LOOPSPY_SAMPLE_READ_ERROR;
         return 1;
     }
@@ -71,16 +75,16 @@ static long walk_one_frame(__u32 index, void *data)
     if (owner != frame_layout.owner_cstack) {
         __u64 code = field_u64(w->buf, frame_layout.frame_code) & ~frame_layout.code_tag_mask;
         __u64 instr = field_u64(w->buf, frame_layout.frame_instr);
-        struct loopspy_frame *f = &w->ev->frames[w->n & (LOOPSPY_MAX_FRAMES - 1)];
+        struct loopspy_frame *f = &w->ev->frames[w->buf->n & (LOOPSPY_MAX_FRAMES - 1)];
         f->code = code;
         f->offset = (__s32)(instr - (code + frame_layout.code_adaptive));
         f->owner = owner;
-        w->n++;
-        w->shape = loopspy_shape_step(w->shape, code);
+        w->buf->n++;
+        w->buf->shape = loopspy_shape_step(w->buf->shape, code);
         if (owner == frame_layout.owner_generator)
-            w->ev->h.coro_frame = w->frame;
+            w->ev->h.coro_frame = w->buf->frame;
     }
-    w->frame = field_u64(w->buf, frame_layout.frame_previous);
+    w->buf->frame = field_u64(w->buf, frame_layout.frame_previous);
     return 0;
 }
 
@@ -99,22 +103,19 @@ static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate, _
         return -1;
     ev->h.flags = 0;
     ev->h.coro_frame = 0;
-    struct walk_ctx walk = {
-        .ev = ev,
-        .buf = buf,
-        .frame = frame,
-        .n = 0,
-        .shape = LOOPSPY_SHAPE_SEED,
-    };
+    buf->frame = frame;
+    buf->n = 0;
+    buf->shape = LOOPSPY_SHAPE_SEED;
+    struct walk_ctx walk = {.ev = ev, .buf = buf};
     /* bpf_loop has the verifier check one step, not LOOPSPY_MAX_FRAMES unrolled copies. */
     bpf_loop(LOOPSPY_MAX_FRAMES, walk_one_frame, &walk, 0);
-    __u32 n = walk.n;
-    if (walk.frame && !(ev->h.flags & LOOPSPY_SAMPLE_READ_ERROR))
+    __u32 n = buf->n;
+    if (buf->frame && !(ev->h.flags & LOOPSPY_SAMPLE_READ_ERROR))
         ev->h.flags |= LOOPSPY_SAMPLE_TRUNCATED;
     if (n > LOOPSPY_MAX_FRAMES)
         n = LOOPSPY_MAX_FRAMES;
     ev->h.nframes = n;
-    *shape = walk.shape;
+    *shape = buf->shape;
     return 0;
 }
 

@@ -77,28 +77,31 @@ static __always_inline struct thread_activity *activity_of(__u32 tid)
 /* x86-64: futex */
 #define LOOPSPY_SYS_FUTEX 202
 
-/* Whether a thread that sleeps in futex(2) waits on its process's GIL: the futex word (the
- * syscall's first argument, in the registers it entered the kernel with) is inside one. If so,
- * *holder is the thread state holding that GIL now (0 if it cannot be read). */
-static __always_inline bool waits_for_gil(__u32 tgid, __s32 syscall, __u64 *holder)
+/* Why a thread leaves the CPU (enum loopspy_off_flags): preempted, or asleep in futex(2) on its
+ * process's GIL, which is when the futex word (the syscall's first argument, in the registers it
+ * entered the kernel with) is inside one; then *holder is the thread state holding that GIL (0
+ * if it cannot be read). */
+static __always_inline __u32 off_cpu_flags(__u32 tgid, __s32 syscall, bool preempted, __u64 *holder)
 {
+    if (preempted)
+        return LOOPSPY_OFF_PREEMPTED;
     if (syscall != LOOPSPY_SYS_FUTEX)
-        return false;
+        return 0;
     struct loopspy_gils *g = bpf_map_lookup_elem(&gils, &tgid);
     if (!g)
-        return false;
+        return 0;
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
     __u64 word = BPF_CORE_READ(regs, di);
+    __u64 gil = 0;
     for (int i = 0; i < LOOPSPY_MAX_GILS; i++) {
-        if (i >= g->count)
-            break;
-        if (word >= g->start[i] && word - g->start[i] < g->size) {
-            if (bpf_probe_read_user(holder, sizeof(*holder), (void *)(g->start[i] + g->last_holder)))
-                *holder = 0;
-            return true;
-        }
+        if (i < g->count && word >= g->start[i] && word - g->start[i] < g->size)
+            gil = g->start[i];
     }
-    return false;
+    if (!gil)
+        return 0;
+    if (bpf_probe_read_user(holder, sizeof(*holder), (void *)(gil + g->last_holder)))
+        *holder = 0;
+    return LOOPSPY_OFF_GIL;
 }
 
 /* A target thread leaves the CPU: remember when, why, and (unless it waits in its selector,
@@ -142,10 +145,8 @@ static __always_inline void thread_switched_out(__u32 tgid, __u32 tid, bool pree
     capture_task(ev, tgid, *tstate);
     a->off_since_ns = bpf_ktime_get_ns();
     a->off_syscall = syscall;
-    a->off_flags = preempted ? LOOPSPY_OFF_PREEMPTED : 0;
     a->off_gil_holder = 0;
-    if (!preempted && waits_for_gil(tgid, syscall, &a->off_gil_holder))
-        a->off_flags |= LOOPSPY_OFF_GIL;
+    a->off_flags = off_cpu_flags(tgid, syscall, preempted, &a->off_gil_holder);
     a->off_pending = 1;
 }
 
