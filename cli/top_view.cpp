@@ -373,7 +373,12 @@ std::string TopView::render(const RecorderStatus& status, int width, int height)
                 default: return f.total_recent;
             }
         };
-        std::stable_sort(rows.begin(), rows.end(), [&](auto* a, auto* b) { return value(a->second) > value(b->second); });
+        // Ties (a last second without samples: the target has ended, or idles) by time since start.
+        std::stable_sort(rows.begin(), rows.end(), [&](auto* a, auto* b) {
+            const double va = value(a->second), vb = value(b->second);
+            if (va != vb) return va > vb;
+            return a->second.total > b->second.total;
+        });
         const double period_s = info.rate_hz > 0 ? 1.0 / info.rate_hz : 0.001;
         for (auto* row : rows) {
             if (lines.size() + 1 >= static_cast<std::size_t>(height)) break;
