@@ -60,7 +60,11 @@ CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayo
         }
         const std::uint64_t frame = obj.value + l.gen_iframe;
         const loopspy_frame f = decode_frame(bytes.subspan(l.gen_iframe), l, static_cast<std::uint8_t>(l.owner_generator));
-        if (f.code == 0) break;
+        if (f.code == 0) {
+            // A suspended coroutine always has its code: this one was read mid-change.
+            if (depth > 0 || chain.state == CoroutineState::Suspended) return torn();
+            break;
+        }
         chain.frames.push_back(f);
         // 3.13+ tell a `yield` from an `await`; before, only the object's type can.
         if (l.gen_state_yield_from != l.gen_state_suspended && state != l.gen_state_yield_from) break;
