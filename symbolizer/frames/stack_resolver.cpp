@@ -9,6 +9,13 @@ bool StackResolver::resolve(std::span<const loopspy_frame> frames, std::vector<R
         std::uint32_t owner = f.owner & 0xff;
         if (owner == layout_.owner_cstack || owner == layout_.owner_interpreter) continue;
         const CodeInfo* info = symbolizer_.code(CodeAddr{f.code});
+        // An instruction past the end of the code object's bytecode was not its: the code object
+        // that ran was freed and another took its address before it was named (a module body run
+        // once at start). Unnamed, not misnamed.
+        if (info && f.offset >= 0 && info->lines.code_bytes() > 0 &&
+            static_cast<std::uint32_t>(f.offset) > info->lines.code_bytes()) {
+            info = nullptr;
+        }
         if (!info) {
             all_named = false;
             out.push_back(ResolvedFrame{nullptr, 0});
