@@ -24,7 +24,7 @@ SAMPLING_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sa
 LOOPSPY_SUMMARY_RE = re.compile(
     r"loopspy: (?P<samples>\d+) samples \((?P<sym>[\d.]+)% fully symbolized\), (?P<lost>\d+) lost "
     r"\((?P<ringbuf>\d+) ring buffer full, (?P<unreadable>\d+) unreadable, (?P<unknown>\d+) before the thread "
-    r"was known\), (?P<off_cpu>\d+) off-CPU intervals \((?P<off_cpu_lost>\d+) lost\), (?P<waits>\d+) selector waits, "
+    r"was known(?:, (?P<undelivered>\d+) never delivered)?\), (?P<off_cpu>\d+) off-CPU intervals \((?P<off_cpu_lost>\d+) lost\), (?P<waits>\d+) selector waits, "
     r"(?P<threads>\d+) Python threads seen, (?P<elapsed>[\d.]+) s")
 LOOPSPY_WROTE_RE = re.compile(r"loopspy: wrote recording to (?P<path>.+) \((?P<bytes>\d+) bytes\)")
 
@@ -148,7 +148,7 @@ class LoopspyRun(_Run):
             m = LOOPSPY_SUMMARY_RE.search(line) or m
         if not m:
             raise procs.BenchError(f"no summary line in loopspy's output ({' '.join(self.argv)}):\n{text[-3000:]}")
-        s = {k: float(v) if k in ("sym", "elapsed") else int(v) for k, v in m.groupdict().items()}
+        s = {k: float(v) if k in ("sym", "elapsed") else int(v or 0) for k, v in m.groupdict().items()}
         if s["samples"] == 0 or s["threads"] == 0:
             raise procs.BenchError(f"loopspy recorded nothing: {m.group(0)}")
         w = LOOPSPY_WROTE_RE.search(text)
