@@ -247,12 +247,19 @@ private:
         sample_data = true;
     }
 
-    void sample_tasks(In& in) {
+    /// The head of a column chunk of per-sample values: the first sample and how many follow,
+    /// checked against the samples read so far.
+    std::pair<std::uint64_t, std::size_t> sample_column(In& in, const char* what) {
         std::uint64_t first = in.u();
-        std::size_t n = in.count(1, "sample tasks");
+        std::size_t n = in.count(1, what);
         if (first > p_.samples().size() || p_.samples().size() - first < n) {
-            throw Damage{"sample tasks name samples the recording does not have"};
+            throw Damage{std::string(what) + " name samples the recording does not have"};
         }
+        return {first, n};
+    }
+
+    void sample_tasks(In& in) {
+        const auto [first, n] = sample_column(in, "sample tasks");
         for (std::size_t i = 0; i < n; ++i) {
             std::uint64_t k = in.u();
             if (k > p_.task_count()) throw Damage{"a sample names a task the recording does not have"};
@@ -261,11 +268,7 @@ private:
     }
 
     void sample_gil_holders(In& in) {
-        std::uint64_t first = in.u();
-        std::size_t n = in.count(1, "sample GIL holders");
-        if (first > p_.samples().size() || p_.samples().size() - first < n) {
-            throw Damage{"sample GIL holders name samples the recording does not have"};
-        }
+        const auto [first, n] = sample_column(in, "sample GIL holders");
         for (std::size_t i = 0; i < n; ++i) {
             std::int64_t tid = in.s();
             if (tid < 0 || tid > INT32_MAX) throw Damage{"a GIL holder is not a thread id"};
@@ -274,11 +277,7 @@ private:
     }
 
     void sample_coros(In& in) {
-        std::uint64_t first = in.u();
-        std::size_t n = in.count(1, "sample coroutines");
-        if (first > p_.samples().size() || p_.samples().size() - first < n) {
-            throw Damage{"sample coroutines name samples the recording does not have"};
-        }
+        const auto [first, n] = sample_column(in, "sample coroutines");
         std::size_t ndistinct = in.count(1, "distinct coroutines");
         std::vector<std::uint64_t> distinct(ndistinct);
         std::uint64_t prev = 0;
