@@ -236,14 +236,15 @@ namespace {
 class RunningTime {
 public:
     void add(Nanoseconds begin, Nanoseconds end) { spans_.push_back({begin, end}); }
-    void sort() { std::sort(spans_.begin(), spans_.end()); }
+    /// Call once every span is added, before asking.
+    void finish() {
+        std::sort(spans_.begin(), spans_.end());
+        for (const auto& [b, e] : spans_) longest_ = std::max(longest_, e - b);
+    }
     /// How much of [lo, hi) it ran.
     Nanoseconds within(Nanoseconds lo, Nanoseconds hi) const {
         Nanoseconds ran{0};
-        // Spans are short (a sample's period, one blocking call), none longer than the recording:
-        // start from the first one that could reach lo.
-        auto it = std::lower_bound(spans_.begin(), spans_.end(), std::pair{lo - longest_, Nanoseconds{INT64_MIN}});
-        for (; it != spans_.end() && it->first < hi; ++it) {
+        for (auto it = first_reaching(lo); it != spans_.end() && it->first < hi; ++it) {
             Nanoseconds b = std::max(it->first, lo), e = std::min(it->second, hi);
             if (e > b) ran += e - b;
         }
@@ -251,19 +252,21 @@ public:
     }
     /// Where the first span that reaches into [lo, hi) begins (lo if it began before).
     std::optional<Nanoseconds> first_in(Nanoseconds lo, Nanoseconds hi) const {
-        auto it = std::lower_bound(spans_.begin(), spans_.end(), std::pair{lo - longest_, Nanoseconds{INT64_MIN}});
-        for (; it != spans_.end() && it->first < hi; ++it) {
+        for (auto it = first_reaching(lo); it != spans_.end() && it->first < hi; ++it) {
             if (it->second > lo) return std::max(it->first, lo);
         }
         return std::nullopt;
     }
-    void finish() {
-        sort();
-        for (const auto& [b, e] : spans_) longest_ = std::max(longest_, e - b);
-    }
 
 private:
-    std::vector<std::pair<Nanoseconds, Nanoseconds>> spans_;
+    using Span = std::pair<Nanoseconds, Nanoseconds>;
+    /// Spans are short (a sample's period, one blocking call): none that begins before
+    /// lo - longest can reach lo.
+    std::vector<Span>::const_iterator first_reaching(Nanoseconds lo) const {
+        return std::lower_bound(spans_.begin(), spans_.end(), Span{lo - longest_, Nanoseconds{INT64_MIN}});
+    }
+
+    std::vector<Span> spans_;
     Nanoseconds longest_{0};
 };
 

@@ -70,11 +70,11 @@ TaskEntry TaskTracker::entry_for(const RawTask& t, TaskId id, const std::unorder
     TaskActivity activity = task_activity(t, chain ? &*chain : nullptr);
     if (activity == TaskActivity::Suspended || activity == TaskActivity::Created) {
         resolver_.resolve(chain->frames, resolved_);
-        // Every frame of a suspended chain is a coroutine's (or generator's), and it has at least
-        // its own: another code (a module body, a function), or none, means the chain was read
-        // while it changed (an awaited object freed and its memory reused): the task ran meanwhile.
-        if (std::any_of(resolved_.begin(), resolved_.end(), [](const ResolvedFrame& f) { return f.code && !f.coroutine(); }) ||
-            (activity == TaskActivity::Suspended && resolved_.empty())) {
+        // Every frame of a suspended chain is a coroutine's (or generator's): another code (a
+        // module body, a function) means the chain was read while it changed (an awaited object
+        // freed and its memory reused): the task ran meanwhile. (A suspended chain read without
+        // its own frame is already taken as running by read_coroutine_chain.)
+        if (std::any_of(resolved_.begin(), resolved_.end(), [](const ResolvedFrame& f) { return f.code && !f.coroutine(); })) {
             activity = TaskActivity::Running;
         }
     }
