@@ -14,7 +14,7 @@ Usage:
     tools/gen_layouts.py --headers 3.14=DIR   # use another header directory for a version
 
 Header sources (defaults):
-    3.11-3.13: pyenv installs under $PYENV_ROOT (default /root/.pyenv)
+    3.8-3.13: pyenv installs under $PYENV_ROOT (default /root/.pyenv)
     3.14-3.15: Debian sid libpython3.X-dev unpacked by scripts/fetch-sid-pythons.sh under
                ${LOOPSPY_PYTHONS_DIR:-$HOME/.cache/loopspy/pythons}/3.X/root
 """
@@ -37,15 +37,15 @@ REPO = Path(__file__).resolve().parent.parent
 OUTPUT = REPO / "symbolizer" / "cpython" / "layouts_generated.inc"
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv"))
 SID_DIR = Path(os.environ.get("LOOPSPY_PYTHONS_DIR", str(Path.home() / ".cache/loopspy/pythons")))
-PYENV_VERSIONS = {11: "3.11.7", 12: "3.12.1", 13: "3.13.0"}
+PYENV_VERSIONS = {8: "3.8.18", 9: "3.9.18", 10: "3.10.13", 11: "3.11.7", 12: "3.12.1", 13: "3.13.0"}
 SID_MINORS = (14, 15)
-ALL_MINORS = (11, 12, 13, 14, 15)
+ALL_MINORS = (8, 9, 10, 11, 12, 13, 14, 15)
 NONE = "kNone"
 
 # The struct this file fills; mirrored verbatim in symbolizer/cpython/layout.hpp.
 STRUCT_TEXT = """\
 struct PythonLayout {
-  uint32_t minor;                       // 11..15
+  uint32_t minor;                       // 8..15
   // _PyRuntimeState
   uint64_t runtime_interpreters_head;   // offsetof(_PyRuntimeState, interpreters.head)
   // PyInterpreterState
@@ -93,6 +93,21 @@ struct PythonLayout {
   uint64_t dict_keys;                   // offsetof(PyDictObject, ma_keys)
   uint64_t dictkeys_log2_index_bytes, dictkeys_nentries, dictkeys_indices; // PyDictKeysObject
   uint64_t dictentry_size, dictentry_value; // sizeof(PyDictKeyEntry), offsetof(PyDictKeyEntry, me_value)
+  // Before 3.11 a frame is a heap PyFrameObject (the _PyInterpreterFrame fields above then name
+  // its f_code, f_back and f_localsplus, frame_size its fixed part); all kNone from 3.11 on
+  uint64_t tstate_frame;                // offsetof(PyThreadState, frame): the innermost frame
+  uint64_t frame_lasti;                 // offsetof(PyFrameObject, f_lasti) (int, -1 before the first)
+  uint64_t frame_gen;                   // offsetof(PyFrameObject, f_gen): its generator or coroutine, or NULL
+  uint64_t frame_state;                 // 3.10: offsetof(PyFrameObject, f_state) (signed char); else kNone
+  uint64_t frame_executing;             // 3.8/3.9: offsetof(PyFrameObject, f_executing) (char); else kNone
+  uint64_t frame_valuestack;            // offsetof(PyFrameObject, f_valuestack) (PyObject **)
+  uint64_t frame_stackdepth;            // 3.10: offsetof(PyFrameObject, f_stackdepth) (int); else kNone
+  uint64_t frame_stacktop_ptr;          // 3.8/3.9: offsetof(PyFrameObject, f_stacktop) (PyObject **); else kNone
+  uint64_t gen_frame;                   // offsetof(PyGenObject, gi_frame) (NULL once finished)
+  uint64_t code_code;                   // offsetof(PyCodeObject, co_code) (a bytes object)
+  uint64_t dictkeys_size;               // offsetof(PyDictKeysObject, dk_size) (Py_ssize_t)
+  uint8_t lasti_unit;                   // bytes of bytecode per f_lasti step: 1 (3.8/3.9), 2 (3.10); 0 from 3.11
+  uint8_t linetable_format;             // 0: 3.11+ location table; 1: co_lnotab (3.8/3.9); 2: 3.10 co_linetable
 };"""
 
 # Fields in struct order: (name, group). uint8 fields are marked in U8_FIELDS.
@@ -122,10 +137,15 @@ FIELDS = [
     ("runtime_gil", "gil"), ("interp_gil", "gil"), ("gil_size", "gil"), ("gil_last_holder", "gil"),
     ("dict_keys", "dict"), ("dictkeys_log2_index_bytes", "dict"), ("dictkeys_nentries", "dict"),
     ("dictkeys_indices", "dict"), ("dictentry_size", "dict"), ("dictentry_value", "dict"),
+    ("tstate_frame", "frameobject"), ("frame_lasti", "frameobject"), ("frame_gen", "frameobject"),
+    ("frame_state", "frameobject"), ("frame_executing", "frameobject"), ("frame_valuestack", "frameobject"),
+    ("frame_stackdepth", "frameobject"), ("frame_stacktop_ptr", "frameobject"), ("gen_frame", "frameobject"),
+    ("code_code", "frameobject"), ("dictkeys_size", "frameobject"), ("lasti_unit", "frameobject"),
+    ("linetable_format", "frameobject"),
 ]
 U8_FIELDS = {"owner_thread", "owner_generator", "owner_frame_object", "owner_cstack",
              "owner_interpreter", "executable_tag_bits", "unicode_kind_shift",
-             "unicode_compact_bit", "unicode_ascii_bit"}
+             "unicode_compact_bit", "unicode_ascii_bit", "lasti_unit", "linetable_format"}
 
 # Where each group's struct is defined: (C type shown in the comment, regex of its definition).
 GROUP_DEFS = {
@@ -136,14 +156,15 @@ GROUP_DEFS = {
     "frame": ("_PyInterpreterFrame", r"struct\s+_PyInterpreterFrame\s*\{"),
     "owner": ("enum _frameowner", r"enum\s+_frameowner\s*\{"),
     "stackref": ("_PyStackRef tag bits", r"define\s+Py_TAG_BITS\b"),
-    "code": ("PyCodeObject", r"struct\s+PyCodeObject\s+_PyCode_DEF\(1\)"),
+    "code": ("PyCodeObject", r"struct\s+PyCodeObject\s+_PyCode_DEF\(1\)|^\}\s*PyCodeObject\s*;"),
     "unicode": ("PyASCIIObject / PyCompactUnicodeObject", r"\}\s*PyASCIIObject\s*;"),
     "bytes": ("PyBytesObject", r"\}\s*PyBytesObject\s*;"),
     "gen": ("PyGenObject", r"_PyGenObject_HEAD\(gi\)"),
-    "object": ("PyObject", r"^struct\s+_object\s*\{"),
-    "type": ("PyTypeObject", r"^struct\s+_typeobject\s*\{"),
+    "object": ("PyObject", r"^(typedef\s+)?struct\s+_object\s*\{"),
+    "type": ("PyTypeObject", r"^(typedef\s+)?struct\s+_typeobject\s*\{"),
     "gil": ("struct _gil_runtime_state", r"struct\s+_gil_runtime_state\s*\{"),
     "dict": ("PyDictKeysObject", r"struct\s+_dictkeysobject\s*\{"),
+    "frameobject": ("PyFrameObject (before 3.11)", r"^(typedef\s+)?struct\s+_frame\s*\{"),
 }
 
 # Internal headers included when present (the set moved around between versions).
@@ -151,7 +172,7 @@ FRAME_STATES = ["FRAME_CREATED", "FRAME_SUSPENDED", "FRAME_SUSPENDED_YIELD_FROM"
                 "FRAME_SUSPENDED_YIELD_FROM_LOCKED", "FRAME_EXECUTING", "FRAME_COMPLETED",
                 "FRAME_CLEARED"]
 
-INTERNAL_HEADERS = ["pycore_runtime.h", "pycore_interp.h", "pycore_frame.h",
+INTERNAL_HEADERS = ["pycore_pystate.h", "pycore_runtime.h", "pycore_interp.h", "pycore_frame.h",
                     "pycore_interpframe_structs.h", "pycore_stackref.h", "pycore_dict.h"]
 
 
@@ -191,7 +212,7 @@ class Compiler:
         self.workdir = workdir
         self.cc = os.environ.get("CC", "cc")
         internal = hs.include_dir / "internal"
-        self.prelude = "#define Py_BUILD_CORE 1\n#include \"Python.h\"\n"
+        self.prelude = "#define Py_BUILD_CORE 1\n#include \"Python.h\"\n#include \"frameobject.h\"\n"
         for h in INTERNAL_HEADERS:
             if (internal / h).is_file():
                 self.prelude += f"#include \"internal/{h}\"\n"
@@ -253,14 +274,138 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
 
     off("runtime_interpreters_head", "_PyRuntimeState", "interpreters.head")
     off("interp_next", "PyInterpreterState", "next")
-    off("interp_threads_head", "PyInterpreterState", "threads.head")
+    off("interp_threads_head", "PyInterpreterState",
+        pick_member(c, "PyInterpreterState", ["threads.head", "tstate_head"]))
     off("interp_id", "PyInterpreterState", "id")
     off("tstate_next", "PyThreadState", "next")
     off("tstate_interp", "PyThreadState", "interp")
     off("tstate_thread_id", "PyThreadState", "thread_id")
-    off("tstate_native_thread_id", "PyThreadState", "native_thread_id")
-
     values: dict[str, object] = {"minor": hs.minor}
+    # Before 3.11 the thread state points at a heap PyFrameObject, and has no native thread id
+    # (thread_id is the pthread_t: user space finds the kernel's id in glibc's struct pthread).
+    frame_objects = c.has_member("PyThreadState", "frame")
+    if c.has_member("PyThreadState", "native_thread_id"):
+        off("tstate_native_thread_id", "PyThreadState", "native_thread_id")
+    else:
+        values["tstate_native_thread_id"] = NONE
+    old_names = ["tstate_frame", "frame_lasti", "frame_gen", "frame_state", "frame_executing", "frame_valuestack",
+                 "frame_stackdepth", "frame_stacktop_ptr", "gen_frame", "code_code", "dictkeys_size"]
+    if frame_objects:
+        derive_frame_objects(c, values, notes, off, size, lines)
+    else:
+        for name in old_names:
+            values[name] = NONE
+        values["lasti_unit"] = 0
+        values["linetable_format"] = 0
+        derive_interpreter_frames(c, values, notes, off, size, lines)
+
+    off("unicode_length", "PyASCIIObject", "length")
+    off("unicode_state", "PyASCIIObject", "state")
+    size("ascii_object_size", "PyASCIIObject")
+    size("compact_unicode_object_size", "PyCompactUnicodeObject")
+    # Bitfield positions: set one field in a zeroed object and look at which bit lights up.
+    lines.append(
+        "{ const char *names[3] = {\"unicode_kind_shift\", \"unicode_compact_bit\", \"unicode_ascii_bit\"};\n"
+        "  for (int which = 0; which < 3; which++) {\n"
+        "    PyASCIIObject o; memset(&o, 0, sizeof o);\n"
+        "    if (which == 0) o.state.kind = 1; else if (which == 1) o.state.compact = 1; else o.state.ascii = 1;\n"
+        "    uint64_t bits = 0; size_t n = sizeof o.state < sizeof bits ? sizeof o.state : sizeof bits;\n"
+        "    memcpy(&bits, &o.state, n);\n"
+        "    int pos = -1; for (int b = 0; b < 64; b++) if (bits >> b & 1) { pos = b; break; }\n"
+        "    printf(\"%s %d\\n\", names[which], pos);\n"
+        "  } }")
+
+    off("bytes_ob_size", "PyBytesObject", "ob_base.ob_size")
+    off("bytes_ob_sval", "PyBytesObject", "ob_sval")
+
+    off("gen_name", "PyGenObject", "gi_name")
+    off("gen_qualname", "PyGenObject", "gi_qualname")
+
+    if c.has_member("PyInterpreterState", "ceval.gil"):
+        values["runtime_gil"] = NONE
+        off("interp_gil", "PyInterpreterState", "ceval.gil")
+        notes["gil"] = "per interpreter: interp->ceval.gil points to it"
+    else:
+        off("runtime_gil", "_PyRuntimeState", "ceval.gil")
+        values["interp_gil"] = NONE
+        notes["gil"] = "one for the runtime, inline: _PyRuntime.ceval.gil"
+    size("gil_size", "struct _gil_runtime_state")
+    off("gil_last_holder", "struct _gil_runtime_state", "last_holder")
+    off("dict_keys", "PyDictObject", "ma_keys")
+    if c.has_member("PyDictKeysObject", "dk_nentries"):
+        if c.has_member("PyDictKeysObject", "dk_log2_index_bytes"):
+            off("dictkeys_log2_index_bytes", "PyDictKeysObject", "dk_log2_index_bytes")
+        else:
+            values["dictkeys_log2_index_bytes"] = NONE
+        off("dictkeys_nentries", "PyDictKeysObject", "dk_nentries")
+        off("dictkeys_indices", "PyDictKeysObject", "dk_indices")
+        size("dictentry_size", "PyDictKeyEntry")
+        off("dictentry_value", "PyDictKeyEntry", "me_value")
+    else:
+        # 3.8-3.10 keep PyDictKeysObject in Objects/dict-common.h, which is not installed:
+        # dk_refcnt, dk_size, dk_lookup, dk_usable, dk_nentries (all 8 bytes), then dk_indices;
+        # an entry is me_hash, me_key, me_value. (--verify reads a live dict with these.)
+        values.update(dictkeys_log2_index_bytes=NONE, dictkeys_size=8, dictkeys_nentries=32,
+                      dictkeys_indices=40, dictentry_size=24, dictentry_value=16)
+        notes["dict"] = "not in the installed headers: from Objects/dict-common.h"
+    off("object_type", "PyObject", "ob_type")
+    off("type_name", "PyTypeObject", "tp_name")
+
+    if c.has_constant("FRAME_SUSPENDED"):
+        lines.append('printf("gen_state_suspended %d\\n", (int)FRAME_SUSPENDED);')
+        lines.append('printf("gen_state_executing %d\\n", (int)FRAME_EXECUTING);')
+        yield_from = "FRAME_SUSPENDED_YIELD_FROM" if c.has_constant("FRAME_SUSPENDED_YIELD_FROM") else "FRAME_SUSPENDED"
+        lines.append(f'printf("gen_state_yield_from %d\\n", (int){yield_from});')
+    else:
+        # 3.8/3.9 have no frame states: a reader derives 3.10's numbering from f_executing,
+        # f_lasti and gi_frame (CREATED -2, SUSPENDED -1, EXECUTING 0).
+        values.update(gen_state_suspended=-1, gen_state_yield_from=-1, gen_state_executing=0)
+
+    # Generator frame states are not in PythonLayout, but the numbering changed (3.15 made
+    # them non-negative), so record them in the comment for the reader of gi_frame_state.
+    for st in FRAME_STATES:
+        if c.has_constant(st):
+            lines.append(f'printf("@state {st} %d\\n", (int){st});')
+    lines.append('printf("@version_hex %lx\\n", (unsigned long)PY_VERSION_HEX);')
+    lines.append('printf("@version %s\\n", PY_VERSION);')
+    lines.append('#ifdef Py_GIL_DISABLED\nprintf("@gil_disabled 1\\n");\n#else\nprintf("@gil_disabled 0\\n");\n#endif')
+    lines.append('#ifdef Py_DEBUG\nprintf("@py_debug 1\\n");\n#else\nprintf("@py_debug 0\\n");\n#endif')
+    coro_frame = "cr_frame" if frame_objects else "cr_iframe"
+    gen_frame = "gi_frame" if frame_objects else "gi_iframe"
+    lines.append(f'printf("@coro_iframe_same %d\\n", (int)(offsetof(PyCoroObject, {coro_frame}) == offsetof(PyGenObject, {gen_frame})));')
+
+    out = c.run("int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n")
+    facts: dict[str, str] = {}
+    facts["states"] = {}
+    for line in out.splitlines():
+        k, v = line.split(" ", 1)
+        if k == "@state":
+            st, num = v.split()
+            facts["states"][st] = int(num)
+        elif k.startswith("@"):
+            facts[k[1:]] = v
+        else:
+            values[k] = int(v)
+    if facts["gil_disabled"] != "0" or facts["py_debug"] != "0":
+        sys.exit(f"gen_layouts: 3.{hs.minor} headers are a free-threaded or debug build; need the default build")
+    if facts["coro_iframe_same"] != "1":
+        sys.exit(f"gen_layouts: 3.{hs.minor}: coroutine and generator frames are at different offsets")
+    for bitname in ("unicode_kind_shift", "unicode_compact_bit", "unicode_ascii_bit"):
+        if not 0 <= int(values[bitname]) < 32:
+            sys.exit(f"gen_layouts: 3.{hs.minor}: could not locate bitfield {bitname}")
+    missing = [n for n, _ in FIELDS if n not in values]
+    if missing:
+        sys.exit(f"gen_layouts: internal error, fields not derived: {missing}")
+
+    comments = {g: locate_group(hs.include_dir, rx) for g, (_, rx) in GROUP_DEFS.items()}
+    comments = {g: (f"{GROUP_DEFS[g][0]}: {path}" + (f"; {notes[g]}" if g in notes else ""))
+                for g, path in comments.items()}
+    return values, comments, facts
+
+
+
+def derive_interpreter_frames(c: Compiler, values: dict, notes: dict, off, size, lines: list) -> None:
+    """3.11+: _PyInterpreterFrame chains and the fields that go with them."""
     if c.has_member("PyThreadState", "cframe"):
         off("tstate_cframe", "PyThreadState", "cframe")
         off("cframe_current_frame", "_PyCFrame", "current_frame")
@@ -310,7 +455,7 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
         if c.has_constant("Py_TAG_BITS"):
             lines.append('printf("executable_tag_bits %d\\n", (int)(Py_TAG_BITS));')
         else:
-            sys.exit(f"gen_layouts: 3.{hs.minor}: f_executable is a _PyStackRef but Py_TAG_BITS is missing")
+            sys.exit(f"gen_layouts: 3.{c.hs.minor}: f_executable is a _PyStackRef but Py_TAG_BITS is missing")
         notes["stackref"] = "f_executable is a _PyStackRef: mask Py_TAG_BITS off before use"
     else:
         values["executable_tag_bits"] = 0
@@ -327,92 +472,59 @@ def derive(hs: HeaderSet, workdir: Path) -> tuple[dict[str, object], dict[str, s
     off("code_code_adaptive", "PyCodeObject", "co_code_adaptive")
     off("code_size_no_bytecode", "PyCodeObject", "co_code_adaptive")
 
-    off("unicode_length", "PyASCIIObject", "length")
-    off("unicode_state", "PyASCIIObject", "state")
-    size("ascii_object_size", "PyASCIIObject")
-    size("compact_unicode_object_size", "PyCompactUnicodeObject")
-    # Bitfield positions: set one field in a zeroed object and look at which bit lights up.
-    lines.append(
-        "{ const char *names[3] = {\"unicode_kind_shift\", \"unicode_compact_bit\", \"unicode_ascii_bit\"};\n"
-        "  for (int which = 0; which < 3; which++) {\n"
-        "    PyASCIIObject o; memset(&o, 0, sizeof o);\n"
-        "    if (which == 0) o.state.kind = 1; else if (which == 1) o.state.compact = 1; else o.state.ascii = 1;\n"
-        "    uint64_t bits = 0; size_t n = sizeof o.state < sizeof bits ? sizeof o.state : sizeof bits;\n"
-        "    memcpy(&bits, &o.state, n);\n"
-        "    int pos = -1; for (int b = 0; b < 64; b++) if (bits >> b & 1) { pos = b; break; }\n"
-        "    printf(\"%s %d\\n\", names[which], pos);\n"
-        "  } }")
-
-    off("bytes_ob_size", "PyBytesObject", "ob_base.ob_size")
-    off("bytes_ob_sval", "PyBytesObject", "ob_sval")
-
     off("gen_iframe", "PyGenObject", "gi_iframe")
     off("gen_frame_state", "PyGenObject", "gi_frame_state")
-    off("gen_name", "PyGenObject", "gi_name")
-    off("gen_qualname", "PyGenObject", "gi_qualname")
 
-    if c.has_member("PyInterpreterState", "ceval.gil"):
-        values["runtime_gil"] = NONE
-        off("interp_gil", "PyInterpreterState", "ceval.gil")
-        notes["gil"] = "per interpreter: interp->ceval.gil points to it"
+
+def derive_frame_objects(c: Compiler, values: dict, notes: dict, off, size, lines: list) -> None:
+    """3.8-3.10: PyFrameObject chains. The 3.11+ frame fields name their nearest equivalents."""
+    minor = c.hs.minor
+    off("tstate_frame", "PyThreadState", "frame")
+    for name in ("tstate_cframe", "cframe_current_frame", "tstate_current_frame", "frame_instr", "frame_owner",
+                 "frame_stacktop", "frame_stackpointer", "code_qualname", "code_firsttraceable",
+                 "code_code_adaptive", "gen_iframe", "gen_frame_state"):
+        values[name] = NONE
+    notes["tstate"] = "innermost frame is tstate->frame, a PyFrameObject; no native_thread_id"
+    off("frame_code", "PyFrameObject", "f_code")
+    off("frame_previous", "PyFrameObject", "f_back")
+    off("frame_localsplus", "PyFrameObject", "f_localsplus")
+    # The fixed part a reader needs (the block stack and locals follow).
+    off("frame_size", "PyFrameObject", "f_blockstack")
+    notes["frame"] = "no _PyInterpreterFrame: frame_code = PyFrameObject.f_code, frame_previous = f_back"
+    # No owner byte: a frame with f_gen set is a generator's (owner_generator), else a thread's.
+    values.update(owner_thread=0, owner_generator=1, owner_frame_object=0xFF, owner_cstack=0xFF,
+                  owner_interpreter=0xFF, executable_tag_bits=0)
+    notes["owner"] = "no owner byte: 0 = a thread's frame, 1 = a generator's (f_gen set), by loopspy's convention"
+    notes["stackref"] = "frame code pointer is an untagged PyObject*"
+    off("frame_lasti", "PyFrameObject", "f_lasti")
+    off("frame_gen", "PyFrameObject", "f_gen")
+    off("frame_valuestack", "PyFrameObject", "f_valuestack")
+    if c.has_member("PyFrameObject", "f_state"):
+        off("frame_state", "PyFrameObject", "f_state")
+        off("frame_stackdepth", "PyFrameObject", "f_stackdepth")
+        values["frame_executing"] = NONE
+        values["frame_stacktop_ptr"] = NONE
     else:
-        off("runtime_gil", "_PyRuntimeState", "ceval.gil")
-        values["interp_gil"] = NONE
-        notes["gil"] = "one for the runtime, inline: _PyRuntime.ceval.gil"
-    size("gil_size", "struct _gil_runtime_state")
-    off("gil_last_holder", "struct _gil_runtime_state", "last_holder")
-    off("dict_keys", "PyDictObject", "ma_keys")
-    off("dictkeys_log2_index_bytes", "PyDictKeysObject", "dk_log2_index_bytes")
-    off("dictkeys_nentries", "PyDictKeysObject", "dk_nentries")
-    off("dictkeys_indices", "PyDictKeysObject", "dk_indices")
-    size("dictentry_size", "PyDictKeyEntry")
-    off("dictentry_value", "PyDictKeyEntry", "me_value")
-    off("object_type", "PyObject", "ob_type")
-    off("type_name", "PyTypeObject", "tp_name")
-
-    lines.append('printf("gen_state_suspended %d\\n", (int)FRAME_SUSPENDED);')
-    lines.append('printf("gen_state_executing %d\\n", (int)FRAME_EXECUTING);')
-    yield_from = "FRAME_SUSPENDED_YIELD_FROM" if c.has_constant("FRAME_SUSPENDED_YIELD_FROM") else "FRAME_SUSPENDED"
-    lines.append(f'printf("gen_state_yield_from %d\\n", (int){yield_from});')
-
-    # Generator frame states are not in PythonLayout, but the numbering changed (3.15 made
-    # them non-negative), so record them in the comment for the reader of gi_frame_state.
-    for st in FRAME_STATES:
-        if c.has_constant(st):
-            lines.append(f'printf("@state {st} %d\\n", (int){st});')
-    lines.append('printf("@version_hex %lx\\n", (unsigned long)PY_VERSION_HEX);')
-    lines.append('printf("@version %s\\n", PY_VERSION);')
-    lines.append('#ifdef Py_GIL_DISABLED\nprintf("@gil_disabled 1\\n");\n#else\nprintf("@gil_disabled 0\\n");\n#endif')
-    lines.append('#ifdef Py_DEBUG\nprintf("@py_debug 1\\n");\n#else\nprintf("@py_debug 0\\n");\n#endif')
-    lines.append('printf("@coro_iframe_same %d\\n", (int)(offsetof(PyCoroObject, cr_iframe) == offsetof(PyGenObject, gi_iframe)));')
-
-    out = c.run("int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n")
-    facts: dict[str, str] = {}
-    facts["states"] = {}
-    for line in out.splitlines():
-        k, v = line.split(" ", 1)
-        if k == "@state":
-            st, num = v.split()
-            facts["states"][st] = int(num)
-        elif k.startswith("@"):
-            facts[k[1:]] = v
-        else:
-            values[k] = int(v)
-    if facts["gil_disabled"] != "0" or facts["py_debug"] != "0":
-        sys.exit(f"gen_layouts: 3.{hs.minor} headers are a free-threaded or debug build; need the default build")
-    if facts["coro_iframe_same"] != "1":
-        sys.exit(f"gen_layouts: 3.{hs.minor}: coroutine and generator frames are at different offsets")
-    for bitname in ("unicode_kind_shift", "unicode_compact_bit", "unicode_ascii_bit"):
-        if not 0 <= int(values[bitname]) < 32:
-            sys.exit(f"gen_layouts: 3.{hs.minor}: could not locate bitfield {bitname}")
-    missing = [n for n, _ in FIELDS if n not in values]
-    if missing:
-        sys.exit(f"gen_layouts: internal error, fields not derived: {missing}")
-
-    comments = {g: locate_group(hs.include_dir, rx) for g, (_, rx) in GROUP_DEFS.items()}
-    comments = {g: (f"{GROUP_DEFS[g][0]}: {path}" + (f"; {notes[g]}" if g in notes else ""))
-                for g, path in comments.items()}
-    return values, comments, facts
+        values["frame_state"] = NONE
+        values["frame_stackdepth"] = NONE
+        off("frame_executing", "PyFrameObject", "f_executing")
+        off("frame_stacktop_ptr", "PyFrameObject", "f_stacktop")
+    # 3.10 counts f_lasti in code units (2 bytes), 3.8 and 3.9 in bytes.
+    values["lasti_unit"] = 2 if minor == 10 else 1
+    values["linetable_format"] = 2 if c.has_member("PyCodeObject", "co_linetable") else 1
+    off("gen_frame", "PyGenObject", "gi_frame")
+    off("code_code", "PyCodeObject", "co_code")
+    off("code_flags", "PyCodeObject", "co_flags")
+    off("code_argcount", "PyCodeObject", "co_argcount")
+    off("code_firstlineno", "PyCodeObject", "co_firstlineno")
+    off("code_filename", "PyCodeObject", "co_filename")
+    off("code_name", "PyCodeObject", "co_name")
+    off("code_linetable", "PyCodeObject", "co_linetable" if values["linetable_format"] == 2 else "co_lnotab")
+    size("code_size_no_bytecode", "PyCodeObject")
+    notes["code"] = ("no co_qualname (names are co_name); bytecode in the co_code bytes object; "
+                     "code_linetable = " + ("co_linetable (3.10 format)" if values["linetable_format"] == 2 else "co_lnotab")
+                     + "; code_size_no_bytecode = sizeof(PyCodeObject)")
+    notes["frameobject"] = "f_lasti counts " + ("code units" if minor == 10 else "bytes")
 
 
 def locate_group(include_dir: Path, regex: str) -> str:

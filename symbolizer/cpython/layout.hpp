@@ -13,7 +13,7 @@ namespace loopspy {
 inline constexpr uint64_t kNone = UINT64_MAX;
 
 struct PythonLayout {
-  uint32_t minor;                       // 11..15
+  uint32_t minor;                       // 8..15
   // _PyRuntimeState
   uint64_t runtime_interpreters_head;   // offsetof(_PyRuntimeState, interpreters.head)
   // PyInterpreterState
@@ -61,6 +61,21 @@ struct PythonLayout {
   uint64_t dict_keys;                   // offsetof(PyDictObject, ma_keys)
   uint64_t dictkeys_log2_index_bytes, dictkeys_nentries, dictkeys_indices; // PyDictKeysObject
   uint64_t dictentry_size, dictentry_value; // sizeof(PyDictKeyEntry), offsetof(PyDictKeyEntry, me_value)
+  // Before 3.11 a frame is a heap PyFrameObject (the _PyInterpreterFrame fields above then name
+  // its f_code, f_back and f_localsplus, frame_size its fixed part); all kNone from 3.11 on
+  uint64_t tstate_frame;                // offsetof(PyThreadState, frame): the innermost frame
+  uint64_t frame_lasti;                 // offsetof(PyFrameObject, f_lasti) (int, -1 before the first)
+  uint64_t frame_gen;                   // offsetof(PyFrameObject, f_gen): its generator or coroutine, or NULL
+  uint64_t frame_state;                 // 3.10: offsetof(PyFrameObject, f_state) (signed char); else kNone
+  uint64_t frame_executing;             // 3.8/3.9: offsetof(PyFrameObject, f_executing) (char); else kNone
+  uint64_t frame_valuestack;            // offsetof(PyFrameObject, f_valuestack) (PyObject **)
+  uint64_t frame_stackdepth;            // 3.10: offsetof(PyFrameObject, f_stackdepth) (int); else kNone
+  uint64_t frame_stacktop_ptr;          // 3.8/3.9: offsetof(PyFrameObject, f_stacktop) (PyObject **); else kNone
+  uint64_t gen_frame;                   // offsetof(PyGenObject, gi_frame) (NULL once finished)
+  uint64_t code_code;                   // offsetof(PyCodeObject, co_code) (a bytes object)
+  uint64_t dictkeys_size;               // offsetof(PyDictKeysObject, dk_size) (Py_ssize_t)
+  uint8_t lasti_unit;                   // bytes of bytecode per f_lasti step: 1 (3.8/3.9), 2 (3.10); 0 from 3.11
+  uint8_t linetable_format;             // 0: 3.11+ location table; 1: co_lnotab (3.8/3.9); 2: 3.10 co_linetable
 };
 
 #include "symbolizer/cpython/layouts_generated.inc"

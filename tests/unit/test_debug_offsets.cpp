@@ -101,15 +101,30 @@ bool carried(const PythonLayout& parsed, const Field& f) { return parsed.*f.memb
 
 }  // namespace
 
-TEST_CASE("generated layouts exist for 3.11 to 3.15 only") {
-    CHECK(loopspy::python_layout(10) == nullptr);
+TEST_CASE("generated layouts exist for 3.8 to 3.15 only") {
+    CHECK(loopspy::python_layout(7) == nullptr);
     CHECK(loopspy::python_layout(16) == nullptr);
-    for (int minor = 11; minor <= 15; ++minor) {
+    for (int minor = 8; minor <= 15; ++minor) {
         const PythonLayout* l = loopspy::python_layout(minor);
         REQUIRE(l != nullptr);
         CHECK(l->minor == static_cast<uint32_t>(minor));
-        // The frame chain exists in exactly one of the two shapes.
-        if (minor <= 12) {
+        // The frame chain exists in exactly one of the three shapes.
+        if (minor <= 10) {
+            // PyFrameObject chains: f_back right after the var-object header, then f_code; f_lasti
+            // counts bytes until 3.10 counts code units.
+            CHECK(l->tstate_frame != loopspy::kNone);
+            CHECK(l->tstate_cframe == loopspy::kNone);
+            CHECK(l->tstate_current_frame == loopspy::kNone);
+            CHECK(l->frame_previous == 24);
+            CHECK(l->frame_code == 32);
+            CHECK(l->frame_lasti != loopspy::kNone);
+            CHECK(l->lasti_unit == (minor == 10 ? 2 : 1));
+            CHECK(l->linetable_format == (minor == 10 ? 2 : 1));
+            CHECK(l->tstate_native_thread_id == loopspy::kNone);
+            CHECK(l->gen_frame == 16);
+        } else if (minor <= 12) {
+            CHECK(l->tstate_frame == loopspy::kNone);
+            CHECK(l->frame_lasti == loopspy::kNone);
             CHECK(l->tstate_cframe != loopspy::kNone);
             CHECK(l->cframe_current_frame != loopspy::kNone);
             CHECK(l->tstate_current_frame == loopspy::kNone);
