@@ -3,7 +3,7 @@
 
 Usage:  INTERP tools/gen_linetable_fixtures.py OUT.json
 
-Run it under each supported interpreter (3.11 and newer), e.g.
+Run it under each supported interpreter (3.8 and newer), e.g.
 
     /root/.pyenv/versions/3.12.1/bin/python3 tools/gen_linetable_fixtures.py tests/data/linetables/3.12.json
 
@@ -16,6 +16,12 @@ into nested code objects, it writes:
              co_positions() reports (None -> -1); this is what PyCode_Addr2Line and thus the
              frame's f_lineno give for an instruction at that offset.
 
+Before 3.11 the table is co_lnotab (3.8, 3.9) or the 3.10 co_linetable, named by "format"
+("lnotab", "pairs310"; "locations" from 3.11), and the answers come from the interpreter's own
+PyCode_Addr2Line for every even byte offset ("offsets", index i = offset 2*i; 3.8 and 3.9 count
+f_lasti in bytes, 3.10 in code units, but both ask PyCode_Addr2Line in bytes), and from
+co_lines() (3.10) or dis.findlinestarts() (3.8, 3.9: "starts").
+
 The C++ decoder in symbolizer/frames/linetable.cpp is checked against this in tests/unit/test_linetable.cpp.
 The script only uses documented code-object APIs, so it runs unchanged on newer versions.
 """
@@ -26,8 +32,10 @@ import json
 import sys
 import types
 
-if sys.version_info < (3, 11):
-    sys.exit("needs Python 3.11+ (the 3.11 location table format)")
+if sys.version_info < (3, 8):
+    sys.exit("needs Python 3.8+")
+import ctypes
+import dis
 
 # ---------------------------------------------------------------------------------------------
 # The generated corpus. Each piece is a separate compile() unit so that line numbers stay
@@ -249,6 +257,11 @@ class GenericClass[T]:
     def m(self) -> T:
         return self
 '''
+    if sys.version_info < (3, 11):
+        src = src.replace("except* OSError", "except OSError")
+    if sys.version_info < (3, 10):
+        start = src.index("def matches(cmd):")
+        src = src[:start] + src[src.index("def conditional(a, b):"):]
     return src
 
 
@@ -328,7 +341,36 @@ def entry_kinds(table: bytes):
     return counts
 
 
+_addr2line = ctypes.pythonapi.PyCode_Addr2Line
+_addr2line.argtypes = [ctypes.py_object, ctypes.c_int]
+_addr2line.restype = ctypes.c_int
+
+
+def describe_before_311(code, source_name):
+    code_len = len(code.co_code)
+    offsets = [_addr2line(code, 2 * i) for i in range(code_len // 2)]
+    out = {
+        "source": source_name,
+        "name": code.co_name,
+        "qualname": code.co_name,
+        "firstlineno": code.co_firstlineno,
+        "code_len": code_len,
+        "offsets": offsets,
+    }
+    if sys.version_info >= (3, 10):
+        out["format"] = "pairs310"
+        out["linetable"] = code.co_linetable.hex()
+        out["lines"] = [[s, e, -1 if ln is None else ln] for s, e, ln in code.co_lines()]
+    else:
+        out["format"] = "lnotab"
+        out["linetable"] = code.co_lnotab.hex()
+        out["starts"] = [[o, ln] for o, ln in dis.findlinestarts(code)]
+    return out
+
+
 def describe(code, source_name):
+    if sys.version_info < (3, 11):
+        return describe_before_311(code, source_name)
     code_len = len(code.co_code)
     positions = list(code.co_positions())
     if len(positions) != code_len // 2:
@@ -342,6 +384,7 @@ def describe(code, source_name):
         "qualname": code.co_qualname,
         "firstlineno": code.co_firstlineno,
         "code_len": code_len,
+        "format": "locations",
         "linetable": code.co_linetable.hex(),
         "lines": lines,
         "offsets": offsets,
@@ -367,7 +410,8 @@ def main():
     for source_name, root in roots:
         for code in walk(root):
             codes.append(describe(code, source_name))
-            kinds += entry_kinds(code.co_linetable)
+            if sys.version_info >= (3, 11):
+                kinds += entry_kinds(code.co_linetable)
 
     header = {
         "python": "%d.%d.%d" % sys.version_info[:3],

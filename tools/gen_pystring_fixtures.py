@@ -21,8 +21,8 @@ import struct
 import sys
 import sysconfig
 
-if sys.version_info < (3, 11):
-    sys.exit("needs Python 3.11+")
+if sys.version_info < (3, 8):
+    sys.exit("needs Python 3.8+")
 
 
 class StrSubclass(str):

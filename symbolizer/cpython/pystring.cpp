@@ -78,7 +78,8 @@ Result<Header> read_header(std::span<const std::byte> object, const UnicodeLayou
 
 std::optional<UnicodeLayout> unicode_layout_for(int major, int minor, bool free_threaded) {
     if (major != 3 || free_threaded) return std::nullopt;
-    if (minor == 11) return kUnicodeLayout311;
+    // 3.8 through 3.11 share one (the header still has wstr; layouts_generated.inc agrees).
+    if (minor >= 8 && minor <= 11) return kUnicodeLayout311;
     // 3.12 through 3.15 share one layout (checked against layouts_generated.inc and live
     // 3.14/3.15 objects; the GIL build's state word is unchanged up to 3.15).
     if (minor >= 12 && minor <= 15) return kUnicodeLayout312;

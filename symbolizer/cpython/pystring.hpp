@@ -41,7 +41,7 @@ inline constexpr UnicodeLayout kUnicodeLayout311{16, 32, 48, 72, 2, 5, 6};
 /// 3.12 and 3.13 (GIL builds): verified against real objects. 3.14's header is unchanged.
 inline constexpr UnicodeLayout kUnicodeLayout312{16, 32, 40, 56, 2, 5, 6};
 
-/// The layout for CPython 3.`minor` (3.11 through 3.15), or nullopt for versions not known to
+/// The layout for CPython 3.`minor` (3.8 through 3.15), or nullopt for versions not known to
 /// use one of the layouts above, and for free-threaded builds (their object header is larger
 /// and, from 3.14, `interned` is a whole byte, moving the other bits up by 8).
 std::optional<UnicodeLayout> unicode_layout_for(int major, int minor, bool free_threaded = false);

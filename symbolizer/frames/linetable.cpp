@@ -114,6 +114,80 @@ LineTable LineTable::decode(std::span<const std::uint8_t> table, int firstlineno
     return out;
 }
 
+LineTable LineTable::decode(LineTableFormat format, std::span<const std::uint8_t> table, int firstlineno,
+                            std::uint32_t code_bytes) {
+    switch (format) {
+        case LineTableFormat::Lnotab: return decode_lnotab(table, firstlineno, code_bytes);
+        case LineTableFormat::Pairs310: return decode_pairs310(table, firstlineno);
+        case LineTableFormat::Locations: break;
+    }
+    return decode(table, firstlineno);
+}
+
+void LineTable::append(std::uint32_t start, std::uint32_t end, std::int32_t line) {
+    if (end <= start) return;
+    if (!ranges_.empty() && ranges_.back().line == line && ranges_.back().end == start) {
+        ranges_.back().end = end;
+    } else {
+        ranges_.push_back(LineRange{start, end, line});
+    }
+}
+
+LineTable LineTable::decode_lnotab(std::span<const std::uint8_t> table, int firstlineno, std::uint32_t code_bytes) {
+    LineTable out;
+    out.firstlineno_ = firstlineno;
+    // Where each line starts: a pair with no address increment moves the line of the range that
+    // starts at the current address.
+    std::vector<std::pair<std::uint32_t, std::int64_t>> starts{{0, firstlineno}};
+    std::uint64_t addr = 0;
+    std::int64_t line = firstlineno;
+    for (std::size_t i = 0; i + 1 < table.size(); i += 2) {
+        addr += table[i];
+        line += static_cast<std::int8_t>(table[i + 1]);
+        if (addr >= code_bytes) break;  // past the code: no instruction has that line
+        if (line < 0 || line > std::numeric_limits<std::int32_t>::max()) {
+            out.truncated_ = true;
+            break;
+        }
+        if (starts.back().first == addr) starts.back().second = line;
+        else starts.emplace_back(static_cast<std::uint32_t>(addr), line);
+    }
+    if (table.size() % 2 != 0) out.truncated_ = true;
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+        const std::uint32_t end = i + 1 < starts.size() ? starts[i + 1].first : code_bytes;
+        out.append(starts[i].first, end, static_cast<std::int32_t>(starts[i].second));
+    }
+    return out;
+}
+
+LineTable LineTable::decode_pairs310(std::span<const std::uint8_t> table, int firstlineno) {
+    LineTable out;
+    out.firstlineno_ = firstlineno;
+    std::uint64_t offset = 0;
+    std::int64_t line = firstlineno;
+    for (std::size_t i = 0; i + 1 < table.size(); i += 2) {
+        const std::uint64_t end = offset + table[i];
+        const auto delta = static_cast<std::int8_t>(table[i + 1]);
+        std::int32_t range_line = -1;
+        if (delta != -128) {
+            line += delta;
+            if (line < 0 || line > std::numeric_limits<std::int32_t>::max()) {
+                out.truncated_ = true;
+                break;
+            }
+            range_line = static_cast<std::int32_t>(line);
+        }
+        if (end > std::numeric_limits<std::uint32_t>::max()) {
+            out.truncated_ = true;
+            break;
+        }
+        out.append(static_cast<std::uint32_t>(offset), static_cast<std::uint32_t>(end), range_line);
+        offset = end;
+    }
+    if (table.size() % 2 != 0) out.truncated_ = true;
+    return out;
+}
+
 int LineTable::line_for_offset(std::uint32_t byte_offset) const {
     // The first range that starts after the offset; the one before it is the candidate.
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), byte_offset,

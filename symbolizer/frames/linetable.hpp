@@ -14,6 +14,15 @@
 // varint: 6-bit chunks, least significant first, bit 6 set on all but the last chunk.
 // svarint: a varint v meaning -(v >> 1) if v & 1, else v >> 1.
 // The running line starts at co_firstlineno.
+//
+// Older versions have simpler tables, decoded into the same ranges:
+//   3.8, 3.9 co_lnotab: (address increment: unsigned byte, line increment: signed byte) pairs; a
+//            pair moves the address, then the line; the line of an offset is the line reached
+//            by the pairs whose running address is <= it (PyCode_Addr2Line). The table does not
+//            say where the code ends: the caller gives co_code's length.
+//   3.10     co_linetable: (length: unsigned byte, line increment: signed byte) pairs, one per
+//            range, in order; a line increment of -128 means the range has no line (-1) and
+//            leaves the running line as it is.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +39,13 @@ struct LineRange {
     friend bool operator==(const LineRange&, const LineRange&) = default;
 };
 
+/// Which table a code object carries.
+enum class LineTableFormat : std::uint8_t {
+    Locations = 0,  // 3.11+ co_linetable
+    Lnotab = 1,     // 3.8, 3.9 co_lnotab
+    Pairs310 = 2,   // 3.10 co_linetable
+};
+
 class LineTable {
 public:
     /// Decodes a whole co_linetable. Never reads outside `table`, always terminates and never
@@ -37,6 +53,11 @@ public:
     /// sets truncated(). Consecutive entries with the same line are merged into one range (as
     /// co_lines() does since 3.12; 3.11's co_lines() yields one triple per entry).
     static LineTable decode(std::span<const std::uint8_t> table, int firstlineno);
+
+    /// Decodes a table of `format`; `code_bytes` (co_code's length) closes a co_lnotab's last
+    /// range and is otherwise unused.
+    static LineTable decode(LineTableFormat format, std::span<const std::uint8_t> table, int firstlineno,
+                            std::uint32_t code_bytes);
 
     /// The line of the instruction at `byte_offset` (2 * the instruction index, e.g. the frame's
     /// lasti * 2), as PyCode_Addr2Line reports it: -1 if the instruction has no line or the
@@ -56,6 +77,10 @@ public:
     std::uint32_t code_bytes() const { return ranges_.empty() ? 0 : ranges_.back().end; }
 
 private:
+    static LineTable decode_lnotab(std::span<const std::uint8_t> table, int firstlineno, std::uint32_t code_bytes);
+    static LineTable decode_pairs310(std::span<const std::uint8_t> table, int firstlineno);
+    void append(std::uint32_t start, std::uint32_t end, std::int32_t line);
+
     std::vector<LineRange> ranges_;
     int firstlineno_{};
     bool truncated_{false};

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <random>
@@ -105,6 +106,53 @@ void check_version(const std::string& version) {
     CHECK(checked_offsets > 10000);
 }
 
+// 3.8, 3.9 (co_lnotab) and 3.10 (its own co_linetable): every even offset's line against the
+// interpreter's PyCode_Addr2Line, and the ranges against co_lines() (3.10) or
+// dis.findlinestarts() (3.8, 3.9).
+void check_version_before_311(const std::string& version) {
+    const auto doc = load_fixture(version + ".json");
+    const auto& codes = doc.at("codes");
+    REQUIRE(codes.size() > 100);
+    std::size_t checked_offsets = 0;
+    for (const auto& code : codes) {
+        const std::string what = version + " " + code.at("source").get<std::string>() + " " +
+                                 code.at("qualname").get<std::string>();
+        CAPTURE(what);
+        const std::string format = code.at("format").get<std::string>();
+        REQUIRE((format == "lnotab" || format == "pairs310"));
+        const auto code_len = code.at("code_len").get<std::uint32_t>();
+        const auto table = from_hex(code.at("linetable").get<std::string>());
+        const auto t = LineTable::decode(format == "lnotab" ? loopspy::LineTableFormat::Lnotab
+                                                            : loopspy::LineTableFormat::Pairs310,
+                                         table, code.at("firstlineno").get<int>(), code_len);
+        CHECK_FALSE(t.truncated());
+        CHECK(check_invariants(t));
+        CHECK(t.code_bytes() == code_len);
+        if (format == "pairs310") {
+            bool already_merged = false;
+            std::vector<LineRange> expected = merged_co_lines(code.at("lines"), &already_merged);
+            std::erase_if(expected, [](const LineRange& r) { return r.end <= r.start; });
+            CHECK(t.ranges() == expected);
+        } else {
+            std::vector<std::pair<std::uint32_t, int>> starts, got;
+            for (const auto& s : code.at("starts")) starts.emplace_back(s[0].get<std::uint32_t>(), s[1].get<int>());
+            for (const LineRange& r : t.ranges()) got.emplace_back(r.start, r.line);
+            CHECK(got == starts);
+        }
+        const auto& offsets = code.at("offsets");
+        for (std::size_t i = 0; i < offsets.size(); ++i) {
+            const int want = offsets[i].get<int>();
+            const int got = t.line_for_offset(static_cast<std::uint32_t>(2 * i));
+            if (got != want) {
+                FAIL_CHECK("offset " << 2 * i << ": got line " << got << ", interpreter says " << want);
+                break;
+            }
+            ++checked_offsets;
+        }
+    }
+    CHECK(checked_offsets > 10000);
+}
+
 // A long real table (short, one-line, long and no-location entries), for the robustness tests.
 const std::vector<std::uint8_t>& sample_table() {
     static const std::vector<std::uint8_t> t = [] {
@@ -122,6 +170,9 @@ const std::vector<std::uint8_t>& sample_table() {
 
 }  // namespace
 
+TEST_CASE("linetable: 3.8 fixtures (co_lnotab)") { check_version_before_311("3.8"); }
+TEST_CASE("linetable: 3.9 fixtures (co_lnotab)") { check_version_before_311("3.9"); }
+TEST_CASE("linetable: 3.10 fixtures (its co_linetable)") { check_version_before_311("3.10"); }
 TEST_CASE("linetable: 3.11 fixtures") { check_version("3.11"); }
 TEST_CASE("linetable: 3.12 fixtures") { check_version("3.12"); }
 TEST_CASE("linetable: 3.13 fixtures") { check_version("3.13"); }

@@ -133,6 +133,9 @@ void check_version(const std::string& version, int minor) {
 
 }  // namespace
 
+TEST_CASE("pystring: 3.8 objects") { check_version("3.8", 8); }
+TEST_CASE("pystring: 3.9 objects") { check_version("3.9", 9); }
+TEST_CASE("pystring: 3.10 objects") { check_version("3.10", 10); }
 TEST_CASE("pystring: 3.11 objects") { check_version("3.11", 11); }
 TEST_CASE("pystring: 3.12 objects") { check_version("3.12", 12); }
 TEST_CASE("pystring: 3.13 objects") { check_version("3.13", 13); }
@@ -140,7 +143,8 @@ TEST_CASE("pystring: 3.14 objects") { check_version("3.14", 14); }
 TEST_CASE("pystring: 3.15 objects") { check_version("3.15", 15); }
 
 TEST_CASE("pystring: layouts by version") {
-    CHECK_FALSE(loopspy::unicode_layout_for(3, 10).has_value());
+    CHECK_FALSE(loopspy::unicode_layout_for(3, 7).has_value());
+    CHECK(loopspy::unicode_layout_for(3, 8)->ascii_object_size == 48);
     CHECK(loopspy::unicode_layout_for(3, 11)->ascii_object_size == 48);
     CHECK(loopspy::unicode_layout_for(3, 14)->ascii_object_size == 40);
     CHECK(loopspy::unicode_layout_for(3, 15)->ascii_object_size == 40);
