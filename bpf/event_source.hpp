@@ -28,7 +28,7 @@ struct RawSample {
     Nanoseconds duration;               // OFF_CPU
     std::int32_t syscall = -1;          // OFF_CPU
     std::uint32_t off_flags = 0;        // OFF_CPU
-    RemoteAddr coro_frame;              // outermost generator-owned frame walked, 0 if none
+    RemoteAddr coro;                    // the outermost generator-owned frame's coroutine, 0 if none
     RemoteAddr task;                    // the Task driving that coroutine at the instant, 0 if unknown
     RemoteAddr task_name_obj;           // its task_name object, 0 if unread
     RemoteAddr gil_holder;              // OFF_CPU waiting for the GIL: the thread state holding it, 0 if unread

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The CPython frame walk: from a thread state to its frames, innermost first, one read per frame.
- * Included by loopspy.bpf.c after its options (frame_layout) and shared maps. */
+ * A frame is a _PyInterpreterFrame (3.11+) or a heap PyFrameObject (3.8-3.10); frame_layout says
+ * which, and where their fields are. Included by loopspy.bpf.c after its options (frame_layout)
+ * and shared maps. */
 #ifndef LOOPSPY_FRAME_WALK_BPF_H
 #define LOOPSPY_FRAME_WALK_BPF_H
 
@@ -32,11 +34,21 @@ static __always_inline __u8 field_u8(const struct frame_buf *buf, __u32 off)
     return buf->bytes[off & (LOOPSPY_FRAME_READ_MAX - 1)];
 }
 
+static __always_inline __s32 field_s32(const struct frame_buf *buf, __u32 off)
+{
+    return *(const __s32 *)&buf->bytes[off & (LOOPSPY_FRAME_READ_MAX - 1)];
+}
+
 /* The frame the thread executes now, or 0 with *err set when the chain head cannot be read. */
 static __always_inline __u64 current_frame(__u64 tstate, int *err)
 {
     __u64 frame = 0, cframe = 0;
 
+    if (frame_layout.tstate_frame != LOOPSPY_NO_OFFSET) {
+        if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(tstate + frame_layout.tstate_frame)))
+            *err = 1;
+        return frame;
+    }
     if (frame_layout.tstate_current_frame != LOOPSPY_NO_OFFSET) {
         if (bpf_probe_read_user(&frame, sizeof(frame), (void *)(tstate + frame_layout.tstate_current_frame)))
             *err = 1;
@@ -71,18 +83,34 @@ static long walk_one_frame(__u32 index, void *data)
         w->ev->h.flags |= LOOPSPY_SAMPLE_READ_ERROR;
         return 1;
     }
-    __u8 owner = field_u8(w->buf, frame_layout.frame_owner);
+    __u64 code = field_u64(w->buf, frame_layout.frame_code) & ~frame_layout.code_tag_mask;
+    __u8 owner;
+    __s32 offset;
+    __u64 coro = 0;
+    __u32 tag = 0;
+    if (frame_layout.frame_lasti != LOOPSPY_NO_OFFSET) {
+        /* A PyFrameObject: no owner byte; f_gen names its generator. */
+        coro = field_u64(w->buf, frame_layout.frame_gen);
+        owner = coro ? frame_layout.owner_generator : 0;
+        offset = field_s32(w->buf, frame_layout.frame_lasti) * (__s32)frame_layout.lasti_unit;
+        __s32 first = 0;
+        if (code && !bpf_probe_read_user(&first, sizeof(first), (void *)(code + frame_layout.code_firstlineno)))
+            tag = LOOPSPY_FRAME_FIRSTLINE_SEEN | (((__u32)first & LOOPSPY_FRAME_FIRSTLINE_MASK) << 8);
+    } else {
+        owner = field_u8(w->buf, frame_layout.frame_owner);
+        offset = (__s32)(field_u64(w->buf, frame_layout.frame_instr) - (code + frame_layout.code_adaptive));
+        if (owner == frame_layout.owner_generator)
+            coro = w->buf->frame - frame_layout.gen_iframe;
+    }
     if (owner != frame_layout.owner_cstack) {
-        __u64 code = field_u64(w->buf, frame_layout.frame_code) & ~frame_layout.code_tag_mask;
-        __u64 instr = field_u64(w->buf, frame_layout.frame_instr);
         struct loopspy_frame *f = &w->ev->frames[w->buf->n & (LOOPSPY_MAX_FRAMES - 1)];
         f->code = code;
-        f->offset = (__s32)(instr - (code + frame_layout.code_adaptive));
-        f->owner = owner;
+        f->offset = offset;
+        f->owner = owner | tag;
         w->buf->n++;
         w->buf->shape = loopspy_shape_step(w->buf->shape, code);
-        if (owner == frame_layout.owner_generator)
-            w->ev->h.coro_frame = w->buf->frame;
+        if (coro)
+            w->ev->h.coro = coro;
     }
     w->buf->frame = field_u64(w->buf, frame_layout.frame_previous);
     return 0;
@@ -102,7 +130,7 @@ static __always_inline int walk_stack(struct loopspy_sample *ev, __u64 tstate, _
     if (err)
         return -1;
     ev->h.flags = 0;
-    ev->h.coro_frame = 0;
+    ev->h.coro = 0;
     buf->frame = frame;
     buf->n = 0;
     buf->shape = LOOPSPY_SHAPE_SEED;

@@ -10,7 +10,8 @@
 /* Frames walked per sample. Deeper stacks keep their innermost frames and carry
  * LOOPSPY_SAMPLE_TRUNCATED. A power of two, so an index can be masked for the verifier. */
 #define LOOPSPY_MAX_FRAMES 256
-/* Bytes of one _PyInterpreterFrame read at once (a version's fields all lie below this). */
+/* Bytes of one frame read at once (a _PyInterpreterFrame, or before 3.11 a PyFrameObject: a
+ * version's fields all lie below this). */
 #define LOOPSPY_FRAME_READ_MAX 128
 
 enum loopspy_event_kind {
@@ -68,8 +69,21 @@ enum loopspy_sample_flags {
 struct loopspy_frame {
     __u64 code;      /* PyCodeObject address (f_code / f_executable with tag bits cleared) */
     __s32 offset;    /* byte offset of the current instruction in co_code (-2 before the first) */
-    __u32 owner;     /* the frame's owner byte (thread, generator, frame object, ...) */
+    __u32 owner;     /* the frame's owner byte (thread, generator, frame object, ...); before 3.11
+                      * also LOOPSPY_FRAME_FIRSTLINE_SEEN and, in bits 8-30, the code object's
+                      * co_firstlineno as the walk read it (see loopspy_frame_firstline) */
 };
+
+/* Before 3.11 every code object is the same size, so one freed at start-up is soon replaced by
+ * another at the same address, before user space has named the samples of the first. The walk
+ * reads each frame's co_firstlineno with its code pointer; user space names a frame only if the
+ * code object it finds there has that first line. */
+#define LOOPSPY_FRAME_FIRSTLINE_SEEN 0x80000000u
+#define LOOPSPY_FRAME_FIRSTLINE_MASK 0x7fffffu
+static inline __u32 loopspy_frame_firstline(__u32 owner)
+{
+    return (owner >> 8) & LOOPSPY_FRAME_FIRSTLINE_MASK;
+}
 
 #define LOOPSPY_TASK_NAME_BYTES 64
 
@@ -82,12 +96,12 @@ struct loopspy_sample_header {
     __u64 duration_ns; /* OFF_CPU: how long it was off */
     __s32 syscall;   /* OFF_CPU: syscall in progress when it left, or LOOPSPY_NO_SYSCALL */
     __u32 off_flags; /* OFF_CPU: enum loopspy_off_flags */
-    __u64 coro_frame; /* the outermost generator-owned frame walked (the running task's coroutine
-                       * frame, embedded in its coroutine object), 0 if none */
+    __u64 coro;      /* the coroutine (or generator) object of the outermost generator-owned frame
+                      * walked: the running task's coroutine, 0 if none */
     __u32 pid;       /* the thread's process, so user space can place the thread of a process it
                       * has not listed the threads of yet (a child just forked) */
     __u32 pad;
-    __u64 task;          /* the asyncio Task driving coro_frame's coroutine at that instant, 0 if
+    __u64 task;          /* the asyncio Task driving `coro` at that instant, 0 if
                           * none or unknown (struct loopspy_task_finder) */
     __u64 task_name_obj; /* its task_name object (a str, or from 3.12 an int counter), and that
                           * object's first bytes, so a task that ends at once is still named */
@@ -104,9 +118,10 @@ struct loopspy_sample_header {
 struct loopspy_task_finder {
     __u64 current_tasks;       /* 3.11-3.13: the dict object; 0 for none */
     __u32 tstate_running_task; /* 3.14+: its offset in the thread state; 0 for none */
-    __u32 gen_iframe;          /* a coroutine's frame is this far into the coroutine object */
     __u32 task_coro, task_name; /* offsets in the C Task */
-    __u32 dict_keys, keys_log2_index_bytes, keys_nentries, keys_indices, entry_size, entry_value;
+    /* PyDictKeysObject: the index table's size is 1 << dk_log2_index_bytes (3.11+), or derived
+     * from dk_size (before: LOOPSPY_NO_OFFSET in keys_log2_index_bytes) */
+    __u32 dict_keys, keys_log2_index_bytes, keys_size, keys_nentries, keys_indices, entry_size, entry_value;
 };
 
 /* A thread's wait in its selector. Short waits (< fold_ns) after short busy periods (< fold_ns)
@@ -161,7 +176,7 @@ static inline __u64 loopspy_shape_step(__u64 shape, __u64 code)
 #define LOOPSPY_NO_OWNER 0xffu
 
 /* What the frame walk needs to know of the interpreter's structs: one struct for every supported
- * CPython version, set by the loader as the program's read-only `frame_layout`. Offsets a
+ * CPython version (3.8 to 3.15), set by the loader as the program's read-only `frame_layout`. Offsets a
  * version does not have are LOOPSPY_NO_OFFSET, owners it does not have LOOPSPY_NO_OWNER. */
 struct loopspy_frame_layout {
     /* Where the current frame hangs off a PyThreadState: tstate->current_frame (3.13+), or
@@ -184,6 +199,16 @@ struct loopspy_frame_layout {
     __u32 reserved;
     /* 3.14+: f_executable is a tagged _PyStackRef; these low bits are cleared. */
     __u64 code_tag_mask;
+    /* 3.11+: a generator-owned frame is embedded this far into its coroutine object. */
+    __u32 gen_iframe;
+    /* Before 3.11 a frame is a PyFrameObject: tstate->frame is the innermost, the instruction is
+     * f_lasti (times lasti_unit bytes), and f_gen (if set) is its generator. All
+     * LOOPSPY_NO_OFFSET from 3.11 on. */
+    __u32 tstate_frame;
+    __u32 frame_lasti;
+    __u32 lasti_unit;
+    __u32 frame_gen;
+    __u32 code_firstlineno; /* offsetof(PyCodeObject, co_firstlineno), read per frame */
 };
 
 #endif

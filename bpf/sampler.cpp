@@ -221,7 +221,7 @@ struct Sampler::Impl {
         sample.duration = Nanoseconds{static_cast<std::int64_t>(ev->h.duration_ns)};
         sample.syscall = ev->h.syscall;
         sample.off_flags = ev->h.off_flags;
-        sample.coro_frame = RemoteAddr{ev->h.coro_frame};
+        sample.coro = RemoteAddr{ev->h.coro};
         sample.task = RemoteAddr{ev->h.task};
         sample.task_name_obj = RemoteAddr{ev->h.task_name_obj};
         sample.gil_holder = RemoteAddr{ev->h.gil_holder};
@@ -281,8 +281,10 @@ Result<std::unique_ptr<Sampler>> Sampler::load(const SamplerOptions& options) {
     auto* ro = impl->skel->rodata;
     FrameWalkLayout l = options.layout;
     ro->target_tgid = static_cast<__u32>(options.pid.value);
-    std::uint32_t read_size = std::max({l.frame_code, l.frame_previous, l.frame_instr}) + 8;
-    read_size = std::max(read_size, l.frame_owner + 1);
+    auto field_end = [](std::uint32_t off, std::uint32_t size) { return off == LOOPSPY_NO_OFFSET ? 0 : off + size; };
+    std::uint32_t read_size = std::max({field_end(l.frame_code, 8), field_end(l.frame_previous, 8),
+                                        field_end(l.frame_instr, 8), field_end(l.frame_owner, 1),
+                                        field_end(l.frame_lasti, 4), field_end(l.frame_gen, 8)});
     if (read_size > LOOPSPY_FRAME_READ_MAX) {
         return make_error(ErrorKind::UnsupportedPython, "frame layout does not fit the BPF frame buffer");
     }

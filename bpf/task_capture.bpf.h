@@ -28,13 +28,25 @@ static __always_inline __u64 current_task_of(const struct loopspy_task_finder *f
     __u64 keys = read_user_u64(f->current_tasks + f->dict_keys);
     if (!keys)
         return 0;
-    __u8 log2_index_bytes = 0;
-    if (bpf_probe_read_user(&log2_index_bytes, 1, (const void *)(keys + f->keys_log2_index_bytes)))
-        return 0;
+    __u64 index_bytes = 0;
+    if (f->keys_log2_index_bytes != LOOPSPY_NO_OFFSET) {
+        __u8 log2_index_bytes = 0;
+        if (bpf_probe_read_user(&log2_index_bytes, 1, (const void *)(keys + f->keys_log2_index_bytes)))
+            return 0;
+        if (log2_index_bytes > 24)
+            return 0;
+        index_bytes = 1ull << log2_index_bytes;
+    } else {
+        /* Before 3.11: dk_size slots of 1, 2, 4 or 8 bytes, by how large dk_size is. */
+        __u64 size = read_user_u64(keys + f->keys_size);
+        if (size == 0 || size > (1ull << 24))
+            return 0;
+        index_bytes = size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+    }
     __s64 entries = (__s64)read_user_u64(keys + f->keys_nentries);
-    if (log2_index_bytes > 24 || entries <= 0)
+    if (entries <= 0)
         return 0;
-    __u64 entry = keys + f->keys_indices + (1ull << log2_index_bytes);
+    __u64 entry = keys + f->keys_indices + index_bytes;
     for (int i = 0; i < LOOPSPY_MAX_CURRENT_TASKS; i++) {
         if (i >= entries)
             break;
@@ -51,12 +63,12 @@ static __always_inline void capture_task(struct loopspy_sample *ev, __u32 pid, _
 {
     ev->h.task = 0;
     ev->h.task_name_obj = 0;
-    if (!ev->h.coro_frame)
+    if (!ev->h.coro)
         return;
     struct loopspy_task_finder *f = bpf_map_lookup_elem(&task_finders, &pid);
     if (!f)
         return;
-    __u64 coro = ev->h.coro_frame - f->gen_iframe;
+    __u64 coro = ev->h.coro;
     __u64 task = 0;
     if (f->tstate_running_task) {
         task = read_user_u64(tstate + f->tstate_running_task);

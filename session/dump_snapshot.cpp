@@ -68,7 +68,7 @@ Result<ProcessDump> take_dump_snapshot(Pid pid, const DumpOptions& options) {
         t.name = named != given.end() ? named->second : thread_name(pid, ts.tid);
         t.frames = name_frames(resolver, raw.frames);
         t.truncated = raw.truncated;
-        if (raw.coro_frame.value) t.coro = raw.coro_frame.value - interp.layout.gen_iframe;
+        if (raw.coro.value) t.coro = raw.coro.value;
         dump.threads.push_back(std::move(t));
     }
 

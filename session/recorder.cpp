@@ -35,6 +35,12 @@ FrameWalkLayout frame_walk_layout(const PythonLayout& l) {
     w.frame_read_size = LOOPSPY_FRAME_READ_MAX;  // the loader narrows it to what the fields need
     w.code_adaptive = u32(l.code_code_adaptive);
     w.code_tag_mask = l.executable_tag_bits;
+    w.gen_iframe = u32(l.gen_iframe);
+    w.tstate_frame = u32(l.tstate_frame);
+    w.frame_lasti = u32(l.frame_lasti);
+    w.lasti_unit = l.lasti_unit;
+    w.frame_gen = u32(l.frame_gen);
+    w.code_firstlineno = l.frame_lasti != kNone ? u32(l.code_firstlineno) : LOOPSPY_NO_OFFSET;
     w.owner_cstack = l.owner_cstack;
     w.owner_generator = l.owner_generator;
     return w;
@@ -485,8 +491,8 @@ void Recorder::on_sample(const RawSample& raw) {
     s.time = raw.timestamp;
     s.stack = it->second.first;
     s.flags = it->second.second;
-    if (raw.coro_frame.value != 0) {
-        s.coro = raw.coro_frame.value - p.interp.layout.gen_iframe;
+    if (raw.coro.value != 0) {
+        s.coro = raw.coro.value;
         p.tasks.saw_coro(s.coro);
         if (raw.task.value != 0) s.task = captured_task(p, raw, s.coro);
     }
@@ -519,11 +525,12 @@ void Recorder::publish_task_finder(Process& p) {
     loopspy_task_finder k{};
     k.current_tasks = f->current_tasks.value;
     k.tstate_running_task = static_cast<__u32>(f->tstate_running_task);
-    k.gen_iframe = static_cast<__u32>(l.gen_iframe);
     k.task_coro = static_cast<__u32>(f->task_coro);
     k.task_name = static_cast<__u32>(f->task_name);
     k.dict_keys = static_cast<__u32>(l.dict_keys);
-    k.keys_log2_index_bytes = static_cast<__u32>(l.dictkeys_log2_index_bytes);
+    auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<__u32>(v); };
+    k.keys_log2_index_bytes = u32(l.dictkeys_log2_index_bytes);
+    k.keys_size = u32(l.dictkeys_size);
     k.keys_nentries = static_cast<__u32>(l.dictkeys_nentries);
     k.keys_indices = static_cast<__u32>(l.dictkeys_indices);
     k.entry_size = static_cast<__u32>(l.dictentry_size);
@@ -630,6 +637,7 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         // soon for a process whose exec'd program is not mapped yet.
         std::int64_t wait_ms = std::min<std::int64_t>(kPollMs, earliest_snapshot().value / 1'000'000 + 1);
         if (!pending_.empty()) wait_ms = std::min<std::int64_t>(wait_ms, 5);
+        for (auto& [pid, p] : processes_) p->symbolizer.new_batch();
         LOOPSPY_CHECK(sampler_->poll(static_cast<int>(wait_ms), cb));
         ++polls_;
         if (root_left_python_ || (!pending_.empty() && !handle_process_changes())) {

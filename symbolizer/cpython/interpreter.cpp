@@ -46,23 +46,53 @@ bool segment_in_place(const ElfFile& elf, const std::vector<Mapping>& maps, cons
 
 namespace {
 
-/// A version string like "3.9.18" from .rodata, for interpreters older than Py_Version (3.11).
+/// The PY_VERSION string ("3.9.18") from .rodata, for interpreters older than Py_Version (3.11).
+/// The linker may keep it only as the tail of a longer string that ends the same way (the build
+/// directory's "…/Python-3.9.18"), so a string's tail counts, after a character that cannot be
+/// part of a version.
 std::optional<std::string> version_string_from_rodata(const ElfFile& elf) {
     auto rodata = elf.find_section(".rodata");
     if (!rodata) return std::nullopt;
     auto bytes = elf.section_bytes(*rodata);
     const char* p = reinterpret_cast<const char*>(bytes.data());
-    static const std::regex kVersion(R"(^[23]\.\d{1,2}\.\d{1,2}([abc]|rc)?\d*\+?$)");
+    static const std::regex kVersion(R"((?:^|[^0-9.])([23]\.\d{1,2}\.\d{1,2}(?:[abc]|rc)?\d*\+?)$)");
     std::size_t i = 0;
     while (i < bytes.size()) {
         std::size_t len = ::strnlen(p + i, bytes.size() - i);
-        if (len >= 5 && len <= 12 && (i == 0 || p[i - 1] == '\0')) {
-            std::string s(p + i, len);
-            if (std::regex_match(s, kVersion)) return s;
+        if (len >= 5 && len <= 4096) {
+            // Only the last 16 characters can hold the version.
+            const std::size_t tail = std::min<std::size_t>(len, 16);
+            std::string s(p + i + len - tail, tail);
+            std::smatch m;
+            // (A version is at most 12 characters, so a match at the tail's start is a whole string.)
+            if (std::regex_search(s, m, kVersion)) return m[1].str();
         }
         i += len + 1;
     }
     return std::nullopt;
+}
+
+/// PY_VERSION_HEX of a "3.9.18"-style string (a final release, as far as the layout goes).
+std::optional<std::uint32_t> version_hex_of(const std::string& text) {
+    static const std::regex kParts(R"(^(\d)\.(\d{1,2})\.(\d{1,2}))");
+    std::smatch m;
+    if (!std::regex_search(text, m, kParts)) return std::nullopt;
+    return static_cast<std::uint32_t>(std::stoi(m[1].str()) << 24 | std::stoi(m[2].str()) << 16 |
+                                      std::stoi(m[3].str()) << 8 | 0xf0);
+}
+
+/// Before 3.11 the version comes from a string, so it must be confirmed by what the layout it
+/// selects reads: the first interpreter's first thread state points back at that interpreter.
+/// An interpreter not initialised yet (a launch caught early) has nothing to contradict it.
+std::optional<std::string> layout_contradiction(const RemoteMemory& memory, const Interpreter& interp) {
+    const PythonLayout& l = interp.layout;
+    auto head = memory.read_u64(RemoteAddr{interp.runtime.value + l.runtime_interpreters_head});
+    if (!head || *head == 0) return std::nullopt;
+    auto tstate = memory.read_u64(RemoteAddr{*head + l.interp_threads_head});
+    if (!tstate || *tstate == 0) return std::nullopt;
+    auto back = memory.read_u64(RemoteAddr{*tstate + l.tstate_interp});
+    if (back && *back == *head) return std::nullopt;
+    return "its thread state does not point back at its interpreter with " + interp.version.text() + "'s layout";
 }
 
 struct Candidate {
@@ -130,20 +160,17 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
                 if (auto v = memory.read_value<std::uint32_t>(RemoteAddr{*addr})) hex = *v;
             }
         }
+        bool from_string = false;
         if (!hex) {
-            // Py_Version first appeared in 3.11. Older interpreters are named for the error
-            // message only: by a version string if the binary has one, else by its file name.
-            std::string found = "older than 3.11";
-            if (auto s = version_string_from_rodata(*elf)) {
-                found = *s;
-            } else {
-                static const std::regex kNamed(R"(python(\d\.\d+))");
-                std::smatch m;
-                std::string base = cand.path.substr(cand.path.rfind('/') + 1);
-                if (std::regex_search(base, m, kNamed)) found = m[1].str() + " (older than 3.11: no Py_Version)";
+            // Py_Version first appeared in 3.11; before, the version string Py_GetVersion
+            // formats. Never the file name: a name says what was meant, not what runs.
+            auto s = version_string_from_rodata(*elf);
+            if (s) hex = version_hex_of(*s);
+            if (!hex) {
+                return make_error(ErrorKind::UnsupportedPython, "cannot tell which Python version " + cand.path +
+                                                                    " is: it has no Py_Version and no version string");
             }
-            return make_error(ErrorKind::UnsupportedPython, "unsupported Python version " + found + " in " +
-                                                                cand.path + " (supported: " + supported_range() + ")");
+            from_string = true;
         }
         interp.version = PythonVersion{static_cast<std::uint32_t>(*hex)};
         int minor = interp.version.minor();
@@ -158,6 +185,12 @@ Result<Interpreter> find_interpreter(Pid pid, const RemoteMemory& memory) {
                               "no layout for Python " + interp.version.text());
         }
         interp.layout = *table;
+        if (from_string) {
+            if (auto contradiction = layout_contradiction(memory, interp)) {
+                return make_error(ErrorKind::UnsupportedPython, "Python " + interp.version.text() + " in " + cand.path +
+                                                                    " does not read as that version: " + *contradiction);
+            }
+        }
 
         if (minor >= 13) {
             std::vector<std::byte> head(debug_offsets_read_size());

@@ -14,7 +14,7 @@
 
 namespace loopspy {
 
-inline constexpr int kOldestSupportedMinor = 11;
+inline constexpr int kOldestSupportedMinor = 8;
 inline constexpr int kNewestSupportedMinor = 15;
 
 struct Interpreter {

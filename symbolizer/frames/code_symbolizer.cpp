@@ -38,7 +38,7 @@ CodeSymbolizer::Fingerprint CodeSymbolizer::read_fingerprint(CodeAddr code, std:
                                                              std::vector<std::byte>& header) {
     using Kind = Fingerprint::Kind;
     const PythonLayout& l = interp_.layout;
-    header.resize(l.code_code_adaptive);
+    header.resize(l.code_size_no_bytecode);
     if (!memory_.read(RemoteAddr{code.value}, header)) return {Kind::Unreadable};
     auto type = load_at<std::uint64_t>(header, l.object_type);
     if (!type) return {Kind::NotCode};
@@ -69,14 +69,24 @@ std::unique_ptr<CodeInfo> CodeSymbolizer::load(CodeAddr code, std::span<const st
     info->qualname = std::move(*qualname);
     info->filename = std::move(*filename);
 
+    // Before 3.11 the bytecode is a bytes object of its own, and co_lnotab does not say where it ends.
+    std::uint32_t code_bytes = 0;
+    if (l.code_code != kNone) {
+        const std::uint64_t co_code = load_at<std::uint64_t>(header, l.code_code).value_or(0);
+        auto n = co_code ? memory_.read_value<std::int64_t>(RemoteAddr{co_code + l.bytes_ob_size}) : std::nullopt;
+        if (!n || *n < 0 || *n > std::int64_t{1} << 30) return info;  // named, without lines
+        code_bytes = static_cast<std::uint32_t>(*n);
+    }
     std::uint64_t table = load_at<std::uint64_t>(header, l.code_linetable).value_or(0);
     if (table) {
         auto size = memory_.read_value<std::int64_t>(RemoteAddr{table + l.bytes_ob_size});
-        if (size && *size > 0 && static_cast<std::size_t>(*size) <= kMaxLineTable) {
+        // An empty co_lnotab is a code object all on its first line.
+        if (size && *size >= 0 && static_cast<std::size_t>(*size) <= kMaxLineTable) {
             std::vector<std::byte> raw(static_cast<std::size_t>(*size));
-            if (memory_.read(RemoteAddr{table + l.bytes_ob_sval}, raw)) {
+            if (raw.empty() || memory_.read(RemoteAddr{table + l.bytes_ob_sval}, raw)) {
                 auto u8 = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
-                info->lines = LineTable::decode(u8, info->firstlineno);
+                info->lines = LineTable::decode(static_cast<LineTableFormat>(l.linetable_format), u8,
+                                                info->firstlineno, code_bytes);
             }
         }
     }
@@ -86,7 +96,11 @@ std::unique_ptr<CodeInfo> CodeSymbolizer::load(CodeAddr code, std::span<const st
 const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     using Kind = Fingerprint::Kind;
     auto it = cache_.find(code.value);
-    if (it != cache_.end() && it->second.generation == generation_) return it->second.info.get();
+    if (it != cache_.end() && it->second.generation == generation_) {
+        Entry& e = it->second;
+        const bool young = generation_ - e.loaded_generation < kYoungGenerations;
+        if (!young || e.confirmed_batch == batch_) return e.info.get();
+    }
 
     std::vector<std::byte> header;
     std::span<const std::byte> view;
@@ -95,6 +109,7 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
         Entry& e = it->second;
         if (fingerprint.kind == Kind::Code && fingerprint.value == e.fingerprint && e.info) {
             e.generation = generation_;
+            e.confirmed_batch = batch_;
             return e.info.get();
         }
         // Not confirmed, so its generation stays.
@@ -104,6 +119,7 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     Entry entry;
     entry.generation = generation_;
     entry.loaded_generation = generation_;
+    entry.confirmed_batch = batch_;
     if (fingerprint.kind == Kind::Code) {
         entry.fingerprint = fingerprint.value;
         entry.info = load(code, view);

@@ -16,6 +16,12 @@ bool StackResolver::resolve(std::span<const loopspy_frame> frames, std::vector<R
             static_cast<std::uint32_t>(f.offset) > info->lines.code_bytes()) {
             info = nullptr;
         }
+        // Before 3.11 the walk read the code object's first line: another first line here means
+        // another code object.
+        if (info && (f.owner & LOOPSPY_FRAME_FIRSTLINE_SEEN) &&
+            loopspy_frame_firstline(f.owner) != (static_cast<std::uint32_t>(info->firstlineno) & LOOPSPY_FRAME_FIRSTLINE_MASK)) {
+            info = nullptr;
+        }
         if (!info) {
             all_named = false;
             out.push_back(ResolvedFrame{nullptr, 0});

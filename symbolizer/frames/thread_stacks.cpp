@@ -9,13 +9,7 @@ namespace loopspy {
 RawThreadStack read_thread_stack(const RemoteMemory& memory, const PythonLayout& l, RemoteAddr tstate,
                                  std::size_t max_frames) {
     RawThreadStack out;
-    std::uint64_t frame = 0;
-    if (l.tstate_current_frame != kNone) {
-        frame = memory.read_u64(RemoteAddr{tstate.value + l.tstate_current_frame}).value_or(0);
-    } else {
-        std::uint64_t cframe = memory.read_u64(RemoteAddr{tstate.value + l.tstate_cframe}).value_or(0);
-        if (cframe) frame = memory.read_u64(RemoteAddr{cframe + l.cframe_current_frame}).value_or(0);
-    }
+    std::uint64_t frame = current_frame(memory, l, tstate);
     std::array<std::byte, LOOPSPY_FRAME_READ_MAX> buf{};
     const std::size_t size = std::min<std::size_t>(l.frame_size, buf.size());
     std::span<const std::byte> bytes(buf.data(), size);
@@ -31,7 +25,7 @@ RawThreadStack read_thread_stack(const RemoteMemory& memory, const PythonLayout&
         const std::uint8_t owner = frame_owner(bytes, l);
         if (owner != l.owner_cstack) {
             out.frames.push_back(decode_frame(bytes, l, owner));
-            if (owner == l.owner_generator) out.coro_frame = RemoteAddr{frame};
+            if (owner == l.owner_generator) out.coro = RemoteAddr{frame_coroutine(bytes, l, frame)};
         }
         frame = load_at<std::uint64_t>(bytes, l.frame_previous).value_or(0);
     }

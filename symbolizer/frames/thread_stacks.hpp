@@ -13,7 +13,7 @@ namespace loopspy {
 
 struct RawThreadStack {
     std::vector<loopspy_frame> frames;  // innermost first
-    RemoteAddr coro_frame;              // the outermost generator-owned frame, 0 if none
+    RemoteAddr coro;                    // the outermost generator-owned frame's coroutine, 0 if none
     bool truncated = false;             // more than max_frames
     bool read_error = false;            // a frame could not be read
 };
