@@ -47,11 +47,28 @@ enum FrameClass : std::uint8_t {
     kSkippedFrame = 8,    // a task-step or Context.run frame between Handle._run and the callback
 };
 
+/// An asyncio method's qualified name ("BaseEventLoop._run_once"). Before 3.11 a code object has
+/// no qualified name, so frames carry the bare one ("_run_once"): that counts in the module that
+/// defines the method.
+bool is_asyncio_method(std::string_view name, std::string_view file, std::string_view qualified,
+                       std::string_view module_file) {
+    if (name == qualified) return true;
+    const std::size_t dot = qualified.rfind('.');
+    return dot != std::string_view::npos && name == qualified.substr(dot + 1) && ends_with(file, module_file);
+}
+
 std::uint8_t classify_frame(const Profile& profile, FrameId id) {
     const FrameRecord& f = profile.frame(id);
     if (f.flags & kFrameSpecial) return 0;
-    const std::string_view name = profile.string(f.name);
+    std::string_view name = profile.string(f.name);
     const std::string_view file = profile.string(f.file);
+    // Bare names (before 3.11) of the loop's methods, qualified as 3.11+ names them.
+    constexpr std::string_view kBaseEvents = "asyncio/base_events.py";
+    for (std::string_view q : {"BaseEventLoop._run_once", "BaseEventLoop.run_forever", "BaseEventLoop.run_until_complete"}) {
+        if (is_asyncio_method(name, file, q, kBaseEvents)) name = q;
+    }
+    if (is_asyncio_method(name, file, "Handle._run", "asyncio/events.py")) name = "Handle._run";
+    if (is_asyncio_method(name, file, "Task.__step", "asyncio/tasks.py")) name = "Task.__step";
     std::uint8_t c = 0;
     if (name == "BaseEventLoop._run_once" || name == "BaseEventLoop.run_forever" ||
         name == "BaseEventLoop.run_until_complete" || name == "Runner.run" ||
@@ -333,7 +350,8 @@ void CallbackSplitter::split(Tid tid, const Timeline& tl, Nanoseconds b0, Nanose
         // The loop's own work (no callback ran) spent mostly asleep for the GIL (after a selector
         // wait, say): a stall of the GIL, not of a callback.
         if (cb.gil_wait.value * 2 > cb.duration.value &&
-            (cb.callback == "<event loop>" || cb.callback.starts_with("BaseEventLoop._run_once "))) {
+            (cb.callback == "<event loop>" || cb.callback.starts_with("BaseEventLoop._run_once ") ||
+             (cb.callback.starts_with("_run_once (") && cb.callback.find("asyncio/base_events.py:") != std::string::npos))) {
             cb.callback = std::string(kGilStall);
         }
         if (!stack_weight.empty()) cb.stack = format_stack(profile, heaviest(stack_weight)->first);

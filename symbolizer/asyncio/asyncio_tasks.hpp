@@ -59,7 +59,7 @@ std::optional<std::string> counter_task_name(const RemoteMemory& memory, RemoteA
 /// The same from the int's first bytes (at least objects::kLongDigits + 8 of them).
 std::optional<std::string> counter_task_name(std::span<const std::byte> int_object, LongHeader header);
 
-/// The reader for `interp`'s version (3.11-3.15).
+/// The reader for `interp`'s version (3.8-3.15).
 std::unique_ptr<TaskReader> make_task_reader(const RemoteMemory& memory, const Interpreter& interp);
 
 }  // namespace loopspy

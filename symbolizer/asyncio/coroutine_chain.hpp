@@ -1,8 +1,9 @@
 // The await chain of a suspended coroutine, read out of the target: the coroutine's own frame,
 // the coroutine it awaits, the one that awaits, ... down to the object at the bottom (a Future,
 // a Task, a sleep's timer future). In 3.11+ a coroutine's frame lives inside the coroutine
-// object, and a coroutine suspended in `await` keeps the awaited object on top of its value
-// stack: that is the link followed here.
+// object; before, the coroutine points at a PyFrameObject (gi_frame). Either way a coroutine
+// suspended in `await` keeps the awaited object on top of its value stack: that is the link
+// followed here.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +39,7 @@ struct CoroutineChain {
 CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayout& layout, TypeNames& types,
                                     RemoteAddr coro, int max_depth = 256);
 
-/// Whether `type_name` is a coroutine-like object whose frame is embedded in it.
+/// Whether `type_name` is a coroutine-like object (with a frame of its own).
 bool is_generator_type(const std::string& type_name);
 
 }  // namespace loopspy

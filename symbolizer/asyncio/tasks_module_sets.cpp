@@ -119,7 +119,7 @@ private:
     }
 
     std::optional<RawTask> read_task(std::uint64_t addr) {
-        std::array<std::byte, 160> b{};
+        std::array<std::byte, 256> b{};  // covers every version's FutureObj and TaskObj fields
         if (!m_.read(RemoteAddr{addr}, b)) return std::nullopt;
         if (!is_task_type(RemoteAddr{load_at<std::uint64_t>(b, interp_.layout.object_type).value_or(0)})) return std::nullopt;
         RawTask t;
@@ -185,13 +185,15 @@ private:
         for (RawTask& t : tasks) {
             for (std::uint64_t cb : callbacks_of(t.addr.value)) {
                 const std::string& type = types_.of_object(RemoteAddr{cb});
-                if (type == "builtin_function_or_method") {
-                    // await task: the awaiting task's wake-up, bound to it.
-                    std::uint64_t self = m_.read_u64(RemoteAddr{cb + kCFunctionSelf}).value_or(0);
+                if (type == "builtin_function_or_method" || type == "TaskWakeupMethWrapper") {
+                    // await task: the awaiting task's wake-up, bound to it (before 3.11 a
+                    // wrapper object of its own that holds the task).
+                    const std::uint64_t at = type == "TaskWakeupMethWrapper" ? kWakeupTask : kCFunctionSelf;
+                    std::uint64_t self = m_.read_u64(RemoteAddr{cb + at}).value_or(0);
                     if (index.count(self)) add(t, self);
                 } else if (type == "function") {
                     // gather: a closure whose cell holds the outer future.
-                    std::uint64_t closure = m_.read_u64(RemoteAddr{cb + kFunctionClosure}).value_or(0);
+                    std::uint64_t closure = m_.read_u64(RemoteAddr{cb + o_.function_closure}).value_or(0);
                     if (!closure || types_.of_object(RemoteAddr{closure}) != "tuple") continue;
                     for (std::uint64_t cell : items(closure, 64)) {
                         std::uint64_t obj = m_.read_u64(RemoteAddr{cell + kCellRef}).value_or(0);
@@ -201,8 +203,15 @@ private:
                         }
                         // A gather awaited by a gather: follow the outer future's own callbacks.
                         for (std::uint64_t outer_cb : callbacks_of(obj)) {
-                            if (types_.of_object(RemoteAddr{outer_cb}) != "builtin_function_or_method") continue;
-                            std::uint64_t self = m_.read_u64(RemoteAddr{outer_cb + kCFunctionSelf}).value_or(0);
+                            const std::string& outer_type = types_.of_object(RemoteAddr{outer_cb});
+                            std::uint64_t self = 0;
+                            if (outer_type == "builtin_function_or_method") {
+                                self = m_.read_u64(RemoteAddr{outer_cb + kCFunctionSelf}).value_or(0);
+                            } else if (outer_type == "TaskWakeupMethWrapper") {
+                                self = m_.read_u64(RemoteAddr{outer_cb + kWakeupTask}).value_or(0);
+                            } else {
+                                continue;
+                            }
                             if (index.count(self)) add(t, self);
                         }
                     }

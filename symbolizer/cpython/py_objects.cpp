@@ -20,22 +20,42 @@ std::optional<std::string> PyObjectReader::str(std::uint64_t addr) const {
     return *s;
 }
 
+std::optional<PyObjectReader::Keys> PyObjectReader::read_keys(std::uint64_t keys, std::uint64_t max_entries) const {
+    std::array<std::byte, 48> head{};
+    if (!m_.read(RemoteAddr{keys}, head)) return std::nullopt;
+    Keys k;
+    if (o_.keys_header == DictKeysHeader::SizeField) {
+        // dk_size index slots of 1, 2, 4 or 8 bytes (by how large dk_size is), then the entries.
+        const auto size = load_at<std::uint64_t>(head, kKeysSize).value_or(0);
+        k.count = load_at<std::uint64_t>(head, kKeysSizedNentries).value_or(0);
+        if (size == 0 || size > (1ull << 32) || (size & (size - 1)) != 0 || k.count > max_entries) return std::nullopt;
+        const std::uint64_t slot = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+        k.entries = keys + kKeysSizedIndices + size * slot;
+        k.entry_size = 24;
+        k.key_at = 8;
+        return k;
+    }
+    const auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
+    const auto kind = load_at<std::uint8_t>(head, kKeysKind).value_or(0);
+    k.count = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
+    if (log2_index > 40 || k.count > max_entries) return std::nullopt;
+    k.entries = keys + kKeysIndices + (1ull << log2_index);
+    k.entry_size = kind == kKindGeneral ? 24 : 16;  // unicode keys: (key, value), no hash
+    k.key_at = kind == kKindGeneral ? 8 : 0;
+    return k;
+}
+
 /// (key, value) pairs of a dict's entries with str keys (combined or split table).
 std::vector<std::pair<std::uint64_t, std::uint64_t>> PyObjectReader::dict_items(std::uint64_t dict) const {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     auto keys = m_.read_u64(RemoteAddr{dict + kDictKeys});
     auto values = m_.read_u64(RemoteAddr{dict + kDictValues});
     if (!keys || !values || !*keys) return out;
-    std::array<std::byte, 32> head{};
-    if (!m_.read(RemoteAddr{*keys}, head)) return out;
-    auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
-    auto kind = load_at<std::uint8_t>(head, kKeysKind).value_or(0);
-    auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
-    if (log2_index > 40 || n > kMaxEntries) return out;
-    const std::uint64_t entry = kind == kKindGeneral ? 24 : 16;
-    const std::uint64_t key_at = kind == kKindGeneral ? 8 : 0;
+    auto k = read_keys(*keys, kMaxEntries);
+    if (!k) return out;
+    const std::uint64_t n = k->count, entry = k->entry_size, key_at = k->key_at;
     std::vector<std::byte> entries(n * entry);
-    if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return out;
+    if (!m_.read(RemoteAddr{k->entries}, entries)) return out;
     std::vector<std::uint64_t> split_values;
     if (*values) {
         split_values.resize(n);
@@ -60,8 +80,16 @@ std::optional<std::uint64_t> PyObjectReader::dict_get(std::uint64_t dict, std::s
 /// An attribute kept in the instance dict of an object of a Python class.
 std::optional<std::uint64_t> PyObjectReader::attribute(std::uint64_t obj, std::string_view name) const {
     RemoteAddr type = types_.type_of(RemoteAddr{obj});
+    if (!type.value) return std::nullopt;
+    if (o_.managed_dict == ManagedDict::DictOffset) {
+        auto offset = m_.read_value<std::int64_t>(RemoteAddr{type.value + kTypeDictoffset});
+        if (!offset || *offset <= 0 || *offset > 4096) return std::nullopt;
+        auto dict = m_.read_u64(RemoteAddr{obj + static_cast<std::uint64_t>(*offset)});
+        if (!dict || !*dict || types_.of_object(RemoteAddr{*dict}) != "dict") return std::nullopt;
+        return dict_get(*dict, name);
+    }
     auto flags = m_.read_u64(RemoteAddr{type.value + kTypeFlags});
-    if (!type.value || !flags || !(*flags & kTpManagedDict)) return std::nullopt;
+    if (!flags || !(*flags & kTpManagedDict)) return std::nullopt;
     std::uint64_t values = 0, dict = 0;
     if (o_.managed_dict == ManagedDict::PointersBefore) {
         dict = m_.read_u64(RemoteAddr{obj - 24}).value_or(0);
@@ -85,15 +113,13 @@ std::optional<std::uint64_t> PyObjectReader::attribute(std::uint64_t obj, std::s
     // Shared keys: the attribute's index in the class's cached keys is its slot in `values`.
     auto keys = m_.read_u64(RemoteAddr{type.value + o_.ht_cached_keys});
     if (!keys || !*keys) return std::nullopt;
-    std::array<std::byte, 32> head{};
-    if (!m_.read(RemoteAddr{*keys}, head)) return std::nullopt;
-    auto log2_index = load_at<std::uint8_t>(head, kKeysLog2IndexBytes).value_or(0);
-    auto n = load_at<std::uint64_t>(head, kKeysNentries).value_or(0);
-    if (log2_index > 40 || n > 1024) return std::nullopt;
-    std::vector<std::byte> entries(n * 16);
-    if (!m_.read(RemoteAddr{*keys + kKeysIndices + (1ull << log2_index)}, entries)) return std::nullopt;
+    auto shared = read_keys(*keys, 1024);
+    if (!shared) return std::nullopt;
+    const std::uint64_t n = shared->count;
+    std::vector<std::byte> entries(n * shared->entry_size);
+    if (!m_.read(RemoteAddr{shared->entries}, entries)) return std::nullopt;
     for (std::uint64_t i = 0; i < n; ++i) {
-        auto k = load_at<std::uint64_t>(entries, i * 16).value_or(0);
+        auto k = load_at<std::uint64_t>(entries, i * shared->entry_size + shared->key_at).value_or(0);
         if (auto s = str(k); s && *s == name) {
             auto v = m_.read_u64(RemoteAddr{values + 8 * i});
             if (v && *v) return *v;

@@ -47,6 +47,12 @@ public:
     std::optional<std::int64_t> small_int(std::uint64_t addr) const;
 
 private:
+    /// Where a PyDictKeysObject's entries start, how many there are and how large each is.
+    struct Keys {
+        std::uint64_t entries = 0, count = 0, entry_size = 0, key_at = 0;
+    };
+    std::optional<Keys> read_keys(std::uint64_t keys, std::uint64_t max_entries) const;
+
     const RemoteMemory& m_;
     const Interpreter& interp_;
     const ObjectLayout& o_;
