@@ -16,6 +16,9 @@ PYTHONS_DIR = pathlib.Path(os.environ.get("LOOPSPY_PYTHONS_DIR", pathlib.Path.ho
 
 # Every interpreter the project promises to support. CI fails when one is missing.
 INTERPRETERS = {
+    "pyenv-3.8": "/root/.pyenv/versions/3.8.18/bin/python3",
+    "pyenv-3.9": "/root/.pyenv/versions/3.9.18/bin/python3",
+    "pyenv-3.10": "/root/.pyenv/versions/3.10.13/bin/python3",
     "pyenv-3.11": "/root/.pyenv/versions/3.11.7/bin/python3",
     "pyenv-3.12": "/root/.pyenv/versions/3.12.1/bin/python3",
     "pyenv-3.13": "/root/.pyenv/versions/3.13.0/bin/python3",
@@ -24,11 +27,17 @@ INTERPRETERS = {
     "sid-3.15": str(PYTHONS_DIR / "3.15" / "python"),
 }
 
-# Interpreters loopspy refuses with exit code 5 (unsupported version); they come with this
-# machine image like the pyenv ones above, and the tests of that refusal fail without them.
-REFUSED_INTERPRETERS = {
-    "pyenv-3.10": "/root/.pyenv/versions/3.10.13/bin/python3",
-    "pyenv-3.9": "/root/.pyenv/versions/3.9.18/bin/python3",
+# Interpreters 3.8-3.10 have no Py_Version: loopspy reads their version string.
+FRAME_OBJECT_PYTHONS = ["pyenv-3.8", "pyenv-3.9", "pyenv-3.10"]
+
+# What loopspy refuses with exit code 5 (a version it does not support, or cannot tell, or
+# that its own memory contradicts). No such interpreter comes with the machine, so these are
+# processes that look like one from outside: tests/workloads/not_a_python.c built per kind.
+UNSUPPORTED_PYTHONS = {
+    "3.16": (["-DPY_VERSION_HEX_VALUE=0x031000f0"], "unsupported Python version 3.16.0"),
+    "3.7": (['-DVERSION_STRING="3.7.17"'], "unsupported Python version 3.7.17"),
+    "no-version": ([], "cannot tell which Python version"),
+    "contradicted-3.9": (['-DVERSION_STRING="3.9.18"', "-DCONTRADICTED"], "does not read as that version"),
 }
 
 _covered = set()
@@ -59,8 +68,25 @@ def python(request):
     return interpreter(name)
 
 
+def named(py, qualname):
+    """How loopspy names a function on interpreter `py`: by its qualified name, or before 3.11
+    (code objects have no co_qualname) by its bare name, as tracebacks there do."""
+    return qualname.rsplit(".", 1)[-1] if py in FRAME_OBJECT_PYTHONS else qualname
+
+
+def unsupported_python(kind, directory):
+    """(argv prefix, the refusal's words) of a process that looks like the `kind` of
+    UNSUPPORTED_PYTHONS; it takes a ready file's path as its one argument."""
+    flags, words = UNSUPPORTED_PYTHONS[kind]
+    exe = pathlib.Path(directory) / f"python-{kind}"
+    if not exe.exists():
+        subprocess.run([os.environ.get("CC", "cc"), "-O1", "-rdynamic", *flags, "-o", str(exe),
+                        str(WORKLOADS / "not_a_python.c")], check=True)
+    return [str(exe)], words
+
+
 def interpreter(name):
-    path = INTERPRETERS.get(name) or REFUSED_INTERPRETERS[name]
+    path = INTERPRETERS[name]
     if not os.access(path, os.X_OK):
         pytest.fail(f"interpreter {name} is missing: {path} (run scripts/setup.sh --test)")
     _covered.add(name)
@@ -71,7 +97,7 @@ def pytest_terminal_summary(terminalreporter):
     lines = []
     if _covered:
         lines.append("interpreters covered: " + ", ".join(sorted(_covered)))
-    missing = [n for n, p in {**INTERPRETERS, **REFUSED_INTERPRETERS}.items() if not os.access(p, os.X_OK)]
+    missing = [n for n, p in INTERPRETERS.items() if not os.access(p, os.X_OK)]
     if missing:
         lines.append("interpreters MISSING: " + ", ".join(missing))
     # Every skip is shown, even when the run passes (ctest shows a passing run's output only on

@@ -132,7 +132,7 @@ def test_attach_shares_match_truth(py, tmp_path, spawn):
     check_against_truth(parse_collapsed(collapsed), truth, "share_after_ready")
 
 
-@pytest.mark.parametrize("py", ["pyenv-3.11", "pyenv-3.13", "debian-3.11", "sid-3.14"])
+@pytest.mark.parametrize("py", ["pyenv-3.9", "pyenv-3.11", "pyenv-3.13", "debian-3.11", "sid-3.14"])
 def test_threads_carry_the_names_the_program_gave_them(py, tmp_path):
     """threading.Thread(name=...) names a thread in the flame graph, the collapsed stacks and
     the slow-callback table (the OS's name, `python3` or `ld-linux-x86-64`, says nothing)."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (ALL_PYTHONS, LOOPSPY, WORKLOADS, assert_one_line_error, frame_name, interpreter, parse_collapsed,
+from conftest import (UNSUPPORTED_PYTHONS, unsupported_python, ALL_PYTHONS, LOOPSPY, WORKLOADS, assert_one_line_error, frame_name, interpreter, parse_collapsed,
                       run_loopspy,
                       stolen_ms, wait_for_exec, wait_for_file)
 
@@ -35,21 +35,30 @@ def start_sleeping_python(python, tmp_path, spawn):
     return p
 
 
-@pytest.mark.parametrize("old", ["pyenv-3.10", "pyenv-3.9"])
-def test_an_old_python_is_reported_with_its_version(old, tmp_path, spawn):
-    python = interpreter(old)
-    p = start_sleeping_python(python, tmp_path, spawn)
+def start_unsupported_python(kind, tmp_path, spawn):
+    argv, words = unsupported_python(kind, tmp_path)
+    ready = tmp_path / "ready"
+    p = spawn([*argv, str(ready)])
+    wait_for_file(ready, proc=p)
+    return p, words
+
+
+@pytest.mark.parametrize("kind", sorted(UNSUPPORTED_PYTHONS))
+def test_a_python_loopspy_cannot_read_is_refused_with_its_reason(kind, tmp_path, spawn):
+    p, words = start_unsupported_python(kind, tmp_path, spawn)
     proc = run_loopspy("record", "-p", p.pid, "-d", 1, check=False)
-    minor = old.split("-")[1]
-    assert_one_line_error(proc, 5, f"unsupported Python version {minor}", "supported: 3.11 to 3.15")
+    if kind in ("3.16", "3.7"):
+        assert_one_line_error(proc, 5, words, "supported: 3.8 to 3.15")
+    else:
+        assert_one_line_error(proc, 5, words)
     # Refusing it left it running, not stopped.
     assert p.poll() is None and process_state(p.pid) in "RSD"
 
 
-def test_launching_an_old_python_is_reported_too():
-    proc = run_loopspy("record", "-d", 2, "--", interpreter("pyenv-3.10"), "-c", "import time; time.sleep(5)",
-                       check=False, timeout=30)
-    assert_one_line_error(proc, 5, "unsupported Python version 3.10")
+def test_launching_an_unsupported_python_is_refused_too(tmp_path):
+    argv, words = unsupported_python("3.16", tmp_path)
+    proc = run_loopspy("record", "-d", 2, "--", *argv, str(tmp_path / "ready"), check=False, timeout=30)
+    assert_one_line_error(proc, 5, words)
 
 
 def process_state(pid):
@@ -219,8 +228,8 @@ def test_dump_reports_a_dead_pid_a_non_python_process_and_an_old_python(spawn, t
     sleeper = spawn(["sleep", "30"])
     wait_for_exec(sleeper, "sleep")
     assert_one_line_error(run_loopspy("dump", "-p", sleeper.pid, check=False), 4, "is not a Python process")
-    py = start_sleeping_python(interpreter("pyenv-3.10"), tmp_path, spawn)
-    assert_one_line_error(run_loopspy("dump", "-p", py.pid, check=False), 5, "3.10")
+    py, words = start_unsupported_python("3.7", tmp_path, spawn)
+    assert_one_line_error(run_loopspy("dump", "-p", py.pid, check=False), 5, words)
     assert py.poll() is None and process_state(py.pid) in "RSD"
 
 

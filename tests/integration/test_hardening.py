@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import LOOPSPY, ROOT, assert_one_line_error, interpreter, run_loopspy, wait_for_file
+from conftest import (LOOPSPY, ROOT, assert_one_line_error, interpreter, run_loopspy, unsupported_python,
+                      wait_for_file)
 
 PYTHON = "/usr/bin/python3.11"
 
@@ -137,7 +138,8 @@ def exit_code_scenarios(tmp_path, spawn):
     """One real way to each exit code."""
     ready = tmp_path / "ready"
     sleeper = spawn(["sleep", "30"])
-    old = spawn([interpreter("pyenv-3.10"), "-c", f"import time; open({str(ready)!r}, 'w').write('1'); time.sleep(30)"])
+    old_argv, _ = unsupported_python("3.16", tmp_path)
+    old = spawn([*old_argv, str(ready)])
     wait_for_file(ready, proc=old)
     py = spawn([PYTHON, "-c", "import time; time.sleep(30)"])
     dead = subprocess.Popen(["true"])

@@ -8,7 +8,7 @@ from conftest import (WORKLOADS, fully_symbolized_percent, frame_name, interpret
                       run_loopspy, summary_line)
 
 SHAPES = WORKLOADS / "shapes.py"
-VERSIONS = ["pyenv-3.12", "sid-3.14"]
+VERSIONS = ["pyenv-3.8", "pyenv-3.9", "pyenv-3.10", "pyenv-3.12", "sid-3.14"]
 
 
 def record_launch(python, tmp_path, shape, seconds=3, *extra):

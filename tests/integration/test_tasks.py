@@ -12,10 +12,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import (ALL_PYTHONS, WORKLOADS, frame_name, interpreter, parse_collapsed, run_loopspy,
+from conftest import (ALL_PYTHONS, WORKLOADS, frame_name, interpreter, named, parse_collapsed, run_loopspy,
                       wait_for_file)
 
-TASK_PYTHONS = ALL_PYTHONS  # 3.11 through 3.15, pyenv, Debian and Debian-sid builds
+TASK_PYTHONS = ALL_PYTHONS  # 3.8 through 3.15, pyenv, Debian and Debian-sid builds
 WORKERS = [f"worker-{i}" for i in range(3)]
 
 
@@ -23,7 +23,7 @@ def task_frames(frames):
     return [f[len("<task> "):] for f in frames if f.startswith("<task> ")]
 
 
-def check_async_stacks_follow_the_task_tree(python, loop, tmp_path):
+def check_async_stacks_follow_the_task_tree(python, loop, tmp_path, handle_run="Handle._run"):
     rec = tmp_path / "tree.lspy"
     proc = run_loopspy("record", "--no-status", "-o", rec, "--", python, WORKLOADS / "task_tree.py",
                        "--seconds", "4", "--depth", "40", "--loop", loop, timeout=120)
@@ -40,7 +40,7 @@ def check_async_stacks_follow_the_task_tree(python, loop, tmp_path):
     assert not any(task_frames(frames) for frames, _ in physical)
     spin_physical = sum(w for frames, w in physical if frame_name(frames[-1]) == "spin")
     if loop == "stdlib":
-        assert any("Handle._run" in map(frame_name, frames) for frames, _ in physical if frame_name(frames[-1]) == "spin")
+        assert any(handle_run in map(frame_name, frames) for frames, _ in physical if frame_name(frames[-1]) == "spin")
 
     per_worker = {w: 0 for w in WORKERS}
     unattributed = 0
@@ -57,7 +57,7 @@ def check_async_stacks_follow_the_task_tree(python, loop, tmp_path):
         root_at, worker_at = frames.index("<task> root"), frames.index("<task> " + tasks[1])
         assert "orchestrate" in names[root_at:worker_at], frames
         assert names[worker_at + 1] == "worker" and names.count("chain") == 41, frames
-        assert "Handle._run" not in names, frames
+        assert handle_run not in names, frames
         per_worker[tasks[1]] += weight
     spin_total = sum(per_worker.values()) + unattributed
     assert spin_total == spin_physical
@@ -73,7 +73,7 @@ def check_async_stacks_follow_the_task_tree(python, loop, tmp_path):
 
 @pytest.mark.parametrize("py", TASK_PYTHONS)
 def test_async_stacks_put_each_worker_under_its_own_task_under_the_roots_gather(py, tmp_path):
-    check_async_stacks_follow_the_task_tree(interpreter(py), "stdlib", tmp_path)
+    check_async_stacks_follow_the_task_tree(interpreter(py), "stdlib", tmp_path, named(py, "Handle._run"))
 
 
 def test_under_uvloop_async_stacks_follow_the_task_tree_too(tmp_path):
@@ -264,7 +264,8 @@ def test_tasks_report_and_suspended_time_outputs_match_how_long_tasks_really_wai
 
 
 
-@pytest.mark.parametrize("py", ["debian-3.11", "pyenv-3.12", "pyenv-3.13", "sid-3.14", "sid-3.15"])
+@pytest.mark.parametrize("py", ["pyenv-3.8", "pyenv-3.9", "pyenv-3.10", "debian-3.11", "pyenv-3.12", "pyenv-3.13",
+                                "sid-3.14", "sid-3.15"])
 def test_where_tasks_wait_is_a_chain_they_were_in_and_their_time_adds_up_to_their_lives(tmp_path, py):
     """--tasks on workers 40 coroutines deep that yield every few milliseconds: every wait chain
     is one the program's own cr_await walk saw that task in (no frame it never ran, none cut
@@ -312,7 +313,8 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
 """
 
 
-@pytest.mark.parametrize("py,n", [(py, n) for py in ("pyenv-3.11", "pyenv-3.12", "pyenv-3.13", "sid-3.14", "sid-3.15")
+@pytest.mark.parametrize("py,n", [(py, n) for py in ("pyenv-3.9", "pyenv-3.11", "pyenv-3.12", "pyenv-3.13", "sid-3.14",
+                                                     "sid-3.15")
                                   for n in (20_000, 200_000)])
 def test_dump_lists_every_task_of_a_process_with_tens_of_thousands(py, n, tmp_path, spawn):
     """A task set larger than one remote read (20,000 tasks make a 1 MiB table) is read in pieces,

@@ -6,6 +6,7 @@ usage: shapes.py deep|threads|names --seconds S [--ready FILE]
   names    functions whose qualnames and file name contain ; < > & quotes and non-ASCII
 """
 import argparse
+import sys
 import threading
 import time
 
@@ -55,7 +56,10 @@ def run_names(args):
     namespace = {}
     exec(compile(src, WEIRD_FILE, "exec"), namespace)
     burn = namespace["burn"]
-    burn.__code__ = burn.__code__.replace(co_qualname=WEIRD_QUALNAME, co_name="weird")
+    if sys.version_info >= (3, 11):
+        burn.__code__ = burn.__code__.replace(co_qualname=WEIRD_QUALNAME, co_name="weird")
+    else:  # no co_qualname: the frame is named by co_name
+        burn.__code__ = burn.__code__.replace(co_name=WEIRD_QUALNAME)
     burn(args.seconds, spin)
 
 

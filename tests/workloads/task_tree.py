@@ -1,6 +1,7 @@
 """A task tree to profile: a root task gathers three named workers, each of which awaits a chain
 of coroutines 40 deep whose leaf burns CPU in short steps. Beside them, a task group with two
-children that sleep, and a task awaited by two tasks at once.
+children that sleep (before 3.11, which has no TaskGroup, two children it gathers), and a task
+awaited by two tasks at once.
 
 usage: task_tree.py [--ready FILE] [--seconds S] [--depth N] [--start-after S] [--loop stdlib|uvloop]
 
@@ -24,14 +25,19 @@ workers_lived = {}
 chains = {}
 
 
+def qualname(code):
+    # Before 3.11 a code object has no qualified name: profilers name frames by co_name.
+    return getattr(code, "co_qualname", code.co_name)
+
+
 def await_chain(task):
     names, c = [], task.get_coro()
     while c is not None:
         if hasattr(c, "cr_code"):  # a coroutine
-            names.append(c.cr_code.co_qualname)
+            names.append(qualname(c.cr_code))
             c = c.cr_await
         elif hasattr(c, "gi_code"):  # a generator-based one (asyncio's __sleep0)
-            names.append(c.gi_code.co_qualname)
+            names.append(qualname(c.gi_code))
             c = c.gi_yieldfrom
         else:  # what it awaits: a future, a task
             break
@@ -90,6 +96,15 @@ async def waiter(shared):
 
 
 async def group_parent(seconds):
+    if not hasattr(asyncio, "TaskGroup"):
+        # Before 3.11: the same two children, gathered.
+        children = [asyncio.create_task(sleeper(seconds), name=f"tg-child-{i}") for i in range(2)]
+        try:
+            await asyncio.gather(*children)
+        finally:
+            for c in children:
+                c.cancel()
+        return
     async with asyncio.TaskGroup() as tg:
         tg.create_task(sleeper(seconds), name="tg-child-0")
         tg.create_task(sleeper(seconds), name="tg-child-1")
