@@ -716,12 +716,110 @@ print("ok %d checks" % checks)
 '''
 
 
+# Before 3.11 (PyFrameObject chains): the fields derive_frame_objects gives, on live objects.
+VERIFY_FRAME_OBJECTS_SNIPPET = r'''
+import asyncio, ctypes, json, sys, threading
+L = json.loads(sys.argv[1])
+def u64(a): return ctypes.c_uint64.from_address(a).value
+def i64(a): return ctypes.c_int64.from_address(a).value
+def i32(a): return ctypes.c_int32.from_address(a).value
+def i8(a): return ctypes.c_int8.from_address(a).value
+checks = 0
+def check(cond, what):
+    global checks
+    checks += 1
+    if not cond:
+        raise SystemExit("MISMATCH: " + what)
+pyapi = ctypes.pythonapi
+pyapi.PyThreadState_Get.restype = ctypes.c_void_p
+runtime = ctypes.addressof(ctypes.c_char.in_dll(pyapi, "_PyRuntime"))
+
+def sample(a, b=2):
+    return a + b
+code = sample.__code__
+c = id(code)
+check(i32(c + L["code_firstlineno"]) == code.co_firstlineno, "co_firstlineno")
+check(i32(c + L["code_flags"]) == code.co_flags, "co_flags")
+check(u64(c + L["code_filename"]) == id(code.co_filename), "co_filename")
+check(u64(c + L["code_name"]) == id(code.co_name), "co_name")
+check(u64(c + L["code_code"]) == id(code.co_code), "co_code")
+table = code.co_linetable if L["linetable_format"] == 2 else code.co_lnotab
+check(u64(c + L["code_linetable"]) == id(table), "co_lnotab / co_linetable")
+
+def inner():
+    ts = pyapi.PyThreadState_Get()
+    interp = u64(ts + L["tstate_interp"])
+    check(u64(runtime + L["runtime_interpreters_head"]) == interp, "interpreters.head")
+    check(i64(interp + L["interp_id"]) == 0, "interp->id")
+    found, t = False, u64(interp + L["interp_threads_head"])
+    while t:
+        found = found or t == ts
+        t = u64(t + L["tstate_next"])
+    check(found, "thread list contains current tstate")
+    check(u64(ts + L["tstate_thread_id"]) == threading.get_ident(), "thread_id")
+    f = ctypes.c_uint64.from_address(ts + L["tstate_frame"]).value  # inline: a helper would be the frame
+    check(f == id(sys._getframe()), "tstate->frame is the current frame")
+    check(u64(f + L["frame_code"]) == id(inner.__code__), "f_code")
+    check(u64(f + L["frame_previous"]) == id(sys._getframe(1)), "f_back")
+    check(u64(f + L["frame_gen"]) == 0, "f_gen of a plain frame")
+    return True
+inner()
+
+def lasti_of_caller():
+    f = sys._getframe(1)
+    return i32(id(f) + L["frame_lasti"]), f.f_lasti
+raw, seen = lasti_of_caller()
+# f.f_lasti is in bytes in every version; 3.10 stores code units.
+check(raw * L["lasti_unit"] == seen, "f_lasti and its unit: %d * %d != %d" % (raw, L["lasti_unit"], seen))
+
+d = {"k%d" % i: i for i in range(20)}
+keys = u64(id(d) + L["dict_keys"])
+size = i64(keys + L["dictkeys_size"])
+check(size >= 32 and size & (size - 1) == 0, "dk_size")
+check(i64(keys + L["dictkeys_nentries"]) == 20, "dk_nentries")
+slot = 1 if size <= 0xff else 2 if size <= 0xffff else 4
+entries = keys + L["dictkeys_indices"] + size * slot
+check(u64(entries + 8) == id("k0") or ctypes.cast(u64(entries + 8), ctypes.py_object).value == "k0", "first entry's key")
+check(u64(entries + L["dictentry_value"]) == id(0), "first entry's value")
+check(u64(entries + L["dictentry_size"] + L["dictentry_value"]) == id(1), "second entry's value")
+
+async def coro_leaf():
+    await asyncio.sleep(0)
+async def coro_main():
+    task = asyncio.ensure_future(coro_leaf())
+    await asyncio.sleep(0)
+    gen = task.get_coro()
+    g = id(gen)
+    check(u64(g + L["gen_name"]) == id(gen.__name__), "gi_name")
+    check(u64(g + L["gen_qualname"]) == id(gen.__qualname__), "gi_qualname")
+    fr = u64(g + L["gen_frame"])
+    check(fr == id(gen.cr_frame), "gi_frame")
+    check(u64(fr + L["frame_gen"]) == g, "f_gen of a coroutine's frame")
+    if L["frame_state"] != 2**64 - 1:
+        check(i8(fr + L["frame_state"]) == L["gen_state_suspended"], "f_state suspended")
+    else:
+        check(i8(fr + L["frame_executing"]) == 0, "f_executing of a suspended frame")
+    # The awaited object on top of the suspended coroutine's value stack: sleep(0)'s generator.
+    if L["frame_stackdepth"] != 2**64 - 1:
+        top = u64(u64(fr + L["frame_valuestack"]) + 8 * (i32(fr + L["frame_stackdepth"]) - 1))
+    else:
+        top = u64(u64(fr + L["frame_stacktop_ptr"]) - 8)
+    check(top == id(gen.cr_await), "top of the value stack is cr_await")
+    me = asyncio.current_task().get_coro()
+    check(u64(id(sys._getframe()) + L["frame_gen"]) == id(me), "running coroutine's frame names it")
+    await task
+asyncio.run(coro_main())
+print("ok %d checks" % checks)
+'''
+
+
 def verify(hs: HeaderSet, values: dict, facts: dict) -> str:
     if not hs.interpreter or not shutil.which(hs.interpreter[0]) and not os.path.exists(hs.interpreter[0]):
         return f"3.{hs.minor}: no interpreter to verify against"
     layout = {k: (2**64 - 1 if v == NONE else v) for k, v in values.items()}
     layout["states"] = facts["states"]
-    r = subprocess.run([*hs.interpreter, "-c", VERIFY_SNIPPET, json.dumps(layout)],
+    snippet = VERIFY_FRAME_OBJECTS_SNIPPET if values["tstate_frame"] != NONE else VERIFY_SNIPPET
+    r = subprocess.run([*hs.interpreter, "-c", snippet, json.dumps(layout)],
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"gen_layouts: verification against {hs.interpreter[0]} failed:\n{r.stdout}{r.stderr}")
