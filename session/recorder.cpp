@@ -637,7 +637,6 @@ Result<RecordSummary> Recorder::run(const std::atomic<bool>& stop_requested, con
         // soon for a process whose exec'd program is not mapped yet.
         std::int64_t wait_ms = std::min<std::int64_t>(kPollMs, earliest_snapshot().value / 1'000'000 + 1);
         if (!pending_.empty()) wait_ms = std::min<std::int64_t>(wait_ms, 5);
-        for (auto& [pid, p] : processes_) p->symbolizer.new_batch();
         LOOPSPY_CHECK(sampler_->poll(static_cast<int>(wait_ms), cb));
         ++polls_;
         if (root_left_python_ || (!pending_.empty() && !handle_process_changes())) {

@@ -582,11 +582,13 @@ def render(results: list[tuple[HeaderSet, dict, dict, dict]]) -> str:
 
 # ---- --verify: read live objects of each interpreter with the derived offsets ----
 
-VERIFY_SNIPPET = r'''
+# What both snippets start with: the layout, readers of raw memory, and the check counter.
+VERIFY_PRELUDE = r'''
 import asyncio, ctypes, json, sys, threading
 L = json.loads(sys.argv[1])
 NONE = 2**64 - 1
 def u64(a): return ctypes.c_uint64.from_address(a).value
+def i64(a): return ctypes.c_int64.from_address(a).value
 def i32(a): return ctypes.c_int32.from_address(a).value
 def u8(a): return ctypes.c_uint8.from_address(a).value
 def i8(a): return ctypes.c_int8.from_address(a).value
@@ -597,6 +599,9 @@ def check(cond, what):
     checks += 1
     if not cond:
         raise SystemExit("MISMATCH: " + what)
+'''
+
+VERIFY_SNIPPET = VERIFY_PRELUDE + r'''
 tagmask = ~L["executable_tag_bits"] & (2**64 - 1)
 
 def sample(a, b=2):
@@ -717,19 +722,7 @@ print("ok %d checks" % checks)
 
 
 # Before 3.11 (PyFrameObject chains): the fields derive_frame_objects gives, on live objects.
-VERIFY_FRAME_OBJECTS_SNIPPET = r'''
-import asyncio, ctypes, json, sys, threading
-L = json.loads(sys.argv[1])
-def u64(a): return ctypes.c_uint64.from_address(a).value
-def i64(a): return ctypes.c_int64.from_address(a).value
-def i32(a): return ctypes.c_int32.from_address(a).value
-def i8(a): return ctypes.c_int8.from_address(a).value
-checks = 0
-def check(cond, what):
-    global checks
-    checks += 1
-    if not cond:
-        raise SystemExit("MISMATCH: " + what)
+VERIFY_FRAME_OBJECTS_SNIPPET = VERIFY_PRELUDE + r'''
 pyapi = ctypes.pythonapi
 pyapi.PyThreadState_Get.restype = ctypes.c_void_p
 runtime = ctypes.addressof(ctypes.c_char.in_dll(pyapi, "_PyRuntime"))
@@ -795,12 +788,12 @@ async def coro_main():
     fr = u64(g + L["gen_frame"])
     check(fr == id(gen.cr_frame), "gi_frame")
     check(u64(fr + L["frame_gen"]) == g, "f_gen of a coroutine's frame")
-    if L["frame_state"] != 2**64 - 1:
+    if L["frame_state"] != NONE:
         check(i8(fr + L["frame_state"]) == L["gen_state_suspended"], "f_state suspended")
     else:
         check(i8(fr + L["frame_executing"]) == 0, "f_executing of a suspended frame")
     # The awaited object on top of the suspended coroutine's value stack: sleep(0)'s generator.
-    if L["frame_stackdepth"] != 2**64 - 1:
+    if L["frame_stackdepth"] != NONE:
         top = u64(u64(fr + L["frame_valuestack"]) + 8 * (i32(fr + L["frame_stackdepth"]) - 1))
     else:
         top = u64(u64(fr + L["frame_stacktop_ptr"]) - 8)

@@ -1,5 +1,6 @@
 #include "symbolizer/asyncio/tasks_module_sets.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <unordered_map>
@@ -119,7 +120,12 @@ private:
     }
 
     std::optional<RawTask> read_task(std::uint64_t addr) {
-        std::array<std::byte, 256> b{};  // covers every version's FutureObj and TaskObj fields
+        // Just the fields read (a read past the object's end can fail where the heap ends).
+        std::array<std::byte, 256> buf{};
+        const std::size_t need = std::max({o_.fut_state + 4, o_.task_fut_waiter + 8, o_.task_coro + 8, o_.task_name + 8,
+                                           kFutCallbacks + 8, interp_.layout.object_type + 8});
+        if (need > buf.size()) return std::nullopt;
+        const std::span<std::byte> b(buf.data(), need);
         if (!m_.read(RemoteAddr{addr}, b)) return std::nullopt;
         if (!is_task_type(RemoteAddr{load_at<std::uint64_t>(b, interp_.layout.object_type).value_or(0)})) return std::nullopt;
         RawTask t;

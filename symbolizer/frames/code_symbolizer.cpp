@@ -96,11 +96,7 @@ std::unique_ptr<CodeInfo> CodeSymbolizer::load(CodeAddr code, std::span<const st
 const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     using Kind = Fingerprint::Kind;
     auto it = cache_.find(code.value);
-    if (it != cache_.end() && it->second.generation == generation_) {
-        Entry& e = it->second;
-        const bool young = generation_ - e.loaded_generation < kYoungGenerations;
-        if (!young || e.confirmed_batch == batch_) return e.info.get();
-    }
+    if (it != cache_.end() && it->second.generation == generation_) return it->second.info.get();
 
     std::vector<std::byte> header;
     std::span<const std::byte> view;
@@ -109,7 +105,6 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
         Entry& e = it->second;
         if (fingerprint.kind == Kind::Code && fingerprint.value == e.fingerprint && e.info) {
             e.generation = generation_;
-            e.confirmed_batch = batch_;
             return e.info.get();
         }
         // Not confirmed, so its generation stays.
@@ -119,7 +114,6 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     Entry entry;
     entry.generation = generation_;
     entry.loaded_generation = generation_;
-    entry.confirmed_batch = batch_;
     if (fingerprint.kind == Kind::Code) {
         entry.fingerprint = fingerprint.value;
         entry.info = load(code, view);
@@ -127,6 +121,12 @@ const CodeInfo* CodeSymbolizer::code(CodeAddr code) {
     auto& slot = cache_[code.value];
     slot = std::move(entry);
     return slot.info.get();
+}
+
+const CodeInfo* CodeSymbolizer::recheck(CodeAddr code) {
+    auto it = cache_.find(code.value);
+    if (it != cache_.end()) it->second.generation = 0;  // not validated in this generation
+    return this->code(code);
 }
 
 bool CodeSymbolizer::survives(const Entry& e, Fingerprint::Kind kind) const {

@@ -59,11 +59,9 @@ public:
     void new_generation();
     static constexpr std::uint64_t kYoungGenerations = 10;
 
-    /// Starts a new batch of samples (the caller's drain): a young entry is checked again on its
-    /// first use in each batch, not only in each generation. Young code is the code whose address
-    /// is soon reused, and before 3.11 every code object has the same size, so the next one made
-    /// (the program's own, right after start-up's) often takes the address of one just freed.
-    void new_batch() { ++batch_; }
+    /// The code object at `code`, its cached entry checked again now: for a caller that has
+    /// reason to doubt it (before 3.11, a sample whose code object had another first line).
+    const CodeInfo* recheck(CodeAddr code);
 
     /// Cached entries dropped so far (a caller that caches whole stacks watches this).
     std::uint64_t invalidations() const { return invalidations_; }
@@ -74,7 +72,6 @@ private:
         std::uint64_t fingerprint = 0;
         std::uint64_t generation = 0;         // last validated
         std::uint64_t loaded_generation = 0;
-        std::uint64_t confirmed_batch = 0;    // young entries: the last batch that checked it
     };
     /// What a re-read of a code object's header found.
     struct Fingerprint {
@@ -93,7 +90,6 @@ private:
     UnicodeLayout unicode_;
     std::unordered_map<std::uint64_t, Entry> cache_;
     std::uint64_t generation_ = 1;
-    std::uint64_t batch_ = 1;
     std::uint64_t invalidations_ = 0;
 };
 

@@ -10,7 +10,7 @@
 // line table, a set, a coroutine) built in the region first, so mutations start from objects
 // the readers accept.
 //
-// Input: byte 0 picks the version (3.11-3.15) and whether to lay the sound graph first; the rest
+// Input: byte 0 picks the version (3.8-3.15) and whether to lay the sound graph first; the rest
 // is the memory image (at most the region's size).
 #include <sys/mman.h>
 #include <unistd.h>
@@ -55,6 +55,12 @@ template <typename T>
 void put(std::size_t off, T v) {
     if (off + sizeof(T) <= kSize) std::memcpy(region() + off, &v, sizeof(T));
 }
+
+/// A field of the object at `object`, unless the version has no such field.
+template <typename T>
+void put_field(std::size_t object, std::uint64_t field, T v) {
+    if (field != kNone) put<T>(object + field, v);
+}
 std::uint64_t at(std::size_t off) { return kBase + off; }
 
 // Where the sound graph's objects are.
@@ -86,23 +92,36 @@ void lay_sound_graph(const PythonLayout& l) {
     put<std::uint64_t>(kCode + l.object_type, at(kType));
     put<std::uint64_t>(kCode + l.code_filename, at(kFile));
     put<std::uint64_t>(kCode + l.code_name, at(kName));
-    put<std::uint64_t>(kCode + l.code_qualname, at(kName));
+    put_field<std::uint64_t>(kCode, l.code_qualname, at(kName));
     put<std::uint64_t>(kCode + l.code_linetable, at(kTable));
     put<std::int32_t>(kCode + l.code_firstlineno, 10);
     put<std::uint32_t>(kCode + l.code_flags, 0x80);
+    put_field<std::uint64_t>(kCode, l.code_code, at(kTable));  // before 3.11: co_code, a bytes object
     // A set: ob_type, then (as in setobject.h) fill, used, mask, table; three keys.
     put<std::uint64_t>(kSet + 16, 3);
     put<std::uint64_t>(kSet + 24, 3);
     put<std::uint64_t>(kSet + 32, 7);
     put<std::uint64_t>(kSet + 40, at(kSetTable));
     for (int i = 0; i < 3; ++i) put<std::uint64_t>(kSetTable + 16 * i, at(kCoro + 0x100 * i));
-    // A coroutine whose embedded frame runs the code.
+    // A coroutine whose frame runs the code: embedded (3.11+), or a frame object of its own.
     put<std::uint64_t>(kCoro + l.object_type, at(kType));
-    put<std::int8_t>(kCoro + l.gen_frame_state, l.gen_state_suspended);
-    put<std::uint64_t>(kCoro + l.gen_iframe + l.frame_code, at(kCode));
     put<std::uint64_t>(kCoro + l.gen_name, at(kName));
     put<std::uint64_t>(kCoro + l.gen_qualname, at(kName));
-    put<std::uint8_t>(kCoro + l.gen_iframe + l.frame_owner, l.owner_generator);
+    if (l.gen_frame != kNone) {
+        constexpr std::size_t kFrame = kCoro + 0x80;
+        put<std::uint64_t>(kCoro + l.gen_frame, at(kFrame));
+        put<std::uint64_t>(kFrame + l.frame_code, at(kCode));
+        put<std::uint64_t>(kFrame + l.frame_gen, at(kCoro));
+        put<std::int32_t>(kFrame + l.frame_lasti, 4);
+        put_field<std::int8_t>(kFrame, l.frame_state, l.gen_state_suspended);
+        put<std::uint64_t>(kFrame + l.frame_valuestack, at(kFrame + 0x100));
+        put_field<std::int32_t>(kFrame, l.frame_stackdepth, 1);
+        put_field<std::uint64_t>(kFrame, l.frame_stacktop_ptr, at(kFrame + 0x108));
+    } else {
+        put<std::int8_t>(kCoro + l.gen_frame_state, l.gen_state_suspended);
+        put<std::uint64_t>(kCoro + l.gen_iframe + l.frame_code, at(kCode));
+        put<std::uint8_t>(kCoro + l.gen_iframe + l.frame_owner, l.owner_generator);
+    }
 }
 
 /// The input laid into the region, its tagged words made pointers into it.
@@ -122,7 +141,7 @@ void lay_input(const std::uint8_t* data, std::size_t size) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 1) return 0;
-    const int minor = 11 + data[0] % 5;
+    const int minor = 8 + data[0] % 8;
     const bool sound_first = (data[0] & 0x80) == 0;
     const PythonLayout* generated = python_layout(minor);
     const ObjectLayout* objects = object_layout(minor);
@@ -151,6 +170,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto table = std::span<const std::uint8_t>(data + 1, size - 1);
     const LineTable lines = LineTable::decode(table, static_cast<int>(data[0]) - 128);
     for (std::uint32_t off = 0; off < lines.code_bytes() + 4 && off < 4096; off += 2) (void)lines.line_for_offset(off);
+    // Before 3.11: co_lnotab or the 3.10 table, closed at a code length the input picks.
+    for (auto format : {LineTableFormat::Lnotab, LineTableFormat::Pairs310}) {
+        const LineTable old = LineTable::decode(format, table, static_cast<int>(data[0]) - 128, data[0] * 64u);
+        for (std::uint32_t off = 0; off < old.code_bytes() + 4 && off < 4096; off += 2) (void)old.line_for_offset(off);
+    }
 
     // Code objects, at the sound graph's place and at the image's first pointer, twice across
     // generations (the re-check path).

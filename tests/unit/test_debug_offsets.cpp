@@ -2,6 +2,7 @@
 // (tools/dump_debug_offsets.py). Each real table must agree with the layout derived from the
 // headers (symbolizer/cpython/layouts_generated.inc) on every field both carry.
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/loopspy.h"
 #include "symbolizer/cpython/debug_offsets.hpp"
 #include "symbolizer/cpython/layout.hpp"
 
@@ -286,4 +288,36 @@ TEST_CASE("a layout for another minor is refused") {
     auto r = loopspy::parse_debug_offsets(bytes, l);
     REQUIRE_FALSE(r.ok());
     CHECK(l.minor == 13);
+}
+
+// 3.8-3.10 have no _Py_DebugOffsets: the header-derived layouts against where each field was
+// found in a live interpreter's own objects (tools/dump_frame_objects.py, which searches their
+// memory for known values and reads nothing from the headers).
+TEST_CASE("3.8-3.10 layouts agree with the fields found in live interpreters' objects") {
+    for (int minor = 8; minor <= 10; ++minor) {
+        CAPTURE(minor);
+        const std::string path = std::string(LOOPSPY_TEST_DATA) + "/frame_objects/3." + std::to_string(minor) + ".json";
+        std::ifstream in(path);
+        REQUIRE_MESSAGE(in.good(), "cannot open " << path);
+        const auto found = nlohmann::json::parse(in);
+        const PythonLayout& l = *loopspy::python_layout(minor);
+        auto at = [&](const char* field) { return found.at(field).get<std::uint64_t>(); };
+        CHECK(l.tstate_frame == at("tstate_frame"));
+        CHECK(l.frame_previous == at("frame_previous"));
+        CHECK(l.frame_code == at("frame_code"));
+        CHECK(l.frame_lasti == at("frame_lasti"));
+        CHECK(l.lasti_unit == at("lasti_unit"));
+        CHECK(l.frame_gen == at("frame_gen"));
+        CHECK(l.gen_frame == at("gen_frame"));
+        CHECK(l.code_firstlineno == at("code_firstlineno"));
+        CHECK(l.code_filename == at("code_filename"));
+        CHECK(l.code_name == at("code_name"));
+        CHECK(l.code_code == at("code_code"));
+        CHECK(l.code_linetable == at("code_linetable"));
+        CHECK(l.code_size_no_bytecode == at("code_size"));
+        CHECK(l.dictkeys_nentries == at("dictkeys_nentries"));
+        // Every field the kernel's one read of a frame takes lies inside it.
+        for (std::uint64_t off : {l.frame_previous, l.frame_code, l.frame_gen}) CHECK(off + 8 <= LOOPSPY_FRAME_READ_MAX);
+        CHECK(l.frame_lasti + 4 <= LOOPSPY_FRAME_READ_MAX);
+    }
 }
