@@ -16,6 +16,9 @@ TaskActivity task_activity(const RawTask& task, const CoroutineChain* chain) {
     if (task.done || task.coro.value == 0 || !chain) return TaskActivity::Done;
     switch (chain->state) {
         case CoroutineState::Executing: return TaskActivity::Running;
+        // A coroutine that has returned, of a task not marked done yet (its last step is setting
+        // its result): its life is over.
+        case CoroutineState::Finished: return TaskActivity::Done;
         case CoroutineState::Created: return TaskActivity::Created;
         default: return TaskActivity::Suspended;
     }

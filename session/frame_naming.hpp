@@ -26,7 +26,8 @@ FrameName name_of(const ResolvedFrame& f);
 /// The frame's id in `profile`, interned under its name.
 FrameId intern_resolved(Profile& profile, const ResolvedFrame& f);
 
-/// What a task is doing, as loopspy states it everywhere: done (finished, or no coroutine),
+/// What a task is doing, as loopspy states it everywhere: done (finished, its coroutine returned,
+/// or no coroutine),
 /// running (its coroutine executing), created (never started: a suspended task with nothing
 /// awaited yet) or suspended.
 enum class TaskActivity { Done, Running, Created, Suspended };

@@ -20,6 +20,7 @@ constexpr std::int64_t kMaxStack = 4096;  // value-stack slots a sane frame has 
 struct Link {
     std::int8_t state = 0;
     bool yield_from = false;  // 3.13+ tell an `await` from a `yield`; before, state == suspended
+    bool changed = false;     // read while it changed (its frame was no longer its own)
     loopspy_frame frame{};
     std::optional<std::uint64_t> top;  // nullopt when the stack could not be read
 };
@@ -71,8 +72,11 @@ std::optional<Link> read_frame_object(const RemoteMemory& memory, const PythonLa
     std::span<const std::byte> bytes(buf.data(), size);
     if (!memory.read(RemoteAddr{*frame}, std::span<std::byte>(buf.data(), size))) return std::nullopt;
     // f_gen names the generator the frame belongs to: anything else is a frame read after the
-    // coroutine let it go and another took its memory.
-    if (load_at<std::uint64_t>(bytes, l.frame_gen).value_or(0) != obj.value) return std::nullopt;
+    // coroutine let it go (it returned) and another took its memory.
+    if (load_at<std::uint64_t>(bytes, l.frame_gen).value_or(0) != obj.value) {
+        link.changed = true;
+        return link;
+    }
     const std::int32_t lasti = load_at<std::int32_t>(bytes, l.frame_lasti).value_or(-1);
     if (l.frame_state != kNone) {
         link.state = load_at<std::int8_t>(bytes, l.frame_state).value_or(0);
@@ -128,6 +132,7 @@ CoroutineChain read_coroutine_chain(const RemoteMemory& memory, const PythonLayo
             if (depth > 0) return torn();  // freed under the read: the task moved on
             break;
         }
+        if (link->changed) return torn();
         const std::int8_t state = link->state;
         bool suspended = state == l.gen_state_suspended || state == l.gen_state_yield_from;
         if (depth == 0) {

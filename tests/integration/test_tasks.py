@@ -286,8 +286,9 @@ def test_where_tasks_wait_is_a_chain_they_were_in_and_their_time_adds_up_to_thei
     # Snapshots come every 100 ms: a task is seen alive up to one period longer than it lived.
     for name, lived_s in {**truth["lived"], **truth["workers_lived"]}.items():
         t = tasks[name]
-        assert t["running_ms"] + t["suspended_ms"] <= lived_s * 1000 + 110, (name, t, lived_s)
-        assert t["running_ms"] + t["suspended_ms"] >= lived_s * 1000 - 120, (name, t, lived_s)
+        seen_ms = (name, t["running_ms"], t["suspended_ms"], lived_s * 1000)
+        assert t["running_ms"] + t["suspended_ms"] <= lived_s * 1000 + 110, seen_ms
+        assert t["running_ms"] + t["suspended_ms"] >= lived_s * 1000 - 120, seen_ms
     for name in WORKERS:
         longest = tasks[name]["waits"][0]
         where = [re.sub(r" \u00d7\d+$", "", f) for f in longest["where"]]
