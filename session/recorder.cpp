@@ -22,8 +22,10 @@
 namespace loopspy {
 namespace {
 
+/// A layout offset as the kernel side takes it: 32 bits, LOOPSPY_NO_OFFSET for one that is absent.
+std::uint32_t u32(std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<std::uint32_t>(v); }
+
 FrameWalkLayout frame_walk_layout(const PythonLayout& l) {
-    auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<std::uint32_t>(v); };
     FrameWalkLayout w{};
     w.tstate_current_frame = u32(l.tstate_current_frame);
     w.tstate_cframe = u32(l.tstate_cframe);
@@ -528,7 +530,6 @@ void Recorder::publish_task_finder(Process& p) {
     k.task_coro = static_cast<__u32>(f->task_coro);
     k.task_name = static_cast<__u32>(f->task_name);
     k.dict_keys = static_cast<__u32>(l.dict_keys);
-    auto u32 = [](std::uint64_t v) { return v == kNone ? LOOPSPY_NO_OFFSET : static_cast<__u32>(v); };
     k.keys_log2_index_bytes = u32(l.dictkeys_log2_index_bytes);
     k.keys_size = u32(l.dictkeys_size);
     k.keys_nentries = static_cast<__u32>(l.dictkeys_nentries);
